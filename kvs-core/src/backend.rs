@@ -1,0 +1,269 @@
+//! The storage seam: a small, byte-oriented, transactional interface that every engine
+//! implements.
+//!
+//! kvs keeps records, index entries, counters and its catalog as ordered byte keys in named
+//! tables. A backend gives it transactions over those tables and nothing else; every rule
+//! about records and indexes lives above this line, identical for every engine.
+
+use std::ops::Bound;
+
+use crate::error::{Error, Result};
+
+/// A range of encoded keys.
+pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// Reads inside a transaction.
+///
+/// Rules for implementers:
+/// - A table that does not exist reads as empty (`get` is `None`, `len` is 0, `scan` visits
+///   nothing): kvs never needs "no such table" from a read.
+/// - Keys compare as byte strings (lexicographically, shorter prefix first).
+/// - Within a [`WriteTx`], reads see the transaction's own writes.
+/// - All reads of one transaction see one consistent state (a snapshot, or, for optimistic
+///   engines, a state that commit validates).
+pub trait ReadTx {
+    /// The value stored under `key`.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Visits the entries with keys in `range` in key order (descending if `reverse`), until
+    /// `visit` returns `Ok(false)` or an error, which `scan` returns.
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// The number of entries in `table`. kvs calls it for `count` and expects it to be cheap
+    /// (O(1) or close).
+    fn len(&self, table: &str) -> Result<u64>;
+
+    /// The names of all tables that exist.
+    fn tables(&self) -> Result<Vec<String>>;
+
+    /// The bytes `table` occupies in storage, as far as the engine can tell (for reports).
+    fn stored_bytes(&self, table: &str) -> Result<u64>;
+}
+
+/// Reads and writes inside a write transaction.
+///
+/// Rules for implementers: the transaction is serializable (no two write transactions that
+/// both commit may have read what the other wrote, or the later one fails with
+/// [`Error::Conflict`]), and nothing it wrote is visible to anyone before the commit.
+pub trait WriteTx: ReadTx {
+    /// Stores `value` under `key`, creating the table if needed; returns the previous value.
+    fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Removes `key`; returns the removed value.
+    fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Makes `table` exist (and be listed by [`ReadTx::tables`]) even while empty.
+    fn create_table(&mut self, table: &str) -> Result<()>;
+
+    /// Removes `table` and everything in it; returns whether it existed.
+    fn drop_table(&mut self, table: &str) -> Result<bool>;
+}
+
+/// A storage engine behind kvs.
+///
+/// Rules for implementers:
+/// - [`Backend::write`] calls `f` exactly once. It commits everything `f` wrote, atomically,
+///   if and only if `f` returns `Ok`; when `f` or the commit fails, nothing `f` wrote is ever
+///   visible. A commit returns only once it is as durable as the configured
+///   [`Durability`] asks.
+/// - [`Backend::read`] runs `f` on a consistent snapshot.
+/// - The backend is shared across threads (`Send + Sync`); concurrent write transactions may
+///   be serialized.
+pub trait Backend: Send + Sync + 'static {
+    /// What the backend is, for `ver` and `dump`.
+    fn info(&self) -> BackendInfo;
+
+    /// Runs `f` in a read transaction.
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()>;
+
+    /// Runs `f` in a write transaction and commits it if `f` returns `Ok`.
+    fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+}
+
+/// A description of a backend.
+#[derive(Clone, Debug)]
+pub struct BackendInfo {
+    /// The engine (`redb`, ...).
+    pub engine: &'static str,
+    /// The engine's version.
+    pub version: &'static str,
+    /// Where the data lives (`file`, `memory`, `cluster`).
+    pub storage: &'static str,
+    /// The file, or other location, of this database.
+    pub location: String,
+}
+
+/// When a commit is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A commit is on stable storage when it returns (fsync). The default.
+    #[default]
+    Immediate,
+    /// A commit is visible at once but may be lost in a crash until a later immediate commit.
+    None,
+}
+
+/// A parsed kvs URL, handed to a backend's opener.
+///
+/// The form is `SCHEME:LOCATION[?KEY=VALUE&...]`. kvs itself consumes `durability` and
+/// `schemas`; the other parameters are the backend's, which must reject those it does not
+/// know.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The whole URL as given.
+    pub url: String,
+    /// The part before the first `:`.
+    pub scheme: String,
+    /// The part between the `:` and the `?`.
+    pub location: String,
+    /// `?durability=immediate|none`.
+    pub durability: Durability,
+    /// `?schemas=a,b`: restrict the open tables to these schema or table names.
+    pub schemas: Option<Vec<String>>,
+    /// The other parameters, in order.
+    pub params: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Parses a kvs URL.
+    pub fn parse(url: &str) -> Result<Config> {
+        let (scheme, rest) = url
+            .split_once(':')
+            .ok_or_else(|| Error::url(url, "expected SCHEME:LOCATION, such as redb:app.redb or mem:"))?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+        {
+            return Err(Error::url(url, format!("bad scheme {scheme:?}")));
+        }
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut config = Config {
+            url: url.to_owned(),
+            scheme: scheme.to_ascii_lowercase(),
+            location: location.to_owned(),
+            durability: Durability::default(),
+            schemas: None,
+            params: Vec::new(),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::url(url, format!("parameter {pair:?} has no value")))?;
+            match key {
+                "durability" => {
+                    config.durability = match value {
+                        "immediate" => Durability::Immediate,
+                        "none" => Durability::None,
+                        _ => {
+                            return Err(Error::url(
+                                url,
+                                format!("durability must be immediate or none, not {value:?}"),
+                            ))
+                        }
+                    }
+                }
+                "schemas" => {
+                    let names: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    if names.is_empty() {
+                        return Err(Error::url(url, "schemas lists no names"));
+                    }
+                    config.schemas = Some(names);
+                }
+                _ => config.params.push((key.to_owned(), value.to_owned())),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Fails with a clear error if a parameter other than `known` was given.
+    pub fn expect_params(&self, known: &[&str]) -> Result<()> {
+        match self.params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            Some((key, _)) => {
+                let mut all = vec!["durability", "schemas"];
+                all.extend_from_slice(known);
+                Err(Error::url(
+                    &self.url,
+                    format!(
+                        "unknown parameter {key:?} for {}: (known: {})",
+                        self.scheme,
+                        all.join(", ")
+                    ),
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// An [`Error::Url`] about this URL.
+    pub fn error(&self, reason: impl std::fmt::Display) -> Error {
+        Error::url(&self.url, reason)
+    }
+}
+
+/// A backend that kvs can open by URL scheme, registered with `inventory::submit!`.
+pub struct BackendFactory {
+    /// The URL scheme, lowercase (`redb`, `mem`).
+    pub scheme: &'static str,
+    /// Opens the backend.
+    pub open: fn(&Config) -> Result<Box<dyn Backend>>,
+}
+
+inventory::collect!(BackendFactory);
+
+/// Opens the backend that `config.scheme` names.
+pub(crate) fn open_backend(config: &Config) -> Result<Box<dyn Backend>> {
+    let mut schemes: Vec<&str> = Vec::new();
+    for factory in inventory::iter::<BackendFactory> {
+        if factory.scheme == config.scheme {
+            return (factory.open)(config);
+        }
+        schemes.push(factory.scheme);
+    }
+    schemes.sort_unstable();
+    Err(config.error(format!(
+        "no backend for scheme {:?} in this program (linked: {})",
+        config.scheme,
+        if schemes.is_empty() {
+            "none".to_owned()
+        } else {
+            schemes.join(", ")
+        }
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_parameters() {
+        let c = Config::parse("redb:/tmp/a.redb?durability=none&schemas=a, b&cache=1").unwrap();
+        assert_eq!(c.scheme, "redb");
+        assert_eq!(c.location, "/tmp/a.redb");
+        assert_eq!(c.durability, Durability::None);
+        assert_eq!(c.schemas, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(c.params, vec![("cache".to_owned(), "1".to_owned())]);
+        assert!(c.expect_params(&[]).is_err());
+        assert!(c.expect_params(&["cache"]).is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_urls() {
+        for url in ["", "app.redb", ":x", "re db:x", "mem:?durability=sometimes", "mem:?x", "mem:?schemas="] {
+            assert!(matches!(Config::parse(url), Err(Error::Url { .. })), "{url}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The catalog stored in every kvs database, and its reconciliation with the tables linked into
+//! the program at open.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{ReadTx, WriteTx};
+use crate::error::{Error, Result};
+use crate::key::KeyType;
+use crate::table::TableMeta;
+
+/// The table holding the database's identity (`kvs` → [`Header`]).
+pub const META_TABLE: &str = "#meta";
+/// The table holding one [`CatalogEntry`] per record table, keyed by table name.
+pub const CATALOG_TABLE: &str = "#catalog";
+/// The table of counters: name → big-endian `u64`.
+pub const SEQ_TABLE: &str = "#seq";
+/// The key of the header in [`META_TABLE`].
+pub const HEADER_KEY: &[u8] = b"kvs";
+/// The on-disk format this kvs writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// The database's identity, stored under [`HEADER_KEY`] in [`META_TABLE`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always `"kvs"`.
+    pub magic: String,
+    /// The format version ([`FORMAT`]).
+    pub format: u32,
+    /// The kvs version that created the database.
+    pub created_by: String,
+}
+
+/// What the database knows of one record table: enough to read it without the Rust type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The table name.
+    pub name: String,
+    /// The schema it belongs to.
+    pub schema: String,
+    /// The Rust type that last opened it.
+    pub rust_type: String,
+    /// The key field.
+    pub key_field: String,
+    /// The key's type, which decodes the stored keys.
+    pub key_type: KeyType,
+    /// All field names, in declaration order.
+    pub fields: Vec<String>,
+    /// The indexes.
+    pub indexes: Vec<CatalogIndex>,
+}
+
+/// One index in a [`CatalogEntry`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogIndex {
+    /// The indexed field.
+    pub field: String,
+    /// The index table.
+    pub table: String,
+    /// Whether values are unique.
+    pub unique: bool,
+    /// The indexed value's type.
+    pub value_type: KeyType,
+}
+
+impl CatalogEntry {
+    /// The entry that describes `meta`.
+    pub fn of(meta: &TableMeta) -> CatalogEntry {
+        CatalogEntry {
+            name: meta.name.to_owned(),
+            schema: meta.schema.to_owned(),
+            rust_type: meta.rust_type.to_owned(),
+            key_field: meta.key_field.to_owned(),
+            key_type: (meta.key_type)(),
+            fields: meta.fields.iter().map(|f| (*f).to_owned()).collect(),
+            indexes: meta
+                .indexes
+                .iter()
+                .map(|ix| CatalogIndex {
+                    field: ix.field.to_owned(),
+                    table: ix.table.to_owned(),
+                    unique: ix.unique,
+                    value_type: (ix.value_type)(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads the catalog entry of `table`, if any.
+pub fn read_entry(r: &dyn ReadTx, table: &str) -> Result<Option<CatalogEntry>> {
+    r.get(CATALOG_TABLE, table.as_bytes())?
+        .map(|bytes| {
+            rmp_serde::from_slice(&bytes)
+                .map_err(|e| Error::schema(table, format!("unreadable catalog entry: {e}")))
+        })
+        .transpose()
+}
+
+/// Reads every catalog entry, in table-name order.
+pub fn read_all(r: &dyn ReadTx) -> Result<Vec<CatalogEntry>> {
+    let mut names = Vec::new();
+    r.scan(CATALOG_TABLE, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded), false, &mut |k, _| {
+        names.push(String::from_utf8_lossy(k).into_owned());
+        Ok(true)
+    })?;
+    names
+        .iter()
+        .filter_map(|name| read_entry(r, name).transpose())
+        .collect()
+}
+
+/// Checks that the storage holds a kvs database (or nothing) and reads its header.
+///
+/// `Ok(None)` is an empty store that open will initialize.
+pub fn read_header(r: &dyn ReadTx, location: &str) -> Result<Option<Header>> {
+    let not_kvs = |reason: String| Error::NotKvs {
+        location: location.to_owned(),
+        reason,
+    };
+    // Tables are listed before the header is read: in a write transaction, reading a table
+    // may create it.
+    let tables = r.tables()?;
+    if !tables.iter().any(|t| t == META_TABLE) {
+        return if tables.is_empty() {
+            Ok(None)
+        } else {
+            Err(not_kvs(format!(
+                "it holds tables ({}) but no kvs header",
+                tables.join(", ")
+            )))
+        };
+    }
+    match r.get(META_TABLE, HEADER_KEY)? {
+        None => Err(not_kvs("its kvs header is missing".to_owned())),
+        Some(bytes) => {
+            let header: Header = rmp_serde::from_slice(&bytes)
+                .map_err(|e| not_kvs(format!("unreadable kvs header: {e}")))?;
+            if header.magic != "kvs" {
+                return Err(not_kvs(format!("header magic is {:?}", header.magic)));
+            }
+            if header.format > FORMAT {
+                return Err(Error::schema(
+                    META_TABLE,
+                    format!(
+                        "the database has format {}, newer than the {FORMAT} this kvs {} reads",
+                        header.format,
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ));
+            }
+            Ok(Some(header))
+        }
+    }
+}
+
+/// Whether the database already matches `tables` exactly, so that open need not write.
+pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta]) -> Result<bool> {
+    if read_header(r, location)?.is_none() {
+        return Ok(false);
+    }
+    for meta in tables {
+        if read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Brings the database in line with `tables`: creates what is new, builds new indexes from the
+/// existing records, drops the tables of removed indexes, and rejects what cannot be
+/// reconciled (a changed key type) with nothing written.
+pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMeta]) -> Result<()> {
+    if read_header(&*w, location)?.is_none() {
+        let header = Header {
+            magic: "kvs".to_owned(),
+            format: FORMAT,
+            created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
+        };
+        w.insert(META_TABLE, HEADER_KEY, &encode_internal(&header, META_TABLE)?)?;
+    }
+    w.create_table(CATALOG_TABLE)?;
+    w.create_table(SEQ_TABLE)?;
+    for meta in tables {
+        let want = CatalogEntry::of(meta);
+        let have = read_entry(&*w, meta.name)?;
+        if have.as_ref() == Some(&want) {
+            continue;
+        }
+        w.create_table(meta.name)?;
+        if let Some(have) = &have {
+            if have.key_type != want.key_type {
+                return Err(Error::schema(
+                    meta.name,
+                    format!(
+                        "key type changed from {} (stored) to {} ({}); records cannot be read with the new key: migrate them or use a new table name",
+                        have.key_type, want.key_type, meta.rust_type
+                    ),
+                ));
+            }
+            for old in &have.indexes {
+                let kept = want.indexes.iter().any(|ix| ix == old);
+                if !kept {
+                    w.drop_table(&old.table)?;
+                }
+            }
+        }
+        for (i, ix) in want.indexes.iter().enumerate() {
+            let built = have
+                .as_ref()
+                .is_some_and(|have| have.indexes.iter().any(|old| old == ix));
+            if !built {
+                build_index(w, meta, i)?;
+            }
+        }
+        w.insert(CATALOG_TABLE, meta.name.as_bytes(), &encode_internal(&want, meta.name)?)?;
+    }
+    Ok(())
+}
+
+/// Builds index `i` of `meta` from the records in its table.
+fn build_index(w: &mut dyn WriteTx, meta: &TableMeta, i: usize) -> Result<()> {
+    let ix = &meta.indexes[i];
+    w.drop_table(ix.table)?;
+    w.create_table(ix.table)?;
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    w.scan(meta.name, all, false, &mut |key, value| {
+        let mut indexed = Vec::new();
+        let has_value = (meta.reindex)(value, i, &mut indexed).map_err(|reason| Error::Decode {
+            table: meta.name.to_owned(),
+            key: (meta.key_type)().render(key),
+            reason,
+        })?;
+        if has_value {
+            entries.push((indexed, key.to_vec()));
+        }
+        Ok(true)
+    })?;
+    for (value, key) in entries {
+        if ix.unique {
+            if let Some(existing) = w.insert(ix.table, &value, &key)? {
+                return Err(Error::Duplicate {
+                    table: meta.name.to_owned(),
+                    field: ix.field.to_owned(),
+                    existing: (meta.key_type)().render(&existing),
+                });
+            }
+        } else {
+            let mut entry = value;
+            entry.extend_from_slice(&key);
+            w.insert(ix.table, &entry, &[])?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_internal<T: Serialize>(value: &T, table: &str) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|e| Error::Encode {
+        table: table.to_owned(),
+        reason: e.to_string(),
+    })
+}

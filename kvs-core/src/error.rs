@@ -1,0 +1,147 @@
+use std::fmt;
+
+/// The result of every kvs call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in kvs.
+///
+/// Each variant names what it concerns (the table, the field, the key, the URL) so that a
+/// message alone tells a user where to look. No call that returns an error has changed stored
+/// data: a failed write leaves the database as the last successful commit left it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A unique index already holds this value for another record; nothing was written.
+    #[error("duplicate value in unique index {table}.{field}: already held by the record with key {existing}")]
+    Duplicate {
+        /// The record table.
+        table: String,
+        /// The indexed field.
+        field: String,
+        /// The key of the record that already holds the value, rendered for people.
+        existing: String,
+    },
+
+    /// The registered tables and the database (or each other) disagree: two types claim one
+    /// table name, a key type changed, a table is not open, a catalog entry is unreadable.
+    #[error("schema error in table {table}: {reason}")]
+    Schema {
+        /// The table concerned (or the schema name, for an unknown `schemas` entry).
+        table: String,
+        /// What disagrees, for people.
+        reason: String,
+    },
+
+    /// The storage is not a kvs database (a foreign redb file, or not redb at all); it was not
+    /// modified.
+    #[error("{location} is not a kvs database: {reason}")]
+    NotKvs {
+        /// The file or URL.
+        location: String,
+        /// What was found instead.
+        reason: String,
+    },
+
+    /// A record, reader or other named item that the call needs does not exist.
+    #[error("not found in {table}: {key}")]
+    NotFound {
+        /// The table searched.
+        table: String,
+        /// The key looked for, rendered for people.
+        key: String,
+    },
+
+    /// A URL (or `KVS_URL`) that kvs cannot use.
+    #[error("bad kvs URL {url:?}: {reason}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Stored bytes that do not decode as the record type (for example after a field changed
+    /// type), or a record that does not encode.
+    #[error("cannot decode the record with key {key} in table {table}: {reason}")]
+    Decode {
+        /// The table.
+        table: String,
+        /// The record's key, rendered for people.
+        key: String,
+        /// The codec's message.
+        reason: String,
+    },
+
+    /// A record that serde cannot encode.
+    #[error("cannot encode a record for table {table}: {reason}")]
+    Encode {
+        /// The table.
+        table: String,
+        /// The codec's message.
+        reason: String,
+    },
+
+    /// A counter would pass `u64::MAX`.
+    #[error("sequence {name} would overflow: {value} + {incr}")]
+    SeqOverflow {
+        /// The counter's name.
+        name: String,
+        /// Its current value.
+        value: u64,
+        /// The increment asked for.
+        incr: u64,
+    },
+
+    /// Another process holds the database open.
+    #[error("{location} is in use by another process")]
+    InUse {
+        /// The file or URL.
+        location: String,
+    },
+
+    /// A concurrent transaction changed what this one read; nothing was written. Retrying
+    /// the transaction is safe.
+    #[error("transaction conflict: {reason}")]
+    Conflict {
+        /// What changed under the transaction.
+        reason: String,
+    },
+
+    /// An error of the storage engine or the operating system.
+    #[error("storage error ({backend}): {source}")]
+    Storage {
+        /// The backend that reported it (`redb`, ...).
+        backend: &'static str,
+        /// The engine's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// An [`Error::Schema`] for `table`.
+    pub fn schema(table: impl Into<String>, reason: impl fmt::Display) -> Self {
+        Error::Schema {
+            table: table.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An [`Error::Storage`] from a backend's own error.
+    pub fn storage(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Storage {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn url(url: &str, reason: impl fmt::Display) -> Self {
+        Error::Url {
+            url: url.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+use std::fmt;
+use std::ops::RangeBounds;
+
+use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
+use crate::catalog::{self, CATALOG_TABLE, SEQ_TABLE};
+use crate::error::{Error, Result};
+use crate::key::{IndexArg, KeyType};
+use crate::ops;
+use crate::table::{registered_tables, IndexField, Table, TableMeta};
+
+/// The environment variable that [`Kvs::from_env`] reads.
+pub const KVS_URL: &str = "KVS_URL";
+/// The URL [`Kvs::from_env`] uses when `KVS_URL` is not set.
+pub const DEFAULT_URL: &str = "redb:kvs.redb";
+
+/// An open kvs database: the tables linked into the program, on the backend a URL chose.
+///
+/// `Kvs` is `Send + Sync`; share one handle across threads with `Arc`. Every write call
+/// (`put`, `delete`, `seq`) is one atomic commit; [`Kvs::transaction`] groups calls into one.
+pub struct Kvs {
+    backend: Box<dyn Backend>,
+    config: Config,
+    tables: Vec<&'static TableMeta>,
+}
+
+impl fmt::Debug for Kvs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kvs")
+            .field("url", &self.config.url)
+            .field("tables", &self.tables.iter().map(|m| m.name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kvs {
+    /// Opens (or creates) the database at `url` and reconciles it with the registered tables.
+    ///
+    /// URLs: `redb:PATH` (a file, created if missing), `mem:` (in memory, gone on drop), plus
+    /// any other backend linked into the program. Parameters: `?durability=immediate|none`
+    /// (immediate by default) and `?schemas=a,b` (open only the tables of these schemas, or
+    /// these tables).
+    ///
+    /// Reconciling creates new tables, builds new indexes from existing records and drops the
+    /// tables of removed indexes, all in one commit. It fails, writing nothing, when two types
+    /// claim one table name or a table's key type changed ([`Error::Schema`]), or when the
+    /// storage is not a kvs database ([`Error::NotKvs`]).
+    pub fn open(url: &str) -> Result<Kvs> {
+        let config = Config::parse(url)?;
+        let tables = select_tables(&config)?;
+        let backend = open_backend(&config)?;
+        let location = backend.info().location;
+        let mut current = false;
+        backend.read(&mut |r| {
+            current = catalog::is_current(r, &location, &tables)?;
+            Ok(())
+        })?;
+        if !current {
+            backend.write(&mut |w| catalog::reconcile(w, &location, &tables))?;
+        }
+        Ok(Kvs {
+            backend,
+            config,
+            tables,
+        })
+    }
+
+    /// Opens the database that `KVS_URL` names, or [`DEFAULT_URL`] (`redb:kvs.redb`) when it is
+    /// not set.
+    pub fn from_env() -> Result<Kvs> {
+        match std::env::var(KVS_URL) {
+            Ok(url) => Kvs::open(&url),
+            Err(std::env::VarError::NotPresent) => Kvs::open(DEFAULT_URL),
+            Err(std::env::VarError::NotUnicode(raw)) => Err(Error::Url {
+                url: raw.to_string_lossy().into_owned(),
+                reason: format!("{KVS_URL} is not valid UTF-8"),
+            }),
+        }
+    }
+
+    /// The URL this database was opened with.
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    /// The open tables, sorted by name (Erlang `kvs:dir/0`).
+    pub fn dir(&self) -> Result<Vec<TableInfo>> {
+        Ok(self.tables.iter().map(|meta| TableInfo::of(meta)).collect())
+    }
+
+    /// The kvs version and the backend's (Erlang `kvs:ver/0`).
+    pub fn ver(&self) -> Version {
+        Version {
+            kvs: env!("CARGO_PKG_VERSION"),
+            format: catalog::FORMAT,
+            backend: self.backend.info(),
+        }
+    }
+
+    /// A per-table report: name, storage, type, size and element count of every record,
+    /// index and system table (Erlang `kvs:dump/0`).
+    pub fn dump(&self) -> Result<Dump> {
+        let info = self.backend.info();
+        let storage = info.storage;
+        self.read(|r| {
+            let mut rows = Vec::new();
+            let mut row = |name: &str, kind: &'static str| -> Result<()> {
+                rows.push(DumpRow {
+                    name: name.to_owned(),
+                    storage,
+                    kind,
+                    bytes: r.stored_bytes(name)?,
+                    elements: r.len(name)?,
+                });
+                Ok(())
+            };
+            for meta in &self.tables {
+                row(meta.name, "set")?;
+                for ix in meta.indexes {
+                    row(ix.table, if ix.unique { "unique" } else { "bag" })?;
+                }
+            }
+            row(SEQ_TABLE, "set")?;
+            row(CATALOG_TABLE, "set")?;
+            Ok(Dump {
+                backend: info.clone(),
+                rows,
+            })
+        })
+    }
+
+    /// Adds `incr` to the counter `name` (created at 0) and returns the new value; `incr = 0`
+    /// reads it. Atomic and durable: no value is handed out twice (Erlang `kvs:seq/2`).
+    pub fn seq(&self, name: &str, incr: u64) -> Result<u64> {
+        if incr == 0 {
+            self.read(|r| ops::read_seq(r, name))
+        } else {
+            self.transaction(|tx| tx.seq(name, incr))
+        }
+    }
+
+    /// The number of records in `T`'s table, in O(1).
+    pub fn count<T: Table>(&self) -> Result<u64> {
+        self.check::<T>()?;
+        self.read(ops::count::<T>)
+    }
+
+    /// Stores `record`, replacing the record with the same key and keeping every index exact.
+    /// A value already held by another record in a unique index is [`Error::Duplicate`], and
+    /// nothing is written.
+    pub fn put<T: Table>(&self, record: &T) -> Result<()> {
+        self.transaction(|tx| tx.put(record))
+    }
+
+    /// The record with `key`, or `None`.
+    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T>> {
+        self.check::<T>()?;
+        self.read(|r| ops::get(r, key))
+    }
+
+    /// Deletes the record with `key` and its index entries; returns whether it existed.
+    pub fn delete<T: Table>(&self, key: &T::Key) -> Result<bool> {
+        self.transaction(|tx| tx.delete::<T>(key))
+    }
+
+    /// The records whose indexed `field` equals `value`, in key order: a range read on the
+    /// index table, O(log n + k).
+    ///
+    /// `field` is a marker generated by the derive (`UserField::City`); a field that is not an
+    /// indexed field of `T` does not compile, nor does a value of another type than the
+    /// field's (`&str` or `String` for a `String` field; any integer type for an integer
+    /// field, where a value out of the field's range matches nothing).
+    pub fn index<T: Table>(&self, field: impl IndexField<T>, value: impl IndexArg) -> Result<Vec<T>> {
+        self.check::<T>()?;
+        index_with(self, field, value)
+    }
+
+    /// Every record of `T`, in key order.
+    pub fn all<T: Table>(&self) -> Result<Vec<T>> {
+        self.range::<T>(..)
+    }
+
+    /// The records whose keys are in `range`, in key order.
+    pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
+        self.check::<T>()?;
+        self.read(|r| ops::range::<T>(r, &range))
+    }
+
+    /// Runs `f` in one write transaction: everything it does commits together if it returns
+    /// `Ok`, and nothing does if it (or any call in it) returns `Err`, `seq` included.
+    pub fn transaction<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.backend.write(&mut |w| {
+            let f = f.take().ok_or_else(|| Error::Conflict {
+                reason: "the backend ran the transaction twice".to_owned(),
+            })?;
+            out = Some(f(&mut Tx { w, kvs: self })?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Conflict {
+            reason: "the backend committed without running the transaction".to_owned(),
+        })
+    }
+
+    /// Runs `f` on one consistent snapshot.
+    fn read<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.backend.read(&mut |r| {
+            if let Some(f) = f.take() {
+                out = Some(f(r)?);
+            }
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Conflict {
+            reason: "the backend did not run the read".to_owned(),
+        })
+    }
+
+    /// Fails unless `T`'s table is open in this database.
+    fn check<T: Table>(&self) -> Result<()> {
+        match self.tables.binary_search_by_key(&T::META.name, |m| m.name) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::schema(
+                T::META.name,
+                format!(
+                    "table is not open in {} (left out by its schemas list)",
+                    self.config.url
+                ),
+            )),
+        }
+    }
+}
+
+/// `index` on a read transaction, with the field and value types named for the compile-time
+/// check.
+fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(kvs: &Kvs, _field: F, value: V) -> Result<Vec<T>> {
+    kvs.read(|r| ops::index::<T, F, V>(r, &value))
+}
+
+/// The tables of this program that `config` opens, checked for clashes.
+fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
+    let all = registered_tables();
+    for pair in all.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(Error::schema(
+                pair[0].name,
+                format!(
+                    "claimed by two types, {} and {}; give one a different #[kvs(name = ...)]",
+                    pair[0].rust_type, pair[1].rust_type
+                ),
+            ));
+        }
+    }
+    for meta in &all {
+        if meta.name.is_empty() || meta.name.starts_with('#') {
+            return Err(Error::schema(
+                meta.name,
+                "table names must be non-empty and must not start with '#'",
+            ));
+        }
+    }
+    let Some(schemas) = &config.schemas else {
+        return Ok(all);
+    };
+    for name in schemas {
+        if !all.iter().any(|m| m.schema == name || m.name == name) {
+            return Err(Error::schema(
+                name.as_str(),
+                "listed in the URL's schemas, but no registered table has that name or schema",
+            ));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|m| schemas.iter().any(|s| s == m.schema || s == m.name))
+        .collect())
+}
+
+/// A write transaction, with the read and write calls of [`Kvs`].
+///
+/// Made by [`Kvs::transaction`]; what it writes commits when the closure returns `Ok`.
+pub struct Tx<'a> {
+    w: &'a mut dyn WriteTx,
+    kvs: &'a Kvs,
+}
+
+impl Tx<'_> {
+    /// [`Kvs::seq`] inside the transaction.
+    pub fn seq(&mut self, name: &str, incr: u64) -> Result<u64> {
+        ops::seq(self.w, name, incr)
+    }
+
+    /// [`Kvs::count`] inside the transaction.
+    pub fn count<T: Table>(&self) -> Result<u64> {
+        self.kvs.check::<T>()?;
+        ops::count::<T>(&*self.w)
+    }
+
+    /// [`Kvs::put`] inside the transaction.
+    pub fn put<T: Table>(&mut self, record: &T) -> Result<()> {
+        self.kvs.check::<T>()?;
+        ops::put(self.w, record)
+    }
+
+    /// [`Kvs::get`] inside the transaction (sees the transaction's own writes).
+    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T>> {
+        self.kvs.check::<T>()?;
+        ops::get(&*self.w, key)
+    }
+
+    /// [`Kvs::delete`] inside the transaction.
+    pub fn delete<T: Table>(&mut self, key: &T::Key) -> Result<bool> {
+        self.kvs.check::<T>()?;
+        ops::delete::<T>(self.w, key)
+    }
+
+    /// [`Kvs::index`] inside the transaction.
+    pub fn index<T: Table>(&self, field: impl IndexField<T>, value: impl IndexArg) -> Result<Vec<T>> {
+        self.kvs.check::<T>()?;
+        self.index_with(field, value)
+    }
+
+    fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(&self, _field: F, value: V) -> Result<Vec<T>> {
+        ops::index::<T, F, V>(&*self.w, &value)
+    }
+
+    /// [`Kvs::all`] inside the transaction.
+    pub fn all<T: Table>(&self) -> Result<Vec<T>> {
+        self.range::<T>(..)
+    }
+
+    /// [`Kvs::range`] inside the transaction.
+    pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
+        self.kvs.check::<T>()?;
+        ops::range::<T>(&*self.w, &range)
+    }
+}
+
+/// One table, as [`Kvs::dir`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The table name.
+    pub name: String,
+    /// The schema it belongs to.
+    pub schema: String,
+    /// The Rust type.
+    pub rust_type: String,
+    /// The key field.
+    pub key_field: String,
+    /// The key's type.
+    pub key_type: KeyType,
+    /// The indexed fields.
+    pub indexes: Vec<IndexInfo>,
+    /// All field names.
+    pub fields: Vec<String>,
+}
+
+/// One index of a [`TableInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexInfo {
+    /// The indexed field.
+    pub field: String,
+    /// Whether values are unique.
+    pub unique: bool,
+    /// The indexed value's type.
+    pub value_type: KeyType,
+}
+
+impl TableInfo {
+    fn of(meta: &TableMeta) -> TableInfo {
+        TableInfo {
+            name: meta.name.to_owned(),
+            schema: meta.schema.to_owned(),
+            rust_type: meta.rust_type.to_owned(),
+            key_field: meta.key_field.to_owned(),
+            key_type: (meta.key_type)(),
+            indexes: meta
+                .indexes
+                .iter()
+                .map(|ix| IndexInfo {
+                    field: ix.field.to_owned(),
+                    unique: ix.unique,
+                    value_type: (ix.value_type)(),
+                })
+                .collect(),
+            fields: meta.fields.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+}
+
+impl fmt::Display for TableInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (key {}: {}", self.name, self.key_field, self.key_type)?;
+        for ix in &self.indexes {
+            let unique = if ix.unique { "unique " } else { "" };
+            write!(f, ", {unique}index {}: {}", ix.field, ix.value_type)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What [`Kvs::ver`] reports.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Version {
+    /// The kvs version.
+    pub kvs: &'static str,
+    /// The on-disk format version.
+    pub format: u32,
+    /// The backend.
+    pub backend: BackendInfo,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kvs {} (format {}) on {} {}",
+            self.kvs, self.format, self.backend.engine, self.backend.version
+        )
+    }
+}
+
+/// What [`Kvs::dump`] reports: one row per table.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Dump {
+    /// The backend.
+    pub backend: BackendInfo,
+    /// One row per table.
+    pub rows: Vec<DumpRow>,
+}
+
+/// One table in a [`Dump`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DumpRow {
+    /// The table name.
+    pub name: String,
+    /// Where it lives (`file`, `memory`).
+    pub storage: &'static str,
+    /// `set` (one value per key), `unique` (a unique index) or `bag` (a non-unique index).
+    pub kind: &'static str,
+    /// The bytes it occupies, as the engine reports them.
+    pub bytes: u64,
+    /// The number of entries.
+    pub elements: u64,
+}
+
+impl fmt::Display for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+        writeln!(
+            f,
+            "{:<width$}  {:<7}  {:<6}  {:>10}  {:>10}",
+            "NAME", "STORAGE", "TYPE", "MEMORY(MB)", "ELEMENTS"
+        )?;
+        for row in &self.rows {
+            #[allow(clippy::cast_precision_loss)] // a report, two decimals
+            let mb = row.bytes as f64 / (1024.0 * 1024.0);
+            writeln!(
+                f,
+                "{:<width$}  {:<7}  {:<6}  {:>10.2}  {:>10}",
+                row.name, row.storage, row.kind, mb, row.elements
+            )?;
+        }
+        write!(
+            f,
+            "{} {} at {}",
+            self.backend.engine, self.backend.version, self.backend.location
+        )
+    }
+}

@@ -1,0 +1,45 @@
+//! The core of kvs: the user API ([`Kvs`], [`Tx`]), the [`Table`] trait that
+//! `#[derive(Table)]` implements, the registry of tables, the order-preserving [`Key`]
+//! encoding, the [`Backend`] seam and the [`Error`] type. There is no storage engine here.
+//!
+//! ```
+//! use kvs_core::{Key, KeyType};
+//!
+//! // Keys are stored in an encoding whose byte order is the values' natural order,
+//! // negatives and tuples included, so ranges and `all` come back in key order.
+//! let (a, b) = ((-5i64, "b".to_string()), (3i64, "a".to_string()));
+//! assert!(a.to_key_bytes() < b.to_key_bytes());
+//! assert_eq!(<(i64, String)>::key_type().render(&a.to_key_bytes()), "(-5, \"b\")");
+//! # let _ = KeyType::U64;
+//! ```
+//!
+//! Applications depend on the `kvs` crate, which re-exports this API together with the derive
+//! and the redb backend; backend authors implement [`Backend`] and register a
+//! [`BackendFactory`] for their URL scheme.
+#![forbid(unsafe_code)]
+
+mod backend;
+pub mod catalog;
+mod error;
+mod key;
+mod kvs;
+mod ops;
+mod table;
+
+pub use crate::backend::{
+    Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx, WriteTx,
+};
+pub use crate::error::{Error, Result};
+pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};
+pub use crate::kvs::{Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL};
+pub use crate::table::{registered_tables, IndexField, IndexMeta, Table, TableMeta};
+
+#[doc(hidden)]
+pub use crate::key::kind;
+#[doc(hidden)]
+pub use crate::table::__private;
+
+// `BackendFactory` values are submitted by backend crates; re-exported so that they need no
+// direct dependency on inventory's version.
+#[doc(hidden)]
+pub use inventory;

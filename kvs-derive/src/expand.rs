@@ -1,0 +1,127 @@
+//! Generates the `Table` impl, the field markers and the registration from a [`Model`].
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::DeriveInput;
+
+use crate::parse::{model, Model};
+
+pub fn derive_table(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let model = model(input)?;
+    Ok(expand(&model))
+}
+
+fn expand(model: &Model<'_>) -> TokenStream {
+    let Model {
+        ident,
+        vis,
+        name,
+        schema,
+        krate,
+        key,
+        indexes,
+        fields,
+    } = model;
+    let key_ident = key.ident;
+    let key_ty = key.ty;
+    let key_field = key.ident.to_string();
+    let type_name = ident.to_string();
+    let namespace = format_ident!("{}Field", ident);
+
+    let key_type = quote_spanned!(key_ty.span()=> type Key = #key_ty;);
+    let index_metas = indexes.iter().map(|ix| {
+        let field = ix.column.ident.to_string();
+        let table = format!("{name}#{field}");
+        let unique = ix.unique;
+        let ty = ix.column.ty;
+        let value_type = quote_spanned!(ty.span()=> <#ty as #krate::IndexValue>::value_type);
+        quote! {
+            #krate::IndexMeta {
+                field: #field,
+                table: #table,
+                unique: #unique,
+                value_type: #value_type,
+            }
+        }
+    });
+    let encode_arms = indexes.iter().enumerate().map(|(i, ix)| {
+        let field = ix.column.ident;
+        quote!(#i => #krate::IndexValue::encode_index(&self.#field, out),)
+    });
+    let markers = indexes.iter().map(|ix| {
+        let marker = &ix.marker;
+        let doc = format!(
+            "The {}indexed field `{}` of `{}`, for `Kvs::index`.",
+            if ix.unique { "uniquely " } else { "" },
+            ix.column.ident,
+            ident
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+            pub struct #marker;
+        }
+    });
+    let marker_impls = indexes.iter().enumerate().map(|(i, ix)| {
+        let marker = &ix.marker;
+        let ty = ix.column.ty;
+        let value = quote_spanned!(ty.span()=> type Value = #ty;);
+        quote! {
+            #[automatically_derived]
+            impl #krate::IndexField<#ident> for #namespace::#marker {
+                const INDEX: usize = #i;
+                #value
+            }
+        }
+    });
+    let namespace_doc = format!("The indexed fields of `{ident}`, for `Kvs::index`.");
+
+    quote! {
+        #[doc = #namespace_doc]
+        #[allow(non_snake_case)]
+        #vis mod #namespace {
+            #(#markers)*
+        }
+
+        #[allow(non_local_definitions)]
+        const _: () = {
+            #[automatically_derived]
+            impl #krate::Table for #ident {
+                #key_type
+
+                const META: #krate::TableMeta = #krate::TableMeta {
+                    name: #name,
+                    schema: #schema,
+                    rust_type: ::core::concat!(::core::module_path!(), "::", #type_name),
+                    key_field: #key_field,
+                    key_type: <#key_ty as #krate::Key>::key_type,
+                    fields: &[#(#fields),*],
+                    indexes: &[#(#index_metas),*],
+                    reindex: #krate::__private::reindex::<#ident>,
+                };
+
+                #[inline]
+                fn key(&self) -> &Self::Key {
+                    &self.#key_ident
+                }
+
+                #[inline]
+                fn encode_index(&self, index: usize, out: &mut ::std::vec::Vec<u8>) -> bool {
+                    match index {
+                        #(#encode_arms)*
+                        _ => false,
+                    }
+                }
+            }
+
+            #(#marker_impls)*
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::Registration {
+                    meta: &<#ident as #krate::Table>::META,
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,276 @@
+//! Reads a struct and its `#[kvs(...)]` attributes into a [`Model`], collecting every error
+//! (each with the span of the offending token) so that all are shown at once.
+
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Type, Visibility};
+
+use crate::symbol::{CRATE, DEFAULT_SCHEMA, INDEX, KEY, KVS, NAME, SCHEMA, UNIQUE};
+
+/// A table, as the derive understood it.
+pub struct Model<'a> {
+    pub ident: &'a Ident,
+    pub vis: &'a Visibility,
+    pub name: String,
+    pub schema: String,
+    pub krate: syn::Path,
+    pub key: Column<'a>,
+    pub indexes: Vec<IndexColumn<'a>>,
+    pub fields: Vec<String>,
+}
+
+/// A field.
+pub struct Column<'a> {
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+}
+
+/// An indexed field.
+pub struct IndexColumn<'a> {
+    pub column: Column<'a>,
+    pub unique: bool,
+    /// The marker type's name (`City` for `city`).
+    pub marker: Ident,
+}
+
+/// Collects errors.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn at(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span.span(), message));
+    }
+}
+
+/// Sets `slot` once; a second value is an error at its span.
+fn set_once<T>(errors: &mut Errors, slot: &mut Option<T>, value: T, span: Span, key: &str) {
+    if slot.is_some() {
+        errors.at(span, format!("duplicate kvs attribute `{key}`"));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
+    let mut errors = Errors::default();
+
+    let fields = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => Some(&named.named),
+            _ => {
+                errors.at(
+                    &input.ident,
+                    "#[derive(Table)] needs a struct with named fields",
+                );
+                None
+            }
+        },
+        Data::Enum(e) => {
+            errors.at(e.enum_token, "#[derive(Table)] needs a struct, not an enum");
+            None
+        }
+        Data::Union(u) => {
+            errors.at(u.union_token, "#[derive(Table)] needs a struct, not a union");
+            None
+        }
+    };
+    if !input.generics.params.is_empty() {
+        errors.at(
+            &input.generics,
+            "#[derive(Table)] does not support generic structs: a table has one record type",
+        );
+    }
+
+    // The struct's attributes.
+    let mut name: Option<String> = None;
+    let mut schema: Option<String> = None;
+    let mut krate: Option<syn::Path> = None;
+    for attr in kvs_attrs(&input.attrs) {
+        let result = attr.parse_nested_meta(|meta| {
+            let span = meta.path.span();
+            if meta.path.is_ident(NAME) {
+                let lit: LitStr = meta.value()?.parse()?;
+                if let Err(reason) = check_table_name(&lit.value()) {
+                    errors.at(&lit, reason);
+                }
+                set_once(&mut errors, &mut name, lit.value(), span, NAME);
+            } else if meta.path.is_ident(SCHEMA) {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    errors.at(&lit, "a schema name must not be empty");
+                }
+                set_once(&mut errors, &mut schema, lit.value(), span, SCHEMA);
+            } else if meta.path.is_ident(CRATE) {
+                let lit: LitStr = meta.value()?.parse()?;
+                set_once(&mut errors, &mut krate, lit.parse()?, span, CRATE);
+            } else if meta.path.is_ident(KEY) || meta.path.is_ident(INDEX) || meta.path.is_ident(UNIQUE) {
+                errors.at(&meta.path, "`key`, `index` and `unique` go on fields, not on the struct");
+            } else {
+                errors.at(
+                    &meta.path,
+                    "unknown kvs attribute: expected `name`, `schema` or `crate` on a struct",
+                );
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+
+    // The fields.
+    let mut key: Option<Column<'_>> = None;
+    let mut indexes = Vec::new();
+    let mut field_names = Vec::new();
+    for field in fields.into_iter().flatten() {
+        let Some(ident) = &field.ident else { continue };
+        field_names.push(ident.unraw().to_string());
+        let mut is_key: Option<Span> = None;
+        let mut is_index: Option<Span> = None;
+        let mut is_unique: Option<Span> = None;
+        for attr in kvs_attrs(&field.attrs) {
+            let result = attr.parse_nested_meta(|meta| {
+                let span = meta.path.span();
+                let slot = if meta.path.is_ident(KEY) {
+                    (&mut is_key, KEY)
+                } else if meta.path.is_ident(INDEX) {
+                    (&mut is_index, INDEX)
+                } else if meta.path.is_ident(UNIQUE) {
+                    (&mut is_unique, UNIQUE)
+                } else if meta.path.is_ident(NAME) || meta.path.is_ident(SCHEMA) || meta.path.is_ident(CRATE) {
+                    errors.at(&meta.path, "`name`, `schema` and `crate` go on the struct, not on fields");
+                    return Ok(());
+                } else {
+                    errors.at(
+                        &meta.path,
+                        "unknown kvs attribute: expected `key`, `index` or `unique` on a field",
+                    );
+                    return Ok(());
+                };
+                set_once(&mut errors, slot.0, span, span, slot.1);
+                Ok(())
+            });
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        let column = Column {
+            ident,
+            ty: &field.ty,
+        };
+        if let Some(span) = is_key {
+            if let Some(span) = is_index.or(is_unique) {
+                errors.at(span, "the key is already unique and ordered: it takes no index");
+            }
+            if key.is_some() {
+                errors.at(span, "a table has exactly one #[kvs(key)] field; this is a second");
+            } else {
+                key = Some(column);
+            }
+        } else if is_index.is_some() {
+            indexes.push(IndexColumn {
+                marker: Ident::new(&pascal_case(&ident.unraw().to_string()), ident.span()),
+                column,
+                unique: is_unique.is_some(),
+            });
+        } else if let Some(span) = is_unique {
+            errors.at(span, "`unique` qualifies an index: write #[kvs(index, unique)]");
+        }
+    }
+    if key.is_none() && fields.is_some() {
+        errors.at(
+            &input.ident,
+            "no key field: mark exactly one field #[kvs(key)]",
+        );
+    }
+
+    if let Some(error) = errors.0 {
+        return Err(error);
+    }
+    let name = name.unwrap_or_else(|| snake_case(&input.ident.unraw().to_string()));
+    let key = key.ok_or_else(|| syn::Error::new(input.ident.span(), "no key field"))?;
+    Ok(Model {
+        ident: &input.ident,
+        vis: &input.vis,
+        name,
+        schema: schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_owned()),
+        krate: krate.unwrap_or_else(|| syn::parse_quote!(::kvs)),
+        key,
+        indexes,
+        fields: field_names,
+    })
+}
+
+fn kvs_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident(KVS))
+}
+
+/// Table names are non-empty and made of letters, digits, `_`, `-`, `.` and `/`: `#` is kept
+/// for kvs's own tables and index tables (`users#email`).
+fn check_table_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a table name must not be empty".to_owned());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))
+    {
+        Some(c) => Err(format!(
+            "a table name may hold letters, digits, `_`, `-`, `.` and `/`, not {c:?}"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_conversions() {
+        assert_eq!(snake_case("UserProfile"), "user_profile");
+        assert_eq!(snake_case("User"), "user");
+        assert_eq!(pascal_case("created_at"), "CreatedAt");
+        assert_eq!(pascal_case("city"), "City");
+        assert!(check_table_name("chat/general").is_ok());
+        assert!(check_table_name("users#email").is_err());
+        assert!(check_table_name("").is_err());
+    }
+}

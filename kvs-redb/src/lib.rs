@@ -1,0 +1,463 @@
+//! The redb backend of kvs: `redb:PATH` opens a file, `mem:` an in-memory database.
+//!
+//! Every kvs table is a redb table of byte keys and byte values. A write transaction keeps each
+//! table it touches open until it commits, so a transaction that writes a record and three
+//! index entries opens each table once.
+//!
+//! ```
+//! use kvs_core::{Backend, Config};
+//!
+//! let backend = kvs_redb::open(&Config::parse("mem:")?)?;
+//! backend.write(&mut |w| {
+//!     w.insert("letters", b"b", b"2")?;
+//!     w.insert("letters", b"a", b"1")?;
+//!     Ok(())
+//! })?;
+//! backend.read(&mut |r| {
+//!     assert_eq!(r.len("letters")?, 2);
+//!     assert_eq!(r.get("letters", b"a")?, Some(b"1".to_vec()));
+//!     Ok(())
+//! })?;
+//! # Ok::<(), kvs_core::Error>(())
+//! ```
+//!
+//! Applications do not name this crate: the `kvs` facade links it, and `Kvs::open` finds it by
+//! URL scheme.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Bound;
+use std::path::Path;
+
+use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, WriteTx};
+use redb::{
+    Database, DatabaseError, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition, TableError, WriteTransaction,
+};
+
+/// The redb version this crate is built against (kept equal to the locked version by a test).
+pub const REDB_VERSION: &str = "4.6.0";
+
+/// The first bytes of every redb file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+type Bytes = &'static [u8];
+
+fn definition(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
+    TableDefinition::new(name)
+}
+
+fn storage(e: impl Into<redb::Error>) -> Error {
+    Error::storage("redb", e.into())
+}
+
+/// A kvs backend on a redb database.
+pub struct Redb {
+    db: Database,
+    durability: redb::Durability,
+    info: BackendInfo,
+}
+
+impl std::fmt::Debug for Redb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redb").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// Opens the backend a `redb:` or `mem:` URL names.
+pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
+    config.expect_params(&[])?;
+    let durability = match config.durability {
+        kvs_core::Durability::None => redb::Durability::None,
+        _ => redb::Durability::Immediate,
+    };
+    match config.scheme.as_str() {
+        "mem" => {
+            if !config.location.is_empty() {
+                return Err(config.error("mem: takes no location"));
+            }
+            Ok(Box::new(Redb::in_memory(durability)?))
+        }
+        "redb" => {
+            let path = config.location.strip_prefix("//").unwrap_or(&config.location);
+            if path.is_empty() {
+                return Err(config.error("redb: needs a file path, as in redb:app.redb"));
+            }
+            Ok(Box::new(Redb::file(Path::new(path), durability)?))
+        }
+        other => Err(config.error(format!("the redb backend does not serve {other}:"))),
+    }
+}
+
+inventory::submit! { BackendFactory { scheme: "redb", open } }
+inventory::submit! { BackendFactory { scheme: "mem", open } }
+
+impl Redb {
+    /// An empty database in memory.
+    pub fn in_memory(durability: redb::Durability) -> Result<Redb> {
+        let db = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(storage)?;
+        Ok(Redb {
+            db,
+            durability,
+            info: BackendInfo {
+                engine: "redb",
+                version: REDB_VERSION,
+                storage: "memory",
+                location: "mem:".to_owned(),
+            },
+        })
+    }
+
+    /// The database in the file at `path`, created if it does not exist.
+    ///
+    /// A file that is not a redb database is rejected ([`Error::NotKvs`]) before redb touches
+    /// it, and a redb file is first opened read-only, so that opening never writes to a
+    /// database that kvs then rejects as foreign (unless it needs crash recovery, which only a
+    /// writer can do).
+    pub fn file(path: &Path, durability: redb::Durability) -> Result<Redb> {
+        let location = path.display().to_string();
+        let not_kvs = |reason: String| Error::NotKvs {
+            location: location.clone(),
+            reason,
+        };
+        let in_use = |e: DatabaseError| match e {
+            DatabaseError::DatabaseAlreadyOpen => Error::InUse {
+                location: location.clone(),
+            },
+            DatabaseError::UpgradeRequired(v) => {
+                not_kvs(format!("a redb file of format {v}, which redb {REDB_VERSION} cannot open"))
+            }
+            DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
+                not_kvs(format!("redb reports it corrupted: {reason}"))
+            }
+            other => storage(other),
+        };
+        match File::open(path) {
+            Ok(mut file) => {
+                let mut head = Vec::with_capacity(REDB_MAGIC.len());
+                (&mut file)
+                    .take(REDB_MAGIC.len() as u64)
+                    .read_to_end(&mut head)
+                    .map_err(|e| storage(redb::StorageError::Io(e)))?;
+                if !head.is_empty() {
+                    if head != REDB_MAGIC {
+                        return Err(not_kvs("not a redb file".to_owned()));
+                    }
+                    Self::check_foreign(path, &location)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(storage(redb::StorageError::Io(e))),
+        }
+        let db = Database::create(path).map_err(in_use)?;
+        Ok(Redb {
+            db,
+            durability,
+            info: BackendInfo {
+                engine: "redb",
+                version: REDB_VERSION,
+                storage: "file",
+                location,
+            },
+        })
+    }
+
+    /// Rejects a redb file that holds tables but no kvs header, reading it read-only.
+    fn check_foreign(path: &Path, location: &str) -> Result<()> {
+        let db = match redb::ReadOnlyDatabase::open(path) {
+            Ok(db) => db,
+            // Needs crash recovery, which only a writer does: leave the decision to open.
+            Err(DatabaseError::RepairAborted) => return Ok(()),
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::InUse {
+                    location: location.to_owned(),
+                })
+            }
+            Err(DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+                return Err(Error::NotKvs {
+                    location: location.to_owned(),
+                    reason: format!("redb reports it corrupted: {reason}"),
+                })
+            }
+            Err(e) => return Err(storage(e)),
+        };
+        let txn = db.begin_read().map_err(storage)?;
+        let read = RedbRead::new(txn);
+        kvs_core::catalog::read_header(&read, location)?;
+        Ok(())
+    }
+}
+
+impl Backend for Redb {
+    fn info(&self) -> BackendInfo {
+        self.info.clone()
+    }
+
+    fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        f(&RedbRead::new(txn))
+    }
+
+    fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(self.durability).map_err(storage)?;
+        let result = {
+            let mut w = RedbWrite {
+                txn: &txn,
+                tables: RefCell::new(Vec::new()),
+            };
+            f(&mut w)
+        };
+        match result {
+            Ok(()) => txn.commit().map_err(storage),
+            Err(e) => {
+                // Dropping an uncommitted transaction aborts it too; abort reports failures.
+                txn.abort().map_err(storage)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn scan_table(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    range: KeyRange<'_>,
+    reverse: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    if is_empty_range(range) {
+        return Ok(());
+    }
+    let iter = table.range::<&[u8]>(range).map_err(storage)?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<Bytes>, redb::AccessGuard<Bytes>) = item.map_err(storage)?;
+        visit(k.value(), v.value())
+    };
+    if reverse {
+        for item in iter.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in iter {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
+fn is_empty_range((start, end): KeyRange<'_>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+        _ => false,
+    }
+}
+
+fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
+    let stats = table.stats().map_err(storage)?;
+    Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
+}
+
+/// A read transaction, with each table opened once.
+struct RedbRead {
+    txn: ReadTransaction,
+    tables: RefCell<Vec<(String, Option<ReadOnlyTable<Bytes, Bytes>>)>>,
+}
+
+impl RedbRead {
+    fn new(txn: ReadTransaction) -> RedbRead {
+        RedbRead {
+            txn,
+            tables: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on `name`, or returns `empty` when the table does not exist.
+    fn with<R>(
+        &self,
+        name: &str,
+        empty: R,
+        f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
+    ) -> Result<R> {
+        let mut tables = self.tables.borrow_mut();
+        let pos = match tables.iter().position(|(n, _)| n == name) {
+            Some(pos) => pos,
+            None => {
+                let table = match self.txn.open_table(definition(name)) {
+                    Ok(table) => Some(table),
+                    Err(TableError::TableDoesNotExist(_)) => None,
+                    Err(e) => return Err(storage(e)),
+                };
+                tables.push((name.to_owned(), table));
+                tables.len() - 1
+            }
+        };
+        match &tables[pos].1 {
+            Some(table) => f(table),
+            None => Ok(empty),
+        }
+    }
+}
+
+impl ReadTx for RedbRead {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, None, |t| {
+            Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.with(table, (), |t| scan_table(t, range, reverse, visit))
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        self.with(table, 0, |t| t.len().map_err(storage))
+    }
+
+    fn tables(&self) -> Result<Vec<String>> {
+        Ok(self
+            .txn
+            .list_tables()
+            .map_err(storage)?
+            .map(|h| redb::TableHandle::name(&h).to_owned())
+            .collect())
+    }
+
+    fn stored_bytes(&self, table: &str) -> Result<u64> {
+        self.with(table, 0, |t| table_bytes(t))
+    }
+}
+
+/// A write transaction, with each table opened once and kept open until commit.
+struct RedbWrite<'t> {
+    txn: &'t WriteTransaction,
+    tables: RefCell<Vec<(String, Table<'t, Bytes, Bytes>)>>,
+}
+
+impl<'t> RedbWrite<'t> {
+    fn with<R>(&self, name: &str, f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>) -> Result<R> {
+        let mut tables = self.tables.borrow_mut();
+        let pos = match tables.iter().position(|(n, _)| n == name) {
+            Some(pos) => pos,
+            None => {
+                let table = self.txn.open_table(definition(name)).map_err(storage)?;
+                tables.push((name.to_owned(), table));
+                tables.len() - 1
+            }
+        };
+        f(&mut tables[pos].1)
+    }
+}
+
+impl ReadTx for RedbWrite<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.with(table, |t| scan_table(t, range, reverse, visit))
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        self.with(table, |t| t.len().map_err(storage))
+    }
+
+    fn tables(&self) -> Result<Vec<String>> {
+        Ok(self
+            .txn
+            .list_tables()
+            .map_err(storage)?
+            .map(|h| redb::TableHandle::name(&h).to_owned())
+            .collect())
+    }
+
+    fn stored_bytes(&self, table: &str) -> Result<u64> {
+        self.with(table, |t| table_bytes(t))
+    }
+}
+
+impl WriteTx for RedbWrite<'_> {
+    fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.insert(key, value)
+                .map_err(storage)?
+                .map(|old| old.value().to_vec()))
+        })
+    }
+
+    fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.remove(key).map_err(storage)?.map(|old| old.value().to_vec()))
+        })
+    }
+
+    fn create_table(&mut self, table: &str) -> Result<()> {
+        self.with(table, |_| Ok(()))
+    }
+
+    fn drop_table(&mut self, table: &str) -> Result<bool> {
+        // redb refuses to delete a table that is open in the transaction.
+        self.tables.get_mut().retain(|(n, _)| n != table);
+        self.txn.delete_table(definition(table)).map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redb_version_matches_the_lock_file() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
+            .expect("Cargo.lock at the workspace root");
+        let entry = format!("name = \"redb\"\nversion = \"{REDB_VERSION}\"");
+        assert!(lock.contains(&entry), "Cargo.lock does not lock redb {REDB_VERSION}");
+    }
+
+    #[test]
+    fn empty_and_inverted_ranges_visit_nothing() {
+        let backend = open(&Config::parse("mem:").unwrap()).unwrap();
+        backend
+            .write(&mut |w| {
+                for k in [1u8, 2, 3] {
+                    w.insert("t", &[k], &[])?;
+                }
+                let mut seen = 0;
+                w.scan("t", (Bound::Included(&[3]), Bound::Included(&[1])), false, &mut |_, _| {
+                    seen += 1;
+                    Ok(true)
+                })?;
+                w.scan("t", (Bound::Included(&[2]), Bound::Excluded(&[2])), true, &mut |_, _| {
+                    seen += 1;
+                    Ok(true)
+                })?;
+                assert_eq!(seen, 0);
+                Ok(())
+            })
+            .unwrap();
+    }
+}

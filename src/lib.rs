@@ -1,0 +1,44 @@
+//! kvs: a typed record store. A plain serde struct becomes a table with one derive; records,
+//! secondary indexes and counters live in an embedded [redb] database by default, or on any
+//! backend a URL names.
+//!
+//! ```
+//! use kvs::{Kvs, Table};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+//! #[kvs(name = "users")]
+//! struct User {
+//!     #[kvs(key)]
+//!     id: u64,
+//!     #[kvs(index, unique)]
+//!     email: String,
+//!     #[kvs(index)]
+//!     city: String,
+//!     name: String,
+//! }
+//!
+//! let kvs = Kvs::open("mem:")?; // or "redb:app.redb"; Kvs::from_env() reads KVS_URL
+//! let id = kvs.seq("users", 1)?;
+//! kvs.put(&User { id, email: "ann@x.io".into(), city: "Oslo".into(), name: "Ann".into() })?;
+//! assert_eq!(kvs.get::<User>(&id)?.map(|u| u.name), Some("Ann".to_string()));
+//! assert_eq!(kvs.index::<User>(UserField::City, "Oslo")?.len(), 1);
+//! assert_eq!(kvs.count::<User>()?, 1);
+//! # Ok::<(), kvs::Error>(())
+//! ```
+//!
+//! This crate is the one applications depend on: it re-exports the API of `kvs-core`, the
+//! `Table` derive (trait and macro under one name, as serde does) and links the redb backend,
+//! which serves the `redb:` and `mem:` URLs.
+//!
+//! [redb]: https://docs.rs/redb
+#![forbid(unsafe_code)]
+
+pub use kvs_core::*;
+
+/// `#[derive(Table)]`: see the `kvs-derive` crate for its attributes.
+#[cfg(feature = "derive")]
+pub use kvs_derive::Table;
+
+/// The redb backend (`redb:` and `mem:` URLs), linked into every program that uses kvs.
+pub use kvs_redb as redb;

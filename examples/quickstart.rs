@@ -31,7 +31,12 @@ fn main() -> Result<(), kvs::Error> {
     ] {
         // A fresh run finds the address taken by the run before: a unique index at work.
         let id: u64 = kvs.seq("users", 1)?;
-        let user = User { id, email: email.into(), city: city.into(), name: name.into() };
+        let user = User {
+            id,
+            email: email.into(),
+            city: city.into(),
+            name: name.into(),
+        };
         match kvs.put(&user) {
             Ok(()) => println!("put     {user:?}"),
             Err(e @ kvs::Error::Duplicate { .. }) => {
@@ -54,12 +59,21 @@ fn main() -> Result<(), kvs::Error> {
     let ann: Option<User> = kvs.get::<User>(&first)?;
     println!("get {first}    -> {ann:?}");
     let oslo: Vec<User> = kvs.index::<User>(UserField::City, "Oslo")?;
-    println!("city Oslo -> {:?}", oslo.iter().map(|u| &u.name).collect::<Vec<_>>());
+    println!(
+        "city Oslo -> {:?}",
+        oslo.iter().map(|u| &u.name).collect::<Vec<_>>()
+    );
     let by_mail = kvs.index::<User>(UserField::Email, "bob@x.io")?;
-    println!("email bob -> {:?}", by_mail.iter().map(|u| u.id).collect::<Vec<_>>());
+    println!(
+        "email bob -> {:?}",
+        by_mail.iter().map(|u| u.id).collect::<Vec<_>>()
+    );
     println!("count     -> {}", kvs.count::<User>()?);
     let all: Vec<User> = kvs.all::<User>()?;
-    println!("all ids   -> {:?}", all.iter().map(|u| u.id).collect::<Vec<_>>());
+    println!(
+        "all ids   -> {:?}",
+        all.iter().map(|u| u.id).collect::<Vec<_>>()
+    );
     println!("deleted {first}: {}", kvs.delete::<User>(&first)?);
     println!("count     -> {}", kvs.count::<User>()?);
     for t in kvs.dir()? {

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 /// A range of encoded keys.
 pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
+/// What [`ReadTx::scan`] calls for each entry, with its key and value; it returns whether to
+/// go on.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// Reads inside a transaction.
 ///
 /// Rules for implementers:
@@ -26,13 +30,14 @@ pub trait ReadTx {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Visits the entries with keys in `range` in key order (descending if `reverse`), until
-    /// `visit` returns `Ok(false)` or an error, which `scan` returns.
+    /// `visit` returns `Ok(false)` or an error, which `scan` returns. A range whose start lies
+    /// after its end is empty (never a panic).
     fn scan(
         &self,
         table: &str,
         range: KeyRange<'_>,
         reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()>;
 
     /// The number of entries in `table`. kvs calls it for `count` and expects it to be cheap
@@ -134,9 +139,12 @@ pub struct Config {
 impl Config {
     /// Parses a kvs URL.
     pub fn parse(url: &str) -> Result<Config> {
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| Error::url(url, "expected SCHEME:LOCATION, such as redb:app.redb or mem:"))?;
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+            Error::url(
+                url,
+                "expected SCHEME:LOCATION, such as redb:app.redb or mem:",
+            )
+        })?;
         if scheme.is_empty()
             || !scheme
                 .chars()
@@ -190,7 +198,11 @@ impl Config {
 
     /// Fails with a clear error if a parameter other than `known` was given.
     pub fn expect_params(&self, known: &[&str]) -> Result<()> {
-        match self.params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .params
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             Some((key, _)) => {
                 let mut all = vec!["durability", "schemas"];
                 all.extend_from_slice(known);
@@ -262,8 +274,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_urls() {
-        for url in ["", "app.redb", ":x", "re db:x", "mem:?durability=sometimes", "mem:?x", "mem:?schemas="] {
-            assert!(matches!(Config::parse(url), Err(Error::Url { .. })), "{url}");
+        for url in [
+            "",
+            "app.redb",
+            ":x",
+            "re db:x",
+            "mem:?durability=sometimes",
+            "mem:?x",
+            "mem:?schemas=",
+        ] {
+            assert!(
+                matches!(Config::parse(url), Err(Error::Url { .. })),
+                "{url}"
+            );
         }
     }
 }

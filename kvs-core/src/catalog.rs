@@ -99,10 +99,15 @@ pub fn read_entry(r: &dyn ReadTx, table: &str) -> Result<Option<CatalogEntry>> {
 /// Reads every catalog entry, in table-name order.
 pub fn read_all(r: &dyn ReadTx) -> Result<Vec<CatalogEntry>> {
     let mut names = Vec::new();
-    r.scan(CATALOG_TABLE, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded), false, &mut |k, _| {
-        names.push(String::from_utf8_lossy(k).into_owned());
-        Ok(true)
-    })?;
+    r.scan(
+        CATALOG_TABLE,
+        (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        false,
+        &mut |k, _| {
+            names.push(String::from_utf8_lossy(k).into_owned());
+            Ok(true)
+        },
+    )?;
     names
         .iter()
         .filter_map(|name| read_entry(r, name).transpose())
@@ -176,7 +181,11 @@ pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMe
             format: FORMAT,
             created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
         };
-        w.insert(META_TABLE, HEADER_KEY, &encode_internal(&header, META_TABLE)?)?;
+        w.insert(
+            META_TABLE,
+            HEADER_KEY,
+            &encode_internal(&header, META_TABLE)?,
+        )?;
     }
     w.create_table(CATALOG_TABLE)?;
     w.create_table(SEQ_TABLE)?;
@@ -212,7 +221,11 @@ pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMe
                 build_index(w, meta, i)?;
             }
         }
-        w.insert(CATALOG_TABLE, meta.name.as_bytes(), &encode_internal(&want, meta.name)?)?;
+        w.insert(
+            CATALOG_TABLE,
+            meta.name.as_bytes(),
+            &encode_internal(&want, meta.name)?,
+        )?;
     }
     Ok(())
 }

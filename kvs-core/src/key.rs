@@ -427,7 +427,24 @@ macro_rules! index_value {
     )*};
 }
 
-index_value!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, bool, char, String, Vec<u8>);
+index_value!(
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    bool,
+    char,
+    String,
+    Vec<u8>
+);
 
 macro_rules! tuple_index_value {
     ($(($($n:ident),+))*) => {$(

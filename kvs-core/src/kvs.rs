@@ -27,7 +27,10 @@ impl fmt::Debug for Kvs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kvs")
             .field("url", &self.config.url)
-            .field("tables", &self.tables.iter().map(|m| m.name).collect::<Vec<_>>())
+            .field(
+                "tables",
+                &self.tables.iter().map(|m| m.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -169,7 +172,11 @@ impl Kvs {
     /// indexed field of `T` does not compile, nor does a value of another type than the
     /// field's (`&str` or `String` for a `String` field; any integer type for an integer
     /// field, where a value out of the field's range matches nothing).
-    pub fn index<T: Table>(&self, field: impl IndexField<T>, value: impl IndexArg) -> Result<Vec<T>> {
+    pub fn index<T: Table>(
+        &self,
+        field: impl IndexField<T>,
+        value: impl IndexArg,
+    ) -> Result<Vec<T>> {
         self.check::<T>()?;
         index_with(self, field, value)
     }
@@ -217,12 +224,20 @@ impl Kvs {
         })
     }
 
-    /// Fails unless `T`'s table is open in this database.
+    /// Fails unless `T`'s table is open in this database, as `T`.
     fn check<T: Table>(&self) -> Result<()> {
-        match self.tables.binary_search_by_key(&T::META.name, |m| m.name) {
-            Ok(_) => Ok(()),
+        let meta = &T::META;
+        match self.tables.binary_search_by_key(&meta.name, |m| m.name) {
+            Ok(i) if self.tables[i].rust_type == meta.rust_type => Ok(()),
+            Ok(i) => Err(Error::schema(
+                meta.name,
+                format!(
+                    "table is open as {}, not {}",
+                    self.tables[i].rust_type, meta.rust_type
+                ),
+            )),
             Err(_) => Err(Error::schema(
-                T::META.name,
+                meta.name,
                 format!(
                     "table is not open in {} (left out by its schemas list)",
                     self.config.url
@@ -234,24 +249,17 @@ impl Kvs {
 
 /// `index` on a read transaction, with the field and value types named for the compile-time
 /// check.
-fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(kvs: &Kvs, _field: F, value: V) -> Result<Vec<T>> {
+fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(
+    kvs: &Kvs,
+    _field: F,
+    value: V,
+) -> Result<Vec<T>> {
     kvs.read(|r| ops::index::<T, F, V>(r, &value))
 }
 
 /// The tables of this program that `config` opens, checked for clashes.
 fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
     let all = registered_tables();
-    for pair in all.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(Error::schema(
-                pair[0].name,
-                format!(
-                    "claimed by two types, {} and {}; give one a different #[kvs(name = ...)]",
-                    pair[0].rust_type, pair[1].rust_type
-                ),
-            ));
-        }
-    }
     for meta in &all {
         if meta.name.is_empty() || meta.name.starts_with('#') {
             return Err(Error::schema(
@@ -260,21 +268,35 @@ fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
             ));
         }
     }
-    let Some(schemas) = &config.schemas else {
-        return Ok(all);
+    let selected: Vec<&'static TableMeta> = match &config.schemas {
+        None => all,
+        Some(schemas) => {
+            for name in schemas {
+                if !all.iter().any(|m| m.schema == name || m.name == name) {
+                    return Err(Error::schema(
+                        name.as_str(),
+                        "listed in the URL's schemas, but no registered table has that name or schema",
+                    ));
+                }
+            }
+            all.into_iter()
+                .filter(|m| schemas.iter().any(|s| s == m.schema || s == m.name))
+                .collect()
+        }
     };
-    for name in schemas {
-        if !all.iter().any(|m| m.schema == name || m.name == name) {
+    // Sorted by name, so clashes are neighbours.
+    for pair in selected.windows(2) {
+        if pair[0].name == pair[1].name {
             return Err(Error::schema(
-                name.as_str(),
-                "listed in the URL's schemas, but no registered table has that name or schema",
+                pair[0].name,
+                format!(
+                    "claimed by two types, {} and {}; give one a different #[kvs(name = ...)] or put them in different schemas",
+                    pair[0].rust_type, pair[1].rust_type
+                ),
             ));
         }
     }
-    Ok(all
-        .into_iter()
-        .filter(|m| schemas.iter().any(|s| s == m.schema || s == m.name))
-        .collect())
+    Ok(selected)
 }
 
 /// A write transaction, with the read and write calls of [`Kvs`].
@@ -316,12 +338,20 @@ impl Tx<'_> {
     }
 
     /// [`Kvs::index`] inside the transaction.
-    pub fn index<T: Table>(&self, field: impl IndexField<T>, value: impl IndexArg) -> Result<Vec<T>> {
+    pub fn index<T: Table>(
+        &self,
+        field: impl IndexField<T>,
+        value: impl IndexArg,
+    ) -> Result<Vec<T>> {
         self.kvs.check::<T>()?;
         self.index_with(field, value)
     }
 
-    fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(&self, _field: F, value: V) -> Result<Vec<T>> {
+    fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(
+        &self,
+        _field: F,
+        value: V,
+    ) -> Result<Vec<T>> {
         ops::index::<T, F, V>(&*self.w, &value)
     }
 
@@ -393,7 +423,11 @@ impl TableInfo {
 
 impl fmt::Display for TableInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (key {}: {}", self.name, self.key_field, self.key_type)?;
+        write!(
+            f,
+            "{} (key {}: {}",
+            self.name, self.key_field, self.key_type
+        )?;
         for ix in &self.indexes {
             let unique = if ix.unique { "unique " } else { "" };
             write!(f, ", {unique}index {}: {}", ix.field, ix.value_type)?;
@@ -452,7 +486,13 @@ pub struct DumpRow {
 
 impl fmt::Display for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self.rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         writeln!(
             f,
             "{:<width$}  {:<7}  {:<6}  {:>10}  {:>10}",

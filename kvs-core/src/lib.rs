@@ -27,12 +27,12 @@ mod ops;
 mod table;
 
 pub use crate::backend::{
-    Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx, WriteTx,
+    Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};
 pub use crate::kvs::{Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL};
-pub use crate::table::{registered_tables, IndexField, IndexMeta, Table, TableMeta};
+pub use crate::table::{registered_tables, IndexField, IndexMeta, Reindex, Table, TableMeta};
 
 #[doc(hidden)]
 pub use crate::key::kind;

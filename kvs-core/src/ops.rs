@@ -98,7 +98,13 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
     Ok(())
 }
 
-fn remove_entry(w: &mut dyn WriteTx, table: &str, unique: bool, value: &[u8], key: &[u8]) -> Result<()> {
+fn remove_entry(
+    w: &mut dyn WriteTx,
+    table: &str,
+    unique: bool,
+    value: &[u8],
+    key: &[u8],
+) -> Result<()> {
     if unique {
         w.remove(table, value)?;
     } else {
@@ -194,7 +200,10 @@ pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) 
     let mut records = Vec::new();
     r.scan(
         T::META.name,
-        (start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice)),
+        (
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
+        ),
         false,
         &mut |key, bytes| {
             records.push(decode(bytes, key)?);

@@ -43,8 +43,12 @@ pub struct TableMeta {
     pub indexes: &'static [IndexMeta],
     /// Decodes a stored record and encodes its `index`-th indexed value (used to build a new
     /// index from existing records).
-    pub reindex: fn(bytes: &[u8], index: usize, out: &mut Vec<u8>) -> Result<bool, String>,
+    pub reindex: Reindex,
 }
+
+/// Decodes a stored record and appends the encoding of its `index`-th indexed value to `out`;
+/// returns whether the field had a value, or the codec's message.
+pub type Reindex = fn(bytes: &[u8], index: usize, out: &mut Vec<u8>) -> Result<bool, String>;
 
 /// One indexed field of a table.
 #[derive(Debug)]
@@ -64,7 +68,7 @@ pub struct IndexMeta {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an indexed field of table `{T}`",
     label = "not an indexed field of `{T}`",
-    note = "index lookups take a marker of the same table, such as `{T}Field::<Name>`, for a field marked `#[kvs(index)]`"
+    note = "the derive generates a marker in `{T}Field` for each field of `{T}` marked #[kvs(index)]; pass one of those"
 )]
 pub trait IndexField<T: Table> {
     /// The position of the field in `T::META.indexes`.

@@ -47,7 +47,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
     });
     let encode_arms = indexes.iter().enumerate().map(|(i, ix)| {
         let field = ix.column.ident;
-        quote!(#i => #krate::IndexValue::encode_index(&self.#field, out),)
+        let ty = ix.column.ty;
+        quote_spanned!(ty.span()=> #i => <#ty as #krate::IndexValue>::encode_index(&self.#field, out),)
     });
     let markers = indexes.iter().map(|ix| {
         let marker = &ix.marker;

@@ -79,7 +79,10 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
             None
         }
         Data::Union(u) => {
-            errors.at(u.union_token, "#[derive(Table)] needs a struct, not a union");
+            errors.at(
+                u.union_token,
+                "#[derive(Table)] needs a struct, not a union",
+            );
             None
         }
     };
@@ -112,8 +115,14 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
             } else if meta.path.is_ident(CRATE) {
                 let lit: LitStr = meta.value()?.parse()?;
                 set_once(&mut errors, &mut krate, lit.parse()?, span, CRATE);
-            } else if meta.path.is_ident(KEY) || meta.path.is_ident(INDEX) || meta.path.is_ident(UNIQUE) {
-                errors.at(&meta.path, "`key`, `index` and `unique` go on fields, not on the struct");
+            } else if meta.path.is_ident(KEY)
+                || meta.path.is_ident(INDEX)
+                || meta.path.is_ident(UNIQUE)
+            {
+                errors.at(
+                    &meta.path,
+                    "`key`, `index` and `unique` go on fields, not on the struct",
+                );
             } else {
                 errors.at(
                     &meta.path,
@@ -146,8 +155,14 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
                     (&mut is_index, INDEX)
                 } else if meta.path.is_ident(UNIQUE) {
                     (&mut is_unique, UNIQUE)
-                } else if meta.path.is_ident(NAME) || meta.path.is_ident(SCHEMA) || meta.path.is_ident(CRATE) {
-                    errors.at(&meta.path, "`name`, `schema` and `crate` go on the struct, not on fields");
+                } else if meta.path.is_ident(NAME)
+                    || meta.path.is_ident(SCHEMA)
+                    || meta.path.is_ident(CRATE)
+                {
+                    errors.at(
+                        &meta.path,
+                        "`name`, `schema` and `crate` go on the struct, not on fields",
+                    );
                     return Ok(());
                 } else {
                     errors.at(
@@ -169,10 +184,16 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         };
         if let Some(span) = is_key {
             if let Some(span) = is_index.or(is_unique) {
-                errors.at(span, "the key is already unique and ordered: it takes no index");
+                errors.at(
+                    span,
+                    "the key is already unique and ordered: it takes no index",
+                );
             }
             if key.is_some() {
-                errors.at(span, "a table has exactly one #[kvs(key)] field; this is a second");
+                errors.at(
+                    span,
+                    "a table has exactly one #[kvs(key)] field; this is a second",
+                );
             } else {
                 key = Some(column);
             }
@@ -183,7 +204,10 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
                 unique: is_unique.is_some(),
             });
         } else if let Some(span) = is_unique {
-            errors.at(span, "`unique` qualifies an index: write #[kvs(index, unique)]");
+            errors.at(
+                span,
+                "`unique` qualifies an index: write #[kvs(index, unique)]",
+            );
         }
     }
     if key.is_none() && fields.is_some() {

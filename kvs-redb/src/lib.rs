@@ -31,7 +31,9 @@ use std::io::Read;
 use std::ops::Bound;
 use std::path::Path;
 
-use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, WriteTx};
+use kvs_core::{
+    Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, Visitor, WriteTx,
+};
 use redb::{
     Database, DatabaseError, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, TableError, WriteTransaction,
@@ -62,7 +64,9 @@ pub struct Redb {
 
 impl std::fmt::Debug for Redb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redb").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Redb")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +85,10 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
             Ok(Box::new(Redb::in_memory(durability)?))
         }
         "redb" => {
-            let path = config.location.strip_prefix("//").unwrap_or(&config.location);
+            let path = config
+                .location
+                .strip_prefix("//")
+                .unwrap_or(&config.location);
             if path.is_empty() {
                 return Err(config.error("redb: needs a file path, as in redb:app.redb"));
             }
@@ -128,9 +135,9 @@ impl Redb {
             DatabaseError::DatabaseAlreadyOpen => Error::InUse {
                 location: location.clone(),
             },
-            DatabaseError::UpgradeRequired(v) => {
-                not_kvs(format!("a redb file of format {v}, which redb {REDB_VERSION} cannot open"))
-            }
+            DatabaseError::UpgradeRequired(v) => not_kvs(format!(
+                "a redb file of format {v}, which redb {REDB_VERSION} cannot open"
+            )),
             DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => {
                 not_kvs(format!("redb reports it corrupted: {reason}"))
             }
@@ -227,7 +234,7 @@ fn scan_table(
     table: &impl ReadableTable<Bytes, Bytes>,
     range: KeyRange<'_>,
     reverse: bool,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    visit: &mut Visitor<'_>,
 ) -> Result<()> {
     if is_empty_range(range) {
         return Ok(());
@@ -268,10 +275,14 @@ fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
     Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
 }
 
+/// The tables a transaction has opened, by name: a transaction touches few tables, so a list
+/// beats a hash map.
+type OpenTables<T> = RefCell<Vec<(String, T)>>;
+
 /// A read transaction, with each table opened once.
 struct RedbRead {
     txn: ReadTransaction,
-    tables: RefCell<Vec<(String, Option<ReadOnlyTable<Bytes, Bytes>>)>>,
+    tables: OpenTables<Option<ReadOnlyTable<Bytes, Bytes>>>,
 }
 
 impl RedbRead {
@@ -321,7 +332,7 @@ impl ReadTx for RedbRead {
         table: &str,
         range: KeyRange<'_>,
         reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         self.with(table, (), |t| scan_table(t, range, reverse, visit))
     }
@@ -340,18 +351,22 @@ impl ReadTx for RedbRead {
     }
 
     fn stored_bytes(&self, table: &str) -> Result<u64> {
-        self.with(table, 0, |t| table_bytes(t))
+        self.with(table, 0, table_bytes)
     }
 }
 
 /// A write transaction, with each table opened once and kept open until commit.
 struct RedbWrite<'t> {
     txn: &'t WriteTransaction,
-    tables: RefCell<Vec<(String, Table<'t, Bytes, Bytes>)>>,
+    tables: OpenTables<Table<'t, Bytes, Bytes>>,
 }
 
 impl<'t> RedbWrite<'t> {
-    fn with<R>(&self, name: &str, f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>) -> Result<R> {
+    fn with<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
+    ) -> Result<R> {
         let mut tables = self.tables.borrow_mut();
         let pos = match tables.iter().position(|(n, _)| n == name) {
             Some(pos) => pos,
@@ -377,7 +392,7 @@ impl ReadTx for RedbWrite<'_> {
         table: &str,
         range: KeyRange<'_>,
         reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         self.with(table, |t| scan_table(t, range, reverse, visit))
     }
@@ -411,7 +426,9 @@ impl WriteTx for RedbWrite<'_> {
 
     fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.with(table, |t| {
-            Ok(t.remove(key).map_err(storage)?.map(|old| old.value().to_vec()))
+            Ok(t.remove(key)
+                .map_err(storage)?
+                .map(|old| old.value().to_vec()))
         })
     }
 
@@ -435,7 +452,10 @@ mod tests {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
             .expect("Cargo.lock at the workspace root");
         let entry = format!("name = \"redb\"\nversion = \"{REDB_VERSION}\"");
-        assert!(lock.contains(&entry), "Cargo.lock does not lock redb {REDB_VERSION}");
+        assert!(
+            lock.contains(&entry),
+            "Cargo.lock does not lock redb {REDB_VERSION}"
+        );
     }
 
     #[test]
@@ -447,14 +467,24 @@ mod tests {
                     w.insert("t", &[k], &[])?;
                 }
                 let mut seen = 0;
-                w.scan("t", (Bound::Included(&[3]), Bound::Included(&[1])), false, &mut |_, _| {
-                    seen += 1;
-                    Ok(true)
-                })?;
-                w.scan("t", (Bound::Included(&[2]), Bound::Excluded(&[2])), true, &mut |_, _| {
-                    seen += 1;
-                    Ok(true)
-                })?;
+                w.scan(
+                    "t",
+                    (Bound::Included(&[3]), Bound::Included(&[1])),
+                    false,
+                    &mut |_, _| {
+                        seen += 1;
+                        Ok(true)
+                    },
+                )?;
+                w.scan(
+                    "t",
+                    (Bound::Included(&[2]), Bound::Excluded(&[2])),
+                    true,
+                    &mut |_, _| {
+                        seen += 1;
+                        Ok(true)
+                    },
+                )?;
                 assert_eq!(seen, 0);
                 Ok(())
             })

@@ -1,0 +1,230 @@
+//! Reconciling the stored catalog with the tables of the program: new tables and indexes are
+//! built, dropped indexes removed, and what cannot be reconciled is refused with nothing
+//! written.
+//!
+//! Several versions of one table live in this test binary, each in its own schema, as
+//! successive releases of an application would; each open picks one with `?schemas=`.
+
+mod common;
+
+use common::TempDir;
+use kvs::{Error, Kvs, Table};
+use serde::{Deserialize, Serialize};
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v1")]
+struct PersonV1 {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    city: String,
+    age: u32,
+}
+
+/// v1 plus a unique index on `age` and a plain one on `(city, age)`.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v2")]
+struct PersonV2 {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    city: String,
+    #[kvs(index, unique)]
+    age: u32,
+}
+
+/// v2 with the `city` index dropped.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v3")]
+struct PersonV3 {
+    #[kvs(key)]
+    id: u64,
+    city: String,
+    #[kvs(index, unique)]
+    age: u32,
+}
+
+/// The key changed type.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v4")]
+struct PersonV4 {
+    #[kvs(key)]
+    id: String,
+    city: String,
+    age: u32,
+}
+
+/// A field changed type: stored records no longer decode.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v5")]
+struct PersonV5 {
+    #[kvs(key)]
+    id: u64,
+    city: Vec<u32>,
+    age: u32,
+}
+
+fn url(dir: &TempDir, schema: &str) -> String {
+    format!("{}?schemas={schema}", dir.url("people.redb"))
+}
+
+fn seed(dir: &TempDir) {
+    let kvs = Kvs::open(&url(dir, "v1")).unwrap();
+    for (id, city, age) in [(1, "Oslo", 30), (2, "Rome", 40), (3, "Oslo", 50)] {
+        kvs.put(&PersonV1 {
+            id,
+            city: city.into(),
+            age,
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn two_types_with_one_table_name_are_refused() {
+    let err = Kvs::open("mem:").unwrap_err();
+    match &err {
+        Error::Schema { table, reason } => {
+            assert_eq!(table, "people");
+            assert!(
+                reason.contains("PersonV1") && reason.contains("PersonV2"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Schema, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_new_index_is_built_from_existing_records() {
+    let dir = TempDir::new();
+    seed(&dir);
+    let kvs = Kvs::open(&url(&dir, "v2")).unwrap();
+    let forty = kvs.index::<PersonV2>(PersonV2Field::Age, 40u32).unwrap();
+    assert_eq!(forty.iter().map(|p| p.id).collect::<Vec<_>>(), [2]);
+    assert_eq!(
+        kvs.index::<PersonV2>(PersonV2Field::City, "Oslo")
+            .unwrap()
+            .len(),
+        2
+    );
+    // The new unique index is enforced at once.
+    let dup = kvs.put(&PersonV2 {
+        id: 4,
+        city: "Lima".into(),
+        age: 30,
+    });
+    assert!(matches!(dup, Err(Error::Duplicate { .. })), "{dup:?}");
+}
+
+#[test]
+fn a_unique_index_over_duplicate_values_is_refused_with_nothing_written() {
+    let dir = TempDir::new();
+    seed(&dir);
+    {
+        let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
+        kvs.put(&PersonV1 {
+            id: 4,
+            city: "Lima".into(),
+            age: 30,
+        })
+        .unwrap();
+    }
+    match Kvs::open(&url(&dir, "v2")).unwrap_err() {
+        Error::Duplicate { table, field, .. } => {
+            assert_eq!((table.as_str(), field.as_str()), ("people", "age"))
+        }
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    // Still the v1 database: v1 opens without rebuilding anything, and its index works.
+    let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
+    assert_eq!(
+        kvs.index::<PersonV1>(PersonV1Field::City, "Oslo")
+            .unwrap()
+            .len(),
+        2
+    );
+    let dump = kvs.dump().unwrap();
+    assert!(dump.rows.iter().all(|r| r.name != "people#age"));
+}
+
+#[test]
+fn a_dropped_index_loses_its_table() {
+    let dir = TempDir::new();
+    seed(&dir);
+    drop(Kvs::open(&url(&dir, "v2")).unwrap());
+    let kvs = Kvs::open(&url(&dir, "v3")).unwrap();
+    assert_eq!(kvs.count::<PersonV3>().unwrap(), 3);
+    assert_eq!(
+        kvs.index::<PersonV3>(PersonV3Field::Age, 50).unwrap()[0].id,
+        3
+    );
+    drop(kvs);
+    let db = redb::ReadOnlyDatabase::open(dir.path().join("people.redb")).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let tables: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(tables.contains(&"people#age".to_owned()), "{tables:?}");
+    assert!(!tables.contains(&"people#city".to_owned()), "{tables:?}");
+}
+
+#[test]
+fn a_changed_key_type_is_refused() {
+    let dir = TempDir::new();
+    seed(&dir);
+    match Kvs::open(&url(&dir, "v4")).unwrap_err() {
+        Error::Schema { table, reason } => {
+            assert_eq!(table, "people");
+            assert!(
+                reason.contains("u64") && reason.contains("String"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Schema, got {other:?}"),
+    }
+    let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
+    assert_eq!(kvs.count::<PersonV1>().unwrap(), 3, "nothing lost");
+}
+
+#[test]
+fn a_record_that_no_longer_decodes_is_a_decode_error() {
+    let dir = TempDir::new();
+    seed(&dir);
+    let kvs = Kvs::open(&url(&dir, "v5")).unwrap();
+    match kvs.get::<PersonV5>(&2).unwrap_err() {
+        Error::Decode { table, key, .. } => {
+            assert_eq!((table.as_str(), key.as_str()), ("people", "2"))
+        }
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    assert!(kvs.all::<PersonV5>().is_err());
+    // Overwriting it is fine: the table has no index that would need the old value.
+    kvs.put(&PersonV5 {
+        id: 2,
+        city: vec![1],
+        age: 1,
+    })
+    .unwrap();
+    assert_eq!(kvs.get::<PersonV5>(&2).unwrap().unwrap().city, [1]);
+}
+
+#[test]
+fn a_new_database_has_the_catalog() {
+    let dir = TempDir::new();
+    seed(&dir);
+    let db = redb::ReadOnlyDatabase::open(dir.path().join("people.redb")).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let mut tables: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    tables.sort();
+    assert_eq!(
+        tables,
+        ["#catalog", "#meta", "#seq", "people", "people#city"]
+    );
+}

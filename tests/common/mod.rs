@@ -1,0 +1,96 @@
+//! Shared pieces of the integration tests: record types, scratch directories, and the
+//! backends every test runs on.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kvs::{Kvs, Table};
+use serde::{Deserialize, Serialize};
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "users")]
+pub struct User {
+    #[kvs(key)]
+    pub id: u64,
+    #[kvs(index, unique)]
+    pub email: String,
+    #[kvs(index)]
+    pub city: String,
+    pub name: String,
+}
+
+impl User {
+    pub fn new(id: u64, email: &str, city: &str) -> User {
+        User {
+            id,
+            email: email.to_owned(),
+            city: city.to_owned(),
+            name: format!("user {id}"),
+        }
+    }
+}
+
+/// Signed keys, an optional unique index and a tuple index.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "temps")]
+pub struct Temp {
+    #[kvs(key)]
+    pub at: i64,
+    #[kvs(index)]
+    pub celsius: i16,
+    #[kvs(index, unique)]
+    pub station: Option<String>,
+    #[kvs(index)]
+    pub place: (String, u8),
+}
+
+/// String keys.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Word {
+    #[kvs(key)]
+    pub text: String,
+    pub count: u32,
+}
+
+/// A scratch directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "kvs-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn url(&self, file: &str) -> String {
+        format!("redb:{}", self.0.join(file).display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `test` on a fresh database of every backend under test: `mem:` and a redb file, or
+/// the URL in `KVS_TEST_URL` (whose database must start empty of these tables).
+pub fn on_each_backend(test: impl Fn(&Kvs)) {
+    if let Ok(url) = std::env::var("KVS_TEST_URL") {
+        test(&Kvs::open(&url).expect("open KVS_TEST_URL"));
+        return;
+    }
+    test(&Kvs::open("mem:").expect("open mem:"));
+    let dir = TempDir::new();
+    test(&Kvs::open(&dir.url("test.redb")).expect("open redb file"));
+}

@@ -79,6 +79,9 @@ fn index_on_integers_options_and_tuples() {
         kvs.put(&temp(0, -3, None, ("Oslo", 2))).unwrap();
         kvs.put(&temp(10, 4, None, ("Oslo", 1))).unwrap();
         use common::TempField;
+        let keys: Vec<i64> = kvs.all::<Temp>().unwrap().iter().map(|t| t.at).collect();
+        assert_eq!(keys, [-10, 0, 10], "negative keys sort first");
+        assert_eq!(kvs.range::<Temp>(-10..0).unwrap().len(), 1);
         let cold = kvs.index::<Temp>(TempField::Celsius, -3).unwrap();
         assert_eq!(cold.iter().map(|t| t.at).collect::<Vec<_>>(), [-10, 0]);
         assert_eq!(

@@ -273,3 +273,17 @@ fn encode_internal<T: Serialize>(value: &T, table: &str) -> Result<Vec<u8>> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/FORMAT.md promises readers without the Rust types these exact forms.
+    #[test]
+    fn key_types_serialize_as_documented() {
+        let unit = rmp_serde::to_vec_named(&KeyType::U64).unwrap();
+        assert_eq!(unit, b"\xa3U64");
+        let tuple = rmp_serde::to_vec_named(&KeyType::Tuple(vec![KeyType::Bool])).unwrap();
+        assert_eq!(tuple, b"\x81\xa5Tuple\x91\xa4Bool");
+    }
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{on_each_backend, Temp, User, Word};
+use common::{on_each_backend, Temp, TempField, User, Word};
 use kvs::{Error, Kvs};
 
 #[test]
@@ -78,7 +78,6 @@ fn index_on_integers_options_and_tuples() {
         kvs.put(&temp(-10, -3, Some("north"), ("Oslo", 1))).unwrap();
         kvs.put(&temp(0, -3, None, ("Oslo", 2))).unwrap();
         kvs.put(&temp(10, 4, None, ("Oslo", 1))).unwrap();
-        use common::TempField;
         let keys: Vec<i64> = kvs.all::<Temp>().unwrap().iter().map(|t| t.at).collect();
         assert_eq!(keys, [-10, 0, 10], "negative keys sort first");
         assert_eq!(kvs.range::<Temp>(-10..0).unwrap().len(), 1);
@@ -265,7 +264,10 @@ fn dir_ver_dump() {
 }
 
 #[test]
-fn kvs_is_send_and_sync() {
-    fn shareable<T: Send + Sync>() {}
+fn kvs_and_its_errors_cross_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    fn error<E: std::error::Error>() {}
     shareable::<Kvs>();
+    shareable::<Error>();
+    error::<Error>();
 }

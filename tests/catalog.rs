@@ -132,7 +132,7 @@ fn a_unique_index_over_duplicate_values_is_refused_with_nothing_written() {
     }
     match Kvs::open(&url(&dir, "v2")).unwrap_err() {
         Error::Duplicate { table, field, .. } => {
-            assert_eq!((table.as_str(), field.as_str()), ("people", "age"))
+            assert_eq!((table.as_str(), field.as_str()), ("people", "age"));
         }
         other => panic!("expected Duplicate, got {other:?}"),
     }
@@ -196,7 +196,7 @@ fn a_record_that_no_longer_decodes_is_a_decode_error() {
     let kvs = Kvs::open(&url(&dir, "v5")).unwrap();
     match kvs.get::<PersonV5>(&2).unwrap_err() {
         Error::Decode { table, key, .. } => {
-            assert_eq!((table.as_str(), key.as_str()), ("people", "2"))
+            assert_eq!((table.as_str(), key.as_str()), ("people", "2"));
         }
         other => panic!("expected Decode, got {other:?}"),
     }

@@ -8,12 +8,12 @@ use std::thread;
 use common::{TempDir, User};
 use kvs::Kvs;
 
-fn hammer(kvs: Arc<Kvs>) {
+fn hammer(kvs: &Arc<Kvs>) {
     const THREADS: u64 = 8;
     const PER_THREAD: u64 = 200;
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            let kvs = Arc::clone(&kvs);
+            let kvs = Arc::clone(kvs);
             thread::spawn(move || {
                 (0..PER_THREAD)
                     .map(|i| {
@@ -44,14 +44,14 @@ fn hammer(kvs: Arc<Kvs>) {
 
 #[test]
 fn unique_from_eight_threads_in_memory() {
-    hammer(Arc::new(Kvs::open("mem:").unwrap()));
+    hammer(&Arc::new(Kvs::open("mem:").unwrap()));
 }
 
 #[test]
 fn unique_from_eight_threads_on_a_file() {
     let dir = TempDir::new();
     let url = format!("{}?durability=none", dir.url("seq.redb"));
-    hammer(Arc::new(Kvs::open(&url).unwrap()));
+    hammer(&Arc::new(Kvs::open(&url).unwrap()));
     let kvs = Kvs::open(&dir.url("seq.redb")).unwrap();
     assert_eq!(kvs.seq("users", 0).unwrap(), 1600, "durable after reopen");
 }

@@ -31,7 +31,8 @@ pub trait ReadTx {
 
     /// Visits the entries with keys in `range` in key order (descending if `reverse`), until
     /// `visit` returns `Ok(false)` or an error, which `scan` returns. A range whose start lies
-    /// after its end is empty (never a panic).
+    /// after its end is empty (never a panic). `visit` must not call back into the transaction;
+    /// a backend may refuse that with an error.
     fn scan(
         &self,
         table: &str,

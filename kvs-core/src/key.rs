@@ -190,7 +190,11 @@ impl KeyType {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Appends the escaped, terminated encoding of a byte string.
@@ -304,7 +308,9 @@ macro_rules! signed_key {
         impl Key for $t {
             const KIND: u64 = kind::INT;
             fn encode_key(&self, out: &mut Vec<u8>) {
-                let flipped = (*self as $wide as $bits) ^ (1 << (<$bits>::BITS - 1));
+                // Reinterpret the two's complement bits, then flip the sign bit.
+                let bits = <$bits>::from_be_bytes((*self as $wide).to_be_bytes());
+                let flipped = bits ^ (1 << (<$bits>::BITS - 1));
                 out.extend_from_slice(&flipped.to_be_bytes());
             }
             fn key_type() -> KeyType {
@@ -480,9 +486,10 @@ tuple_index_value! {
     (A, B, C, D)
 }
 
-/// A value to look up in an index: `&str` or `String` for a `String` field, `&[u8]` or
-/// `Vec<u8>` for bytes, any integer for an integer field (a value out of the field's range
-/// matches nothing), the field's own type otherwise, and tuples of these.
+/// A value to look up in an index: `&str` or `String` for a `String` field, `&[u8]`,
+/// `[u8; N]` or `Vec<u8>` for bytes, any integer for an integer field (a value out of the
+/// field's range matches nothing), the field's own type otherwise, tuples of these, and
+/// `Option`s of these (`None` matches nothing).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be looked up in a kvs index",
     label = "not an index value",
@@ -590,6 +597,22 @@ exact_arg! {
     Vec<u8> => Bytes, BYTES, |s, out| encode_bytes(s, out);
 }
 
+impl<const N: usize> IndexArg for [u8; N] {
+    const KIND: u64 = kind::BYTES;
+    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
+        self[..].encode_as(ty, out)
+    }
+}
+
+/// `Some(v)` looks up `v`; `None` matches nothing, since `None` is not indexed. This lets an
+/// `Option<T>` field be queried with its own type as well as with `T`.
+impl<T: IndexArg> IndexArg for Option<T> {
+    const KIND: u64 = T::KIND;
+    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
+        self.as_ref().is_some_and(|v| v.encode_as(ty, out))
+    }
+}
+
 macro_rules! tuple_arg {
     ($(($($n:ident $i:tt),+))*) => {$(
         impl<$($n: IndexArg),+> IndexArg for ($($n,)+) {
@@ -614,6 +637,7 @@ tuple_arg! {
 mod tests {
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)] // reads best at the call sites
     fn enc<K: Key>(k: K) -> Vec<u8> {
         k.to_key_bytes()
     }

@@ -148,7 +148,7 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
         assert!(
             <F::Value as crate::IndexValue>::KIND == V::KIND,
             "the value passed to `index` does not have the indexed field's type: pass &str or String for a String field, an integer for an integer field, &[u8] or Vec<u8> for Vec<u8>, and the field's own type otherwise"
-        )
+        );
     };
     let meta = &T::META;
     let ix = &meta.indexes[F::INDEX];

@@ -15,7 +15,7 @@ pub fn derive_table(input: &DeriveInput) -> syn::Result<TokenStream> {
 fn expand(model: &Model<'_>) -> TokenStream {
     let Model {
         ident,
-        vis,
+        vis: _,
         name,
         schema,
         krate,
@@ -50,20 +50,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let ty = ix.column.ty;
         quote_spanned!(ty.span()=> #i => <#ty as #krate::IndexValue>::encode_index(&self.#field, out),)
     });
-    let markers = indexes.iter().map(|ix| {
-        let marker = &ix.marker;
-        let doc = format!(
-            "The {}indexed field `{}` of `{}`, for `Kvs::index`.",
-            if ix.unique { "uniquely " } else { "" },
-            ix.column.ident,
-            ident
-        );
-        quote! {
-            #[doc = #doc]
-            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-            pub struct #marker;
-        }
-    });
+    let field_markers = field_markers(model, &namespace);
     let marker_impls = indexes.iter().enumerate().map(|(i, ix)| {
         let marker = &ix.marker;
         let ty = ix.column.ty;
@@ -76,14 +63,9 @@ fn expand(model: &Model<'_>) -> TokenStream {
             }
         }
     });
-    let namespace_doc = format!("The indexed fields of `{ident}`, for `Kvs::index`.");
 
     quote! {
-        #[doc = #namespace_doc]
-        #[allow(non_snake_case)]
-        #vis mod #namespace {
-            #(#markers)*
-        }
+        #field_markers
 
         #[allow(non_local_definitions)]
         const _: () = {
@@ -124,5 +106,32 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The `<Type>Field` namespace: one unit struct per indexed field.
+fn field_markers(model: &Model<'_>, namespace: &syn::Ident) -> TokenStream {
+    let Model { ident, vis, .. } = model;
+    let markers = model.indexes.iter().map(|ix| {
+        let marker = &ix.marker;
+        let doc = format!(
+            "The {}indexed field `{}` of `{}`, for `Kvs::index`.",
+            if ix.unique { "uniquely " } else { "" },
+            ix.column.ident,
+            ident
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+            pub struct #marker;
+        }
+    });
+    let doc = format!("The indexed fields of `{ident}`, for `Kvs::index`.");
+    quote! {
+        #[doc = #doc]
+        #[allow(non_snake_case)]
+        #vis mod #namespace {
+            #(#markers)*
+        }
     }
 }

@@ -46,7 +46,7 @@ impl Errors {
         }
     }
 
-    fn at(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
+    fn at(&mut self, span: &impl Spanned, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span.span(), message));
     }
 }
@@ -54,7 +54,7 @@ impl Errors {
 /// Sets `slot` once; a second value is an error at its span.
 fn set_once<T>(errors: &mut Errors, slot: &mut Option<T>, value: T, span: Span, key: &str) {
     if slot.is_some() {
-        errors.at(span, format!("duplicate kvs attribute `{key}`"));
+        errors.at(&span, format!("duplicate kvs attribute `{key}`"));
     } else {
         *slot = Some(value);
     }
@@ -63,29 +63,7 @@ fn set_once<T>(errors: &mut Errors, slot: &mut Option<T>, value: T, span: Span, 
 pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     let mut errors = Errors::default();
 
-    let fields = match &input.data {
-        Data::Struct(data) => match &data.fields {
-            Fields::Named(named) => Some(&named.named),
-            _ => {
-                errors.at(
-                    &input.ident,
-                    "#[derive(Table)] needs a struct with named fields",
-                );
-                None
-            }
-        },
-        Data::Enum(e) => {
-            errors.at(e.enum_token, "#[derive(Table)] needs a struct, not an enum");
-            None
-        }
-        Data::Union(u) => {
-            errors.at(
-                u.union_token,
-                "#[derive(Table)] needs a struct, not a union",
-            );
-            None
-        }
-    };
+    let fields = named_fields(input, &mut errors);
     if !input.generics.params.is_empty() {
         errors.at(
             &input.generics,
@@ -93,91 +71,19 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         );
     }
 
-    // The struct's attributes.
-    let mut name: Option<String> = None;
-    let mut schema: Option<String> = None;
-    let mut krate: Option<syn::Path> = None;
-    for attr in kvs_attrs(&input.attrs) {
-        let result = attr.parse_nested_meta(|meta| {
-            let span = meta.path.span();
-            if meta.path.is_ident(NAME) {
-                let lit: LitStr = meta.value()?.parse()?;
-                if let Err(reason) = check_table_name(&lit.value()) {
-                    errors.at(&lit, reason);
-                }
-                set_once(&mut errors, &mut name, lit.value(), span, NAME);
-            } else if meta.path.is_ident(SCHEMA) {
-                let lit: LitStr = meta.value()?.parse()?;
-                if lit.value().is_empty() {
-                    errors.at(&lit, "a schema name must not be empty");
-                }
-                set_once(&mut errors, &mut schema, lit.value(), span, SCHEMA);
-            } else if meta.path.is_ident(CRATE) {
-                let lit: LitStr = meta.value()?.parse()?;
-                set_once(&mut errors, &mut krate, lit.parse()?, span, CRATE);
-            } else if meta.path.is_ident(KEY)
-                || meta.path.is_ident(INDEX)
-                || meta.path.is_ident(UNIQUE)
-            {
-                errors.at(
-                    &meta.path,
-                    "`key`, `index` and `unique` go on fields, not on the struct",
-                );
-            } else {
-                errors.at(
-                    &meta.path,
-                    "unknown kvs attribute: expected `name`, `schema` or `crate` on a struct",
-                );
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            errors.push(e);
-        }
-    }
+    let table = table_attrs(&input.attrs, &mut errors);
 
-    // The fields.
     let mut key: Option<Column<'_>> = None;
     let mut indexes = Vec::new();
     let mut field_names = Vec::new();
     for field in fields.into_iter().flatten() {
         let Some(ident) = &field.ident else { continue };
         field_names.push(ident.unraw().to_string());
-        let mut is_key: Option<Span> = None;
-        let mut is_index: Option<Span> = None;
-        let mut is_unique: Option<Span> = None;
-        for attr in kvs_attrs(&field.attrs) {
-            let result = attr.parse_nested_meta(|meta| {
-                let span = meta.path.span();
-                let slot = if meta.path.is_ident(KEY) {
-                    (&mut is_key, KEY)
-                } else if meta.path.is_ident(INDEX) {
-                    (&mut is_index, INDEX)
-                } else if meta.path.is_ident(UNIQUE) {
-                    (&mut is_unique, UNIQUE)
-                } else if meta.path.is_ident(NAME)
-                    || meta.path.is_ident(SCHEMA)
-                    || meta.path.is_ident(CRATE)
-                {
-                    errors.at(
-                        &meta.path,
-                        "`name`, `schema` and `crate` go on the struct, not on fields",
-                    );
-                    return Ok(());
-                } else {
-                    errors.at(
-                        &meta.path,
-                        "unknown kvs attribute: expected `key`, `index` or `unique` on a field",
-                    );
-                    return Ok(());
-                };
-                set_once(&mut errors, slot.0, span, span, slot.1);
-                Ok(())
-            });
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        }
+        let FieldAttrs {
+            key: is_key,
+            index: is_index,
+            unique: is_unique,
+        } = field_attrs(&field.attrs, &mut errors);
         let column = Column {
             ident,
             ty: &field.ty,
@@ -185,13 +91,13 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         if let Some(span) = is_key {
             if let Some(span) = is_index.or(is_unique) {
                 errors.at(
-                    span,
+                    &span,
                     "the key is already unique and ordered: it takes no index",
                 );
             }
             if key.is_some() {
                 errors.at(
-                    span,
+                    &span,
                     "a table has exactly one #[kvs(key)] field; this is a second",
                 );
             } else {
@@ -205,7 +111,7 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
             });
         } else if let Some(span) = is_unique {
             errors.at(
-                span,
+                &span,
                 "`unique` qualifies an index: write #[kvs(index, unique)]",
             );
         }
@@ -220,22 +126,169 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     if let Some(error) = errors.0 {
         return Err(error);
     }
-    let name = name.unwrap_or_else(|| snake_case(&input.ident.unraw().to_string()));
+    let name = table
+        .name
+        .unwrap_or_else(|| snake_case(&input.ident.unraw().to_string()));
     let key = key.ok_or_else(|| syn::Error::new(input.ident.span(), "no key field"))?;
     Ok(Model {
         ident: &input.ident,
         vis: &input.vis,
         name,
-        schema: schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_owned()),
-        krate: krate.unwrap_or_else(|| syn::parse_quote!(::kvs)),
+        schema: table.schema.unwrap_or_else(|| DEFAULT_SCHEMA.to_owned()),
+        krate: table.krate.unwrap_or_else(|| syn::parse_quote!(::kvs)),
         key,
         indexes,
         fields: field_names,
     })
 }
 
-fn kvs_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs.iter().filter(|a| a.path().is_ident(KVS))
+/// The struct's named fields, or `None` (with an error) for anything else.
+fn named_fields<'a>(
+    input: &'a DeriveInput,
+    errors: &mut Errors,
+) -> Option<&'a syn::punctuated::Punctuated<syn::Field, syn::Token![,]>> {
+    match &input.data {
+        Data::Struct(data) => {
+            if let Fields::Named(named) = &data.fields {
+                Some(&named.named)
+            } else {
+                errors.at(
+                    &input.ident,
+                    "#[derive(Table)] needs a struct with named fields",
+                );
+                None
+            }
+        }
+        Data::Enum(e) => {
+            errors.at(
+                &e.enum_token,
+                "#[derive(Table)] needs a struct, not an enum",
+            );
+            None
+        }
+        Data::Union(u) => {
+            errors.at(
+                &u.union_token,
+                "#[derive(Table)] needs a struct, not a union",
+            );
+            None
+        }
+    }
+}
+
+/// What `#[kvs(...)]` on the struct says.
+#[derive(Default)]
+struct TableAttrs {
+    name: Option<String>,
+    schema: Option<String>,
+    krate: Option<syn::Path>,
+}
+
+fn table_attrs(attrs: &[Attribute], errors: &mut Errors) -> TableAttrs {
+    let mut table = TableAttrs::default();
+    each_kvs_word(attrs, errors, |meta, errors| {
+        let span = meta.path.span();
+        if meta.path.is_ident(NAME) {
+            let lit: LitStr = meta.value()?.parse()?;
+            if let Err(reason) = check_table_name(&lit.value()) {
+                errors.at(&lit, reason);
+            }
+            set_once(errors, &mut table.name, lit.value(), span, NAME);
+        } else if meta.path.is_ident(SCHEMA) {
+            let lit: LitStr = meta.value()?.parse()?;
+            if lit.value().is_empty() {
+                errors.at(&lit, "a schema name must not be empty");
+            }
+            set_once(errors, &mut table.schema, lit.value(), span, SCHEMA);
+        } else if meta.path.is_ident(CRATE) {
+            let lit: LitStr = meta.value()?.parse()?;
+            match lit.parse::<syn::Path>() {
+                Ok(path) => set_once(errors, &mut table.krate, path, span, CRATE),
+                Err(_) => errors.at(&lit, "`crate` takes a path, such as \"my_kvs\""),
+            }
+        } else if is_one_of(&meta.path, &[KEY, INDEX, UNIQUE]) {
+            skip_value(meta)?;
+            errors.at(
+                &meta.path,
+                "`key`, `index` and `unique` go on fields, not on the struct",
+            );
+        } else {
+            skip_value(meta)?;
+            errors.at(
+                &meta.path,
+                "unknown kvs attribute: expected `name`, `schema` or `crate` on a struct",
+            );
+        }
+        Ok(())
+    });
+    table
+}
+
+/// What `#[kvs(...)]` on a field says: where each flag was given.
+#[derive(Default)]
+struct FieldAttrs {
+    key: Option<Span>,
+    index: Option<Span>,
+    unique: Option<Span>,
+}
+
+fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
+    let mut field = FieldAttrs::default();
+    each_kvs_word(attrs, errors, |meta, errors| {
+        let (slot, word) = if meta.path.is_ident(KEY) {
+            (&mut field.key, KEY)
+        } else if meta.path.is_ident(INDEX) {
+            (&mut field.index, INDEX)
+        } else if meta.path.is_ident(UNIQUE) {
+            (&mut field.unique, UNIQUE)
+        } else {
+            skip_value(meta)?;
+            let message = if is_one_of(&meta.path, &[NAME, SCHEMA, CRATE]) {
+                "`name`, `schema` and `crate` go on the struct, not on fields"
+            } else {
+                "unknown kvs attribute: expected `key`, `index` or `unique` on a field"
+            };
+            errors.at(&meta.path, message);
+            return Ok(());
+        };
+        if meta.input.peek(syn::Token![=]) {
+            skip_value(meta)?;
+            errors.at(&meta.path, format!("`{word}` takes no value"));
+        } else {
+            let span = meta.path.span();
+            set_once(errors, slot, span, span, word);
+        }
+        Ok(())
+    });
+    field
+}
+
+/// Calls `f` on each word of each `#[kvs(...)]` attribute; a syntax error is collected and
+/// ends that attribute.
+fn each_kvs_word(
+    attrs: &[Attribute],
+    errors: &mut Errors,
+    mut f: impl FnMut(&syn::meta::ParseNestedMeta<'_>, &mut Errors) -> syn::Result<()>,
+) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident(KVS)) {
+        let result = attr.parse_nested_meta(|meta| f(&meta, errors));
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+}
+
+/// Consumes `= value` after a word that is reported as misplaced or unknown, so that parsing
+/// goes on to the next word and reports it too.
+fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    }
+    Ok(())
+}
+
+fn is_one_of(path: &syn::Path, words: &[&str]) -> bool {
+    words.iter().any(|word| path.is_ident(word))
 }
 
 /// Table names are non-empty and made of letters, digits, `_`, `-`, `.` and `/`: `#` is kept

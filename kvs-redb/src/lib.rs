@@ -55,6 +55,14 @@ fn storage(e: impl Into<redb::Error>) -> Error {
     Error::storage("redb", e.into())
 }
 
+/// A scan's visitor called back into the transaction it scans: an error, not a panic.
+fn reentered() -> Error {
+    Error::storage(
+        "redb",
+        "a scan's visitor called back into the transaction being scanned",
+    )
+}
+
 /// A kvs backend on a redb database.
 pub struct Redb {
     db: Database,
@@ -270,6 +278,15 @@ fn is_empty_range((start, end): KeyRange<'_>) -> bool {
     }
 }
 
+fn table_names(
+    handles: redb::Result<impl Iterator<Item = redb::UntypedTableHandle>>,
+) -> Result<Vec<String>> {
+    Ok(handles
+        .map_err(storage)?
+        .map(|h| redb::TableHandle::name(&h).to_owned())
+        .collect())
+}
+
 fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
     let stats = table.stats().map_err(storage)?;
     Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
@@ -300,18 +317,17 @@ impl RedbRead {
         empty: R,
         f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
-        let mut tables = self.tables.borrow_mut();
-        let pos = match tables.iter().position(|(n, _)| n == name) {
-            Some(pos) => pos,
-            None => {
-                let table = match self.txn.open_table(definition(name)) {
-                    Ok(table) => Some(table),
-                    Err(TableError::TableDoesNotExist(_)) => None,
-                    Err(e) => return Err(storage(e)),
-                };
-                tables.push((name.to_owned(), table));
-                tables.len() - 1
-            }
+        let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
+        let pos = if let Some(pos) = tables.iter().position(|(n, _)| n == name) {
+            pos
+        } else {
+            let table = match self.txn.open_table(definition(name)) {
+                Ok(table) => Some(table),
+                Err(TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(storage(e)),
+            };
+            tables.push((name.to_owned(), table));
+            tables.len() - 1
         };
         match &tables[pos].1 {
             Some(table) => f(table),
@@ -342,12 +358,7 @@ impl ReadTx for RedbRead {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        Ok(self
-            .txn
-            .list_tables()
-            .map_err(storage)?
-            .map(|h| redb::TableHandle::name(&h).to_owned())
-            .collect())
+        table_names(self.txn.list_tables())
     }
 
     fn stored_bytes(&self, table: &str) -> Result<u64> {
@@ -367,14 +378,13 @@ impl<'t> RedbWrite<'t> {
         name: &str,
         f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
-        let mut tables = self.tables.borrow_mut();
-        let pos = match tables.iter().position(|(n, _)| n == name) {
-            Some(pos) => pos,
-            None => {
-                let table = self.txn.open_table(definition(name)).map_err(storage)?;
-                tables.push((name.to_owned(), table));
-                tables.len() - 1
-            }
+        let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
+        let pos = if let Some(pos) = tables.iter().position(|(n, _)| n == name) {
+            pos
+        } else {
+            let table = self.txn.open_table(definition(name)).map_err(storage)?;
+            tables.push((name.to_owned(), table));
+            tables.len() - 1
         };
         f(&mut tables[pos].1)
     }
@@ -402,12 +412,7 @@ impl ReadTx for RedbWrite<'_> {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        Ok(self
-            .txn
-            .list_tables()
-            .map_err(storage)?
-            .map(|h| redb::TableHandle::name(&h).to_owned())
-            .collect())
+        table_names(self.txn.list_tables())
     }
 
     fn stored_bytes(&self, table: &str) -> Result<u64> {

@@ -13,6 +13,15 @@ struct User {
 }
 
 #[derive(Table, Serialize, Deserialize)]
+#[kvs(key, crate = "not a path")]
+struct Misplaced {
+    #[kvs(key, name = "x")]
+    id: u64,
+    #[kvs(index = "yes")]
+    other: u64,
+}
+
+#[derive(Table, Serialize, Deserialize)]
 enum Shape {
     Round,
 }

@@ -62,6 +62,9 @@ fn main() -> Result<(), kvs::Error> {
     assert_eq!(kvs.index::<Everything>(EverythingField::C, "c")?.len(), 1);
     assert_eq!(kvs.index::<Everything>(EverythingField::D, &[0u8, 1][..])?.len(), 1);
     assert_eq!(kvs.index::<Everything>(EverythingField::D, vec![0u8, 1])?.len(), 1);
+    assert_eq!(kvs.index::<Everything>(EverythingField::D, b"\0\x01")?.len(), 1);
+    assert_eq!(kvs.index::<Everything>(EverythingField::C, Some("c".to_string()))?.len(), 1);
+    assert_eq!(kvs.index::<Everything>(EverythingField::C, None::<&str>)?.len(), 0);
     assert_eq!(kvs.index::<Everything>(EverythingField::E, true)?.len(), 1);
     assert_eq!(kvs.index::<Everything>(EverythingField::F, 'z')?.len(), 1);
     assert_eq!(kvs.index::<Everything>(EverythingField::G, (7, "g", false, 'q'))?.len(), 1);

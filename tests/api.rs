@@ -271,3 +271,21 @@ fn kvs_and_its_errors_cross_threads() {
     shareable::<Error>();
     error::<Error>();
 }
+
+#[test]
+fn a_panic_inside_a_transaction_rolls_back_and_the_handle_goes_on() {
+    on_each_backend(|kvs| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            kvs.transaction(|tx| -> Result<(), Error> {
+                tx.put(&User::new(1, "ann@x.io", "Oslo"))?;
+                tx.seq("users", 1)?;
+                panic!("the application fails mid-transaction");
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(kvs.count::<User>().unwrap(), 0);
+        assert_eq!(kvs.seq("users", 0).unwrap(), 0);
+        kvs.put(&User::new(1, "ann@x.io", "Oslo")).unwrap();
+        assert_eq!(kvs.seq("users", 1).unwrap(), 1);
+    });
+}

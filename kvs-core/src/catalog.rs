@@ -251,11 +251,10 @@ fn build_index(w: &mut dyn WriteTx, meta: &TableMeta, i: usize) -> Result<()> {
     })?;
     for (value, key) in entries {
         if ix.unique {
-            if let Some(existing) = w.insert(ix.table, &value, &key)? {
+            if w.insert(ix.table, &value, &key)?.is_some() {
                 return Err(Error::Duplicate {
                     table: meta.name.to_owned(),
                     field: ix.field.to_owned(),
-                    existing: (meta.key_type)().render(&existing),
                 });
             }
         } else {

@@ -12,14 +12,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A unique index already holds this value for another record; nothing was written.
-    #[error("duplicate value in unique index {table}.{field}: already held by the record with key {existing}")]
+    #[error("duplicate value in unique index {table}.{field}: another record holds it")]
     Duplicate {
         /// The record table.
         table: String,
         /// The indexed field.
         field: String,
-        /// The key of the record that already holds the value, rendered for people.
-        existing: String,
     },
 
     /// The registered tables and the database (or each other) disagree: two types claim one

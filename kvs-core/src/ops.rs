@@ -72,7 +72,6 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
                     return Err(Error::Duplicate {
                         table: meta.name.to_owned(),
                         field: ix.field.to_owned(),
-                        existing: (meta.key_type)().render(&holder),
                     });
                 }
             }

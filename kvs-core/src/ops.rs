@@ -66,15 +66,16 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
     let new = index_values(record);
     for (i, ix) in meta.indexes.iter().enumerate() {
         let unchanged = old.as_ref().is_some_and(|old| old[i] == new[i]);
-        if let (true, false, Some(value)) = (ix.unique, unchanged, &new[i]) {
-            if let Some(holder) = w.get(ix.table, value)? {
-                if holder != key {
-                    return Err(Error::Duplicate {
-                        table: meta.name.to_owned(),
-                        field: ix.field.to_owned(),
-                    });
-                }
-            }
+        let Some(value) = &new[i] else { continue };
+        if !ix.unique || unchanged {
+            continue;
+        }
+        // A unique value must be free, or already this record's.
+        if w.get(ix.table, value)?.is_some_and(|holder| holder != key) {
+            return Err(Error::Duplicate {
+                table: meta.name.to_owned(),
+                field: ix.field.to_owned(),
+            });
         }
     }
     w.insert(meta.name, &key, &bytes)?;

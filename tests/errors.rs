@@ -138,6 +138,15 @@ fn schemas_restrict_the_open_tables() {
 }
 
 #[test]
+fn schemas_can_be_set_in_code() {
+    let mut config = kvs::Config::parse("mem:").unwrap();
+    config.schemas = Some(vec!["word".to_owned()]);
+    let kvs = Kvs::open_with(config).unwrap();
+    let names: Vec<String> = kvs.dir().unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["word"]);
+}
+
+#[test]
 fn an_index_of_a_table_left_out_is_a_typed_error() {
     let kvs = Kvs::open("mem:?schemas=word").unwrap();
     let err = kvs

@@ -48,7 +48,19 @@ impl Kvs {
     /// claim one table name or a table's key type changed ([`Error::Schema`]), or when the
     /// storage is not a kvs database ([`Error::NotKvs`]).
     pub fn open(url: &str) -> Result<Kvs> {
-        let config = Config::parse(url)?;
+        Kvs::open_with(Config::parse(url)?)
+    }
+
+    /// [`Kvs::open`] with a parsed (and perhaps adjusted) configuration, for programs that set
+    /// the schemas or durability in code rather than in the URL:
+    ///
+    /// ```
+    /// let mut config = kvs_core::Config::parse("mem:")?;
+    /// config.schemas = Some(vec!["billing".to_owned()]);
+    /// # let _ = &config;
+    /// # Ok::<(), kvs_core::Error>(())
+    /// ```
+    pub fn open_with(config: Config) -> Result<Kvs> {
         let tables = select_tables(&config)?;
         let backend = open_backend(&config)?;
         let location = backend.info().location;

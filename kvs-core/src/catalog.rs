@@ -89,29 +89,13 @@ impl CatalogEntry {
 /// Reads the catalog entry of `table`, if any.
 pub fn read_entry(r: &dyn ReadTx, table: &str) -> Result<Option<CatalogEntry>> {
     r.get(CATALOG_TABLE, table.as_bytes())?
-        .map(|bytes| {
-            rmp_serde::from_slice(&bytes)
-                .map_err(|e| Error::schema(table, format!("unreadable catalog entry: {e}")))
-        })
+        .map(|bytes| decode_entry(table, &bytes))
         .transpose()
 }
 
-/// Reads every catalog entry, in table-name order.
-pub fn read_all(r: &dyn ReadTx) -> Result<Vec<CatalogEntry>> {
-    let mut names = Vec::new();
-    r.scan(
-        CATALOG_TABLE,
-        (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
-        false,
-        &mut |k, _| {
-            names.push(String::from_utf8_lossy(k).into_owned());
-            Ok(true)
-        },
-    )?;
-    names
-        .iter()
-        .filter_map(|name| read_entry(r, name).transpose())
-        .collect()
+fn decode_entry(table: &str, bytes: &[u8]) -> Result<CatalogEntry> {
+    rmp_serde::from_slice(bytes)
+        .map_err(|e| Error::schema(table, format!("unreadable catalog entry: {e}")))
 }
 
 /// Checks that the storage holds a kvs database (or nothing) and reads its header.

@@ -2,7 +2,7 @@ use std::fmt;
 use std::ops::RangeBounds;
 
 use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
-use crate::catalog::{self, CATALOG_TABLE, SEQ_TABLE};
+use crate::catalog::{self, CatalogEntry, CATALOG_TABLE, SEQ_TABLE};
 use crate::error::{Error, Result};
 use crate::key::{IndexArg, KeyType};
 use crate::ops;
@@ -99,7 +99,11 @@ impl Kvs {
 
     /// The open tables, sorted by name (Erlang `kvs:dir/0`).
     pub fn dir(&self) -> Result<Vec<TableInfo>> {
-        Ok(self.tables.iter().map(|meta| TableInfo::of(meta)).collect())
+        Ok(self
+            .tables
+            .iter()
+            .map(|meta| CatalogEntry::of(meta).into())
+            .collect())
     }
 
     /// The kvs version and the backend's (Erlang `kvs:ver/0`).
@@ -190,7 +194,7 @@ impl Kvs {
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
         self.check::<T>()?;
-        index_with(self, field, value)
+        self.read(|r| ops::index(r, field, &value))
     }
 
     /// Every record of `T`, in key order.
@@ -257,16 +261,6 @@ impl Kvs {
             )),
         }
     }
-}
-
-/// `index` on a read transaction, with the field and value types named for the compile-time
-/// check.
-fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(
-    kvs: &Kvs,
-    _field: F,
-    value: V,
-) -> Result<Vec<T>> {
-    kvs.read(|r| ops::index::<T, F, V>(r, &value))
 }
 
 /// The tables of this program that `config` opens, checked for clashes.
@@ -356,15 +350,7 @@ impl Tx<'_> {
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
         self.kvs.check::<T>()?;
-        self.index_with(field, value)
-    }
-
-    fn index_with<T: Table, F: IndexField<T>, V: IndexArg>(
-        &self,
-        _field: F,
-        value: V,
-    ) -> Result<Vec<T>> {
-        ops::index::<T, F, V>(&*self.w, &value)
+        ops::index(&*self.w, field, &value)
     }
 
     /// [`Kvs::all`] inside the transaction.
@@ -411,24 +397,24 @@ pub struct IndexInfo {
     pub value_type: KeyType,
 }
 
-impl TableInfo {
-    fn of(meta: &TableMeta) -> TableInfo {
+impl From<CatalogEntry> for TableInfo {
+    fn from(entry: CatalogEntry) -> TableInfo {
         TableInfo {
-            name: meta.name.to_owned(),
-            schema: meta.schema.to_owned(),
-            rust_type: meta.rust_type.to_owned(),
-            key_field: meta.key_field.to_owned(),
-            key_type: (meta.key_type)(),
-            indexes: meta
+            name: entry.name,
+            schema: entry.schema,
+            rust_type: entry.rust_type,
+            key_field: entry.key_field,
+            key_type: entry.key_type,
+            indexes: entry
                 .indexes
-                .iter()
+                .into_iter()
                 .map(|ix| IndexInfo {
-                    field: ix.field.to_owned(),
+                    field: ix.field,
                     unique: ix.unique,
-                    value_type: (ix.value_type)(),
+                    value_type: ix.value_type,
                 })
                 .collect(),
-            fields: meta.fields.iter().map(|f| (*f).to_owned()).collect(),
+            fields: entry.fields,
         }
     }
 }

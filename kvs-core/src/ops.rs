@@ -140,8 +140,11 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     Some(end)
 }
 
+/// `field` is passed only for its type: with `F` and `V` inferred from the arguments, the
+/// callers' `impl Trait` parameters reach the compile-time check below.
 pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     r: &dyn ReadTx,
+    _field: F,
     value: &V,
 ) -> Result<Vec<T>> {
     const {

@@ -27,6 +27,37 @@
 //! # Ok::<(), kvs::Error>(())
 //! ```
 //!
+//! Streams keep records in feeds, in append order, with cursors that page through them
+//! (Erlang's `kvs_stream`):
+//!
+//! ```
+//! use kvs::{Dir, Kvs, Reader, Table};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Table, Serialize, Deserialize)]
+//! #[kvs(name = "msgs")]
+//! struct Msg {
+//!     #[kvs(key)]
+//!     id: u64,
+//!     text: String,
+//! }
+//!
+//! let kvs = Kvs::open("mem:")?;
+//! for id in 1..=5 {
+//!     kvs.append("chat/general", &Msg { id, text: format!("message {id}") })?;
+//! }
+//! assert_eq!(kvs.writer("chat/general")?.count, 5);
+//!
+//! let mut r: Reader<Msg> = kvs.reader("chat/general")?;
+//! r.dir = Dir::Backward;
+//! kvs.top(&mut r)?; // after the newest element
+//! let page: Vec<u64> = kvs.take(&mut r, 2)?.iter().map(|m| m.id).collect();
+//! assert_eq!(page, [5, 4]);
+//! assert_eq!(kvs.next(&mut r)?.map(|m| m.id), Some(4)); // the cursor sits between elements
+//! kvs.save_reader(&r)?; // resume later with kvs.load_reader(r.id)
+//! # Ok::<(), kvs::Error>(())
+//! ```
+//!
 //! This crate is the one applications depend on: it re-exports the API of `kvs-core`, the
 //! `Table` derive (trait and macro under one name, as serde does) and links the redb backend,
 //! which serves the `redb:` and `mem:` URLs.

@@ -227,8 +227,8 @@ fn dir_ver_dump() {
         let names: Vec<String> = kvs.dir().unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(
             names,
-            ["temps", "users", "word"],
-            "every registered table, by name"
+            ["temps", "users", "word", "#writer", "#reader"],
+            "every registered table, by name, then the stream tables"
         );
         let users = kvs
             .dir()

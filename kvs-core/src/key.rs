@@ -198,7 +198,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Appends the escaped, terminated encoding of a byte string.
-fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
     for &b in bytes {
         out.push(b);

@@ -4,8 +4,11 @@ use std::ops::RangeBounds;
 use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
 use crate::catalog::{self, CatalogEntry, CATALOG_TABLE, SEQ_TABLE};
 use crate::error::{Error, Result};
-use crate::key::{IndexArg, KeyType};
+use crate::key::{IndexArg, Key, KeyType};
 use crate::ops;
+use crate::stream::{
+    self, Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
+};
 use crate::table::{registered_tables, IndexField, Table, TableMeta};
 
 /// The environment variable that [`Kvs::from_env`] reads.
@@ -21,6 +24,8 @@ pub struct Kvs {
     backend: Box<dyn Backend>,
     config: Config,
     tables: Vec<&'static TableMeta>,
+    /// Whether the stream tables are open (the `kvs_stream` schema is selected).
+    streams: bool,
 }
 
 impl fmt::Debug for Kvs {
@@ -72,10 +77,15 @@ impl Kvs {
         if !current {
             backend.write(&mut |w| catalog::reconcile(w, &location, &tables))?;
         }
+        let streams = config
+            .schemas
+            .as_ref()
+            .is_none_or(|schemas| schemas.iter().any(|s| s == STREAM_SCHEMA));
         Ok(Kvs {
             backend,
             config,
             tables,
+            streams,
         })
     }
 
@@ -97,13 +107,19 @@ impl Kvs {
         &self.config.url
     }
 
-    /// The open tables, sorted by name (Erlang `kvs:dir/0`).
+    /// The open tables (Erlang `kvs:dir/0`): the record tables sorted by name, then, when the
+    /// `kvs_stream` schema is open (it is unless a URL's `schemas` list leaves it out), the
+    /// stream tables `#writer` and `#reader`.
     pub fn dir(&self) -> Result<Vec<TableInfo>> {
-        Ok(self
+        let mut dir: Vec<TableInfo> = self
             .tables
             .iter()
             .map(|meta| CatalogEntry::of(meta).into())
-            .collect())
+            .collect();
+        if self.streams {
+            dir.extend(stream_tables());
+        }
+        Ok(dir)
     }
 
     /// The kvs version and the backend's (Erlang `kvs:ver/0`).
@@ -136,6 +152,11 @@ impl Kvs {
                 row(meta.name, "set")?;
                 for ix in meta.indexes {
                     row(ix.table, if ix.unique { "unique" } else { "bag" })?;
+                }
+            }
+            if self.streams {
+                for table in [WRITER_TABLE, READER_TABLE, FEED_TABLE, LINK_TABLE] {
+                    row(table, "set")?;
                 }
             }
             row(SEQ_TABLE, "set")?;
@@ -263,6 +284,170 @@ impl Kvs {
     }
 }
 
+/// Streams (Erlang `kvs_stream`): feeds of records in append order, paged by readers.
+///
+/// A feed is named by any string and holds records of one table, in the order they were
+/// appended (not key order); its first append creates it and binds it to that table. A record
+/// may be in many feeds. Each call is one atomic commit (or one consistent read): the record,
+/// its index entries, its link and the feed's counts change together. The `kvs` crate's
+/// documentation has an example.
+impl Kvs {
+    /// Stores `record` in its table (indexes kept exact) and links it at the newest end of
+    /// `feed`; a record already in the feed is updated in place, not linked twice. O(log n).
+    ///
+    /// A feed holds one table's records: appending a record of another table is
+    /// [`Error::Schema`] and writes nothing.
+    pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
+        self.transaction(|tx| tx.append(feed, record))
+    }
+
+    /// The feed's writer: its table, count and oldest and newest keys, in O(1) reads. An
+    /// unknown feed reads as empty (count 0).
+    pub fn writer(&self, feed: &str) -> Result<Writer> {
+        self.check_streams()?;
+        self.read(|r| stream::writer(r, feed, &|table| self.key_type(r, table)))
+    }
+
+    /// The writers of every feed, by feed name.
+    pub fn writers(&self) -> Result<Vec<Writer>> {
+        self.check_streams()?;
+        self.read(|r| {
+            stream::feeds(r)?
+                .iter()
+                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
+                .collect()
+        })
+    }
+
+    /// A new reader of `feed`, positioned before the oldest element and paging
+    /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
+    /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
+    pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
+        self.transaction(|tx| tx.reader(feed))
+    }
+
+    /// Up to `n` records from the reader's cursor in `r.dir`, in the order passed (newest first
+    /// when paging backward); the cursor moves past them. At an end it returns fewer, then
+    /// none. O(log n + k). The reader is not saved: see [`Kvs::save_reader`].
+    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::take(tx, r, n, r.dir))
+    }
+
+    /// The element after the cursor (toward the newest), moving past it; `None` at the end.
+    pub fn next<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Forward)?.pop()))
+    }
+
+    /// The element before the cursor (toward the oldest), moving before it; `None` at the end.
+    /// `next` then `prev` return the same element.
+    pub fn prev<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Backward)?.pop()))
+    }
+
+    /// Moves the cursor past up to `n` elements in `r.dir` without reading the records
+    /// (Erlang's `drop`); returns how many it passed.
+    pub fn skip<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<usize> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::skip(tx, r, n, r.dir))
+    }
+
+    /// Moves the cursor after the newest element; elements appended later are ahead of it.
+    pub fn top<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::top(tx, r))
+    }
+
+    /// Moves the cursor before the oldest element.
+    pub fn bot<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::bot(tx, r))
+    }
+
+    /// Stores the reader (its feed, cursor and direction) under its id.
+    pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
+        self.transaction(|tx| tx.save_reader(r))
+    }
+
+    /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
+    /// if it reads another table than `T`'s.
+    pub fn load_reader<T: Table>(&self, id: u64) -> Result<Reader<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::load_reader(tx, id))
+    }
+
+    /// Deletes the reader saved under `id`; returns whether it existed.
+    pub fn remove_reader(&self, id: u64) -> Result<bool> {
+        self.transaction(|tx| tx.remove_reader(id))
+    }
+
+    /// Every record of `feed`, oldest first (the one call that reads a whole feed).
+    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| stream::feed(tx, feed))
+    }
+
+    /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
+    /// feeds). Returns whether it was in the feed. O(log n).
+    pub fn remove<T: Table>(&self, feed: &str, key: &T::Key) -> Result<bool> {
+        self.transaction(|tx| tx.remove::<T>(feed, key))
+    }
+
+    fn check_streams(&self) -> Result<()> {
+        if self.streams {
+            Ok(())
+        } else {
+            Err(Error::schema(
+                STREAM_SCHEMA,
+                format!(
+                    "streams are not open in {}: add {STREAM_SCHEMA} to its schemas list",
+                    self.config.url
+                ),
+            ))
+        }
+    }
+
+    fn check_stream<T: Table>(&self) -> Result<()> {
+        self.check_streams()?;
+        self.check::<T>()
+    }
+
+    /// The key type of `table`: from the program when it is open, else from the catalog.
+    fn key_type(&self, r: &dyn ReadTx, table: &str) -> Result<Option<KeyType>> {
+        match self.tables.binary_search_by_key(&table, |m| m.name) {
+            Ok(i) => Ok(Some((self.tables[i].key_type)())),
+            Err(_) => Ok(catalog::read_entry(r, table)?.map(|entry| entry.key_type)),
+        }
+    }
+}
+
+/// The stream tables as [`Kvs::dir`] lists them.
+fn stream_tables() -> [TableInfo; 2] {
+    let fields = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
+    [
+        TableInfo {
+            name: WRITER_TABLE.to_owned(),
+            schema: STREAM_SCHEMA.to_owned(),
+            rust_type: "kvs::Writer".to_owned(),
+            key_field: "feed".to_owned(),
+            key_type: KeyType::String,
+            indexes: Vec::new(),
+            fields: fields(&["feed", "table", "count", "top", "first", "last"]),
+        },
+        TableInfo {
+            name: READER_TABLE.to_owned(),
+            schema: STREAM_SCHEMA.to_owned(),
+            rust_type: "kvs::Reader".to_owned(),
+            key_field: "id".to_owned(),
+            key_type: KeyType::U64,
+            indexes: Vec::new(),
+            fields: fields(&["id", "feed", "table", "pos", "dir"]),
+        },
+    ]
+}
+
 /// The tables of this program that `config` opens, checked for clashes.
 fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
     let all = registered_tables();
@@ -278,7 +463,8 @@ fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
         None => all,
         Some(schemas) => {
             for name in schemas {
-                if !all.iter().any(|m| m.schema == name || m.name == name) {
+                if name != STREAM_SCHEMA && !all.iter().any(|m| m.schema == name || m.name == name)
+                {
                     return Err(Error::schema(
                         name.as_str(),
                         "listed in the URL's schemas, but no registered table has that name or schema",
@@ -362,6 +548,55 @@ impl Tx<'_> {
     pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
         self.kvs.check::<T>()?;
         ops::range::<T>(&*self.w, &range)
+    }
+
+    /// [`Kvs::append`] inside the transaction.
+    pub fn append<T: Table>(&mut self, feed: &str, record: &T) -> Result<()> {
+        self.kvs.check_stream::<T>()?;
+        stream::append(self.w, feed, record)
+    }
+
+    /// [`Kvs::remove`] inside the transaction.
+    pub fn remove<T: Table>(&mut self, feed: &str, key: &T::Key) -> Result<bool> {
+        self.kvs.check_stream::<T>()?;
+        stream::unlink(self.w, feed, T::META.name, &key.to_key_bytes())
+    }
+
+    /// [`Kvs::writer`] inside the transaction.
+    pub fn writer(&self, feed: &str) -> Result<Writer> {
+        self.kvs.check_streams()?;
+        let r: &dyn ReadTx = &*self.w;
+        stream::writer(r, feed, &|table| self.kvs.key_type(r, table))
+    }
+
+    /// [`Kvs::feed`] inside the transaction.
+    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
+        self.kvs.check_stream::<T>()?;
+        stream::feed(&*self.w, feed)
+    }
+
+    /// [`Kvs::reader`] inside the transaction.
+    pub fn reader<T: Table>(&mut self, feed: &str) -> Result<Reader<T>> {
+        self.kvs.check_stream::<T>()?;
+        stream::new_reader(self.w, feed)
+    }
+
+    /// [`Kvs::take`] inside the transaction (sees the transaction's own appends).
+    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
+        self.kvs.check_stream::<T>()?;
+        stream::take(&*self.w, r, n, r.dir)
+    }
+
+    /// [`Kvs::save_reader`] inside the transaction.
+    pub fn save_reader<T: Table>(&mut self, r: &Reader<T>) -> Result<()> {
+        self.kvs.check_stream::<T>()?;
+        stream::save_reader(self.w, r)
+    }
+
+    /// [`Kvs::remove_reader`] inside the transaction.
+    pub fn remove_reader(&mut self, id: u64) -> Result<bool> {
+        self.kvs.check_streams()?;
+        stream::remove_reader(self.w, id)
     }
 }
 

@@ -24,6 +24,7 @@ mod error;
 mod key;
 mod kvs;
 mod ops;
+mod stream;
 mod table;
 
 pub use crate::backend::{
@@ -32,6 +33,9 @@ pub use crate::backend::{
 pub use crate::error::{Error, Result};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};
 pub use crate::kvs::{Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL};
+pub use crate::stream::{
+    Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
+};
 pub use crate::table::{registered_tables, IndexField, IndexMeta, Reindex, Table, TableMeta};
 
 #[doc(hidden)]

@@ -8,6 +8,7 @@ use crate::backend::{ReadTx, WriteTx};
 use crate::catalog::SEQ_TABLE;
 use crate::error::{Error, Result};
 use crate::key::{IndexArg, Key};
+use crate::stream;
 use crate::table::{IndexField, Table};
 
 pub(crate) fn encode<T: Table>(record: &T) -> Result<Vec<u8>> {
@@ -117,23 +118,28 @@ pub(crate) fn delete<T: Table>(w: &mut dyn WriteTx, key: &T::Key) -> Result<bool
     let meta = &T::META;
     let key = key.to_key_bytes();
     if meta.indexes.is_empty() {
-        return Ok(w.remove(meta.name, &key)?.is_some());
-    }
-    let Some(old) = w.get(meta.name, &key)? else {
-        return Ok(false);
-    };
-    let old = index_values(&decode::<T>(&old, &key)?);
-    w.remove(meta.name, &key)?;
-    for (ix, value) in meta.indexes.iter().zip(&old) {
-        if let Some(value) = value {
-            remove_entry(w, ix.table, ix.unique, value, &key)?;
+        if w.remove(meta.name, &key)?.is_none() {
+            return Ok(false);
+        }
+    } else {
+        let Some(old) = w.get(meta.name, &key)? else {
+            return Ok(false);
+        };
+        let old = index_values(&decode::<T>(&old, &key)?);
+        w.remove(meta.name, &key)?;
+        for (ix, value) in meta.indexes.iter().zip(&old) {
+            if let Some(value) = value {
+                remove_entry(w, ix.table, ix.unique, value, &key)?;
+            }
         }
     }
+    // A deleted record leaves no feed pointing at it.
+    stream::unlink_all(w, meta.name, &key)?;
     Ok(true)
 }
 
 /// The smallest byte string greater than every string that starts with `prefix`, if any.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let last = prefix.iter().rposition(|&b| b != 0xFF)?;
     let mut end = prefix[..=last].to_vec();
     end[last] += 1;

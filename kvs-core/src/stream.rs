@@ -1,0 +1,628 @@
+//! Streams (Erlang `kvs_stream`): feeds of records in append order, a writer per feed and
+//! readers that page through a feed and can be saved and resumed.
+//!
+//! Layout (docs/FORMAT.md has the bytes): a feed is the entries `feed ++ position → record key`
+//! of [`FEED_TABLE`]; [`LINK_TABLE`] maps `table ++ record key ++ feed → position`, so that a
+//! record finds its place in a feed (and every feed it is in) in O(log n); [`WRITER_TABLE`]
+//! holds each feed's count, first and last positions and the highest position handed out;
+//! [`READER_TABLE`] holds saved cursors. Positions start at 1, grow with every append and are
+//! never reused, so a cursor (a position: everything at or below it is behind) stays valid
+//! whatever is removed or appended later.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{ReadTx, WriteTx};
+use crate::error::{Error, Result};
+use crate::key::{encode_bytes, Key, KeyType, KeyValue};
+use crate::ops;
+use crate::table::Table;
+
+/// The schema of the stream tables; list it in a URL's `schemas` to open streams with it.
+pub const STREAM_SCHEMA: &str = "kvs_stream";
+/// The writers: feed name → its writer state.
+pub const WRITER_TABLE: &str = "#writer";
+/// The saved readers: id (big-endian `u64`) → reader state.
+pub const READER_TABLE: &str = "#reader";
+/// The feeds' elements: escaped feed name ++ position (big-endian `u64`) → record key.
+pub const FEED_TABLE: &str = "#feed";
+/// The links back: escaped table name ++ record key ++ escaped feed name → position.
+pub const LINK_TABLE: &str = "#link";
+/// The counter that numbers readers, in the sequence table.
+pub const READER_SEQ: &str = "#reader";
+
+/// Which way a [`Reader`] pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dir {
+    /// From the oldest element toward the newest (the default).
+    #[default]
+    Forward,
+    /// From the newest element toward the oldest.
+    Backward,
+}
+
+/// What a feed holds, as [`Kvs::writer`](crate::Kvs::writer) reports it (Erlang's `#writer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Writer {
+    /// The feed's name.
+    pub feed: String,
+    /// The record table its elements live in; `None` for a feed never appended to.
+    pub table: Option<String>,
+    /// The number of elements.
+    pub count: u64,
+    /// The key of the oldest element.
+    pub first: Option<KeyValue>,
+    /// The key of the newest element.
+    pub last: Option<KeyValue>,
+    /// The highest position handed out so far (positions grow with every append and are
+    /// never reused; 0 for a new feed).
+    pub top: u64,
+}
+
+impl fmt::Display for Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {} elements", self.feed, self.count)?;
+        if let Some(table) = &self.table {
+            write!(f, " of {table}")?;
+        }
+        if let (Some(first), Some(last)) = (&self.first, &self.last) {
+            write!(f, ", oldest {first}, newest {last}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over a feed of `T` records (Erlang's `#reader`).
+///
+/// The cursor sits *between* elements, as a list iterator does: [`Kvs::next`](crate::Kvs::next)
+/// returns the element after it and moves past it, [`Kvs::prev`](crate::Kvs::prev) the one
+/// before it. Moving a reader changes only this value; [`Kvs::save_reader`](crate::Kvs::save_reader)
+/// stores it, and [`Kvs::load_reader`](crate::Kvs::load_reader) brings it back by `id`.
+pub struct Reader<T> {
+    /// The reader's id, from a counter: unique in the database.
+    pub id: u64,
+    /// The feed it reads.
+    pub feed: String,
+    /// Which way [`Kvs::take`](crate::Kvs::take) and [`Kvs::skip`](crate::Kvs::skip) move.
+    pub dir: Dir,
+    pos: u64,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T> Reader<T> {
+    /// The cursor: the elements whose positions are at most this are behind it (toward the
+    /// oldest end), the others ahead. 0 is before the oldest element.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+}
+
+impl<T> Clone for Reader<T> {
+    fn clone(&self) -> Self {
+        Reader {
+            id: self.id,
+            feed: self.feed.clone(),
+            dir: self.dir,
+            pos: self.pos,
+            record: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("id", &self.id)
+            .field("feed", &self.feed)
+            .field("dir", &self.dir)
+            .field("position", &self.pos)
+            .finish()
+    }
+}
+
+impl<T> PartialEq for Reader<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, &self.feed, self.dir, self.pos) == (other.id, &other.feed, other.dir, other.pos)
+    }
+}
+
+impl<T> Eq for Reader<T> {}
+
+/// A writer as stored in [`WRITER_TABLE`] (a `MessagePack` map).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct WriterState {
+    table: String,
+    count: u64,
+    /// The highest position handed out.
+    top: u64,
+    /// The oldest element's position (0: none).
+    first: u64,
+    /// The newest element's position (0: none).
+    last: u64,
+}
+
+/// A reader as stored in [`READER_TABLE`] (a `MessagePack` map).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ReaderState {
+    feed: String,
+    table: String,
+    pos: u64,
+    dir: Dir,
+}
+
+fn feed_prefix(feed: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(feed.len() + 10);
+    encode_bytes(feed.as_bytes(), &mut out);
+    out
+}
+
+fn element_key(prefix: &[u8], pos: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 8);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&pos.to_be_bytes());
+    out
+}
+
+fn link_prefix(table: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(table.len() + key.len() + 4);
+    encode_bytes(table.as_bytes(), &mut out);
+    out.extend_from_slice(key);
+    out
+}
+
+fn link_key(table: &str, key: &[u8], feed: &str) -> Vec<u8> {
+    let mut out = link_prefix(table, key);
+    encode_bytes(feed.as_bytes(), &mut out);
+    out
+}
+
+fn corrupt(table: &str, reason: impl fmt::Display) -> Error {
+    Error::schema(table, reason)
+}
+
+fn decode_pos(table: &str, bytes: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(table, format!("a position of {} bytes, not 8", bytes.len())))
+}
+
+fn read_writer(r: &dyn ReadTx, feed: &str) -> Result<Option<WriterState>> {
+    r.get(WRITER_TABLE, feed.as_bytes())?
+        .map(|bytes| {
+            rmp_serde::from_slice(&bytes)
+                .map_err(|e| corrupt(WRITER_TABLE, format!("unreadable writer of {feed:?}: {e}")))
+        })
+        .transpose()
+}
+
+fn write_writer(w: &mut dyn WriteTx, feed: &str, state: &WriterState) -> Result<()> {
+    let bytes = rmp_serde::to_vec_named(state).map_err(|e| Error::Encode {
+        table: WRITER_TABLE.to_owned(),
+        reason: e.to_string(),
+    })?;
+    w.insert(WRITER_TABLE, feed.as_bytes(), &bytes)?;
+    Ok(())
+}
+
+/// Fails unless the feed (if it exists) holds records of `T`'s table.
+fn check_feed<T: Table>(feed: &str, state: Option<&WriterState>) -> Result<()> {
+    match state {
+        Some(state) if state.table != T::META.name => Err(Error::schema(
+            T::META.name,
+            format!(
+                "feed {feed:?} holds records of table {}, not of {} ({})",
+                state.table,
+                T::META.name,
+                T::META.rust_type
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Stores `record` and links it at the newest end of `feed`, unless it is already there.
+pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> Result<()> {
+    let state = read_writer(&*w, feed)?;
+    check_feed::<T>(feed, state.as_ref())?;
+    let mut state = state.unwrap_or_else(|| WriterState {
+        table: T::META.name.to_owned(),
+        ..WriterState::default()
+    });
+    let key = record.key().to_key_bytes();
+    let link = link_key(T::META.name, &key, feed);
+    let linked = w.get(LINK_TABLE, &link)?.is_some();
+    let pos = if linked {
+        0
+    } else {
+        state
+            .top
+            .checked_add(1)
+            .ok_or_else(|| corrupt(WRITER_TABLE, format!("feed {feed:?} is out of positions")))?
+    };
+    // Checked before the first write: a unique violation leaves nothing behind.
+    ops::put(w, record)?;
+    if linked {
+        return Ok(());
+    }
+    w.insert(FEED_TABLE, &element_key(&feed_prefix(feed), pos), &key)?;
+    w.insert(LINK_TABLE, &link, &pos.to_be_bytes())?;
+    state.top = pos;
+    state.count += 1;
+    state.last = pos;
+    if state.first == 0 {
+        state.first = pos;
+    }
+    write_writer(w, feed, &state)
+}
+
+/// Unlinks the record `key` of `table` from `feed`; returns whether it was linked.
+pub(crate) fn unlink(w: &mut dyn WriteTx, feed: &str, table: &str, key: &[u8]) -> Result<bool> {
+    let link = link_key(table, key, feed);
+    let Some(pos) = w.get(LINK_TABLE, &link)? else {
+        return Ok(false);
+    };
+    let pos = decode_pos(LINK_TABLE, &pos)?;
+    let mut state = read_writer(&*w, feed)?.ok_or_else(|| {
+        corrupt(
+            WRITER_TABLE,
+            format!("feed {feed:?} has links but no writer"),
+        )
+    })?;
+    state.count = state
+        .count
+        .checked_sub(1)
+        .ok_or_else(|| corrupt(WRITER_TABLE, format!("feed {feed:?} counts no elements")))?;
+    let prefix = feed_prefix(feed);
+    let element = element_key(&prefix, pos);
+    if state.first == pos {
+        state.first = neighbour(&*w, &prefix, pos, Dir::Forward)?.unwrap_or(0);
+    }
+    if state.last == pos {
+        state.last = neighbour(&*w, &prefix, pos, Dir::Backward)?.unwrap_or(0);
+    }
+    w.remove(LINK_TABLE, &link)?;
+    w.remove(FEED_TABLE, &element)?;
+    write_writer(w, feed, &state)?;
+    Ok(true)
+}
+
+/// Unlinks the record `key` of `table` from every feed it is in (its delete).
+pub(crate) fn unlink_all(w: &mut dyn WriteTx, table: &str, key: &[u8]) -> Result<()> {
+    let prefix = link_prefix(table, key);
+    let end = ops::prefix_end(&prefix);
+    let mut feeds = Vec::new();
+    w.scan(
+        LINK_TABLE,
+        (
+            Bound::Included(prefix.as_slice()),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        ),
+        false,
+        &mut |link, _| {
+            let mut rest = &link[prefix.len()..];
+            match KeyType::String.decode(&mut rest) {
+                Some(KeyValue::String(feed)) if rest.is_empty() => {
+                    feeds.push(feed);
+                    Ok(true)
+                }
+                _ => Err(corrupt(
+                    LINK_TABLE,
+                    "a link whose feed name does not decode",
+                )),
+            }
+        },
+    )?;
+    for feed in feeds {
+        unlink(w, &feed, table, key)?;
+    }
+    Ok(())
+}
+
+/// The position of the nearest element strictly after (`Forward`) or before (`Backward`)
+/// `pos` in the feed with `prefix`.
+fn neighbour(r: &dyn ReadTx, prefix: &[u8], pos: u64, dir: Dir) -> Result<Option<u64>> {
+    // A cursor at `pos` has the element at `pos` behind it; before it is `pos - 1`.
+    let cursor = match dir {
+        Dir::Forward => pos,
+        Dir::Backward => pos.saturating_sub(1),
+    };
+    let mut found = None;
+    walk(r, prefix, cursor, dir, 1, &mut |p, _| {
+        found = Some(p);
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Visits up to `n` elements `(position, record key)` from the cursor `pos` in `dir`.
+fn walk(
+    r: &dyn ReadTx,
+    prefix: &[u8],
+    pos: u64,
+    dir: Dir,
+    n: usize,
+    visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    let cursor = element_key(prefix, pos);
+    let end = ops::prefix_end(prefix);
+    let range = match dir {
+        Dir::Forward => (
+            Bound::Excluded(cursor.as_slice()),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        ),
+        Dir::Backward => (Bound::Excluded(prefix), Bound::Included(cursor.as_slice())),
+    };
+    let mut seen = 0;
+    r.scan(
+        FEED_TABLE,
+        range,
+        dir == Dir::Backward,
+        &mut |element, key| {
+            let p = decode_pos(FEED_TABLE, &element[prefix.len()..])?;
+            visit(p, key)?;
+            seen += 1;
+            Ok(seen < n)
+        },
+    )
+}
+
+/// The record with `key` that a feed links to.
+fn linked_record<T: Table>(r: &dyn ReadTx, feed: &str, key: &[u8]) -> Result<T> {
+    match r.get(T::META.name, key)? {
+        Some(bytes) => ops::decode(&bytes, key),
+        None => Err(corrupt(
+            T::META.name,
+            format!(
+                "feed {feed:?} links the missing record {}",
+                (T::META.key_type)().render(key)
+            ),
+        )),
+    }
+}
+
+/// Reads up to `n` records from the reader's cursor in `dir` and moves the cursor past them.
+pub(crate) fn take<T: Table>(
+    r: &dyn ReadTx,
+    reader: &mut Reader<T>,
+    n: usize,
+    dir: Dir,
+) -> Result<Vec<T>> {
+    let (keys, pos) = step(r, reader, n, dir)?;
+    let records = keys
+        .iter()
+        .map(|key| linked_record(r, &reader.feed, key))
+        .collect::<Result<Vec<T>>>()?;
+    reader.pos = pos;
+    Ok(records)
+}
+
+/// Moves the reader's cursor by up to `n` elements in `dir` without reading them; returns how
+/// many it passed.
+pub(crate) fn skip<T: Table>(
+    r: &dyn ReadTx,
+    reader: &mut Reader<T>,
+    n: usize,
+    dir: Dir,
+) -> Result<usize> {
+    let (keys, pos) = step(r, reader, n, dir)?;
+    reader.pos = pos;
+    Ok(keys.len())
+}
+
+/// The keys of up to `n` elements from the reader's cursor in `dir`, and the cursor after them.
+fn step<T: Table>(
+    r: &dyn ReadTx,
+    reader: &Reader<T>,
+    n: usize,
+    dir: Dir,
+) -> Result<(Vec<Vec<u8>>, u64)> {
+    check_feed::<T>(&reader.feed, read_writer(r, &reader.feed)?.as_ref())?;
+    let mut keys = Vec::with_capacity(n.min(1024));
+    let mut pos = reader.pos;
+    walk(
+        r,
+        &feed_prefix(&reader.feed),
+        reader.pos,
+        dir,
+        n,
+        &mut |p, key| {
+            keys.push(key.to_vec());
+            // Forward, the cursor moves past the element; backward, to just before it.
+            pos = match dir {
+                Dir::Forward => p,
+                Dir::Backward => p.saturating_sub(1),
+            };
+            Ok(())
+        },
+    )?;
+    Ok((keys, pos))
+}
+
+/// Moves the cursor after the newest element.
+pub(crate) fn top<T: Table>(r: &dyn ReadTx, reader: &mut Reader<T>) -> Result<()> {
+    let state = read_writer(r, &reader.feed)?;
+    check_feed::<T>(&reader.feed, state.as_ref())?;
+    reader.pos = state.map_or(0, |s| s.top);
+    Ok(())
+}
+
+/// Moves the cursor before the oldest element.
+pub(crate) fn bot<T: Table>(r: &dyn ReadTx, reader: &mut Reader<T>) -> Result<()> {
+    check_feed::<T>(&reader.feed, read_writer(r, &reader.feed)?.as_ref())?;
+    reader.pos = 0;
+    Ok(())
+}
+
+/// Every record of `feed`, oldest first.
+pub(crate) fn feed<T: Table>(r: &dyn ReadTx, feed: &str) -> Result<Vec<T>> {
+    check_feed::<T>(feed, read_writer(r, feed)?.as_ref())?;
+    let mut keys = Vec::new();
+    walk(
+        r,
+        &feed_prefix(feed),
+        0,
+        Dir::Forward,
+        usize::MAX,
+        &mut |_, key| {
+            keys.push(key.to_vec());
+            Ok(())
+        },
+    )?;
+    keys.iter().map(|key| linked_record(r, feed, key)).collect()
+}
+
+/// The writer of `feed`; `key_type` gives the key type of its table, when known.
+pub(crate) fn writer(
+    r: &dyn ReadTx,
+    feed: &str,
+    key_type: &dyn Fn(&str) -> Result<Option<KeyType>>,
+) -> Result<Writer> {
+    let Some(state) = read_writer(r, feed)? else {
+        return Ok(Writer {
+            feed: feed.to_owned(),
+            table: None,
+            count: 0,
+            first: None,
+            last: None,
+            top: 0,
+        });
+    };
+    let kt = key_type(&state.table)?;
+    let prefix = feed_prefix(feed);
+    let key_at = |pos: u64| -> Result<Option<KeyValue>> {
+        if pos == 0 {
+            return Ok(None);
+        }
+        let Some(key) = r.get(FEED_TABLE, &element_key(&prefix, pos))? else {
+            return Err(corrupt(
+                WRITER_TABLE,
+                format!("feed {feed:?} names position {pos}, which it does not hold"),
+            ));
+        };
+        let Some(kt) = &kt else { return Ok(None) };
+        let mut rest = key.as_slice();
+        match kt.decode(&mut rest) {
+            Some(value) if rest.is_empty() => Ok(Some(value)),
+            _ => Err(corrupt(
+                &state.table,
+                format!("feed {feed:?} holds a key that is not a {kt}"),
+            )),
+        }
+    };
+    Ok(Writer {
+        feed: feed.to_owned(),
+        first: key_at(state.first)?,
+        last: key_at(state.last)?,
+        table: Some(state.table),
+        count: state.count,
+        top: state.top,
+    })
+}
+
+/// The names of all feeds, in byte order.
+pub(crate) fn feeds(r: &dyn ReadTx) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    r.scan(
+        WRITER_TABLE,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |name, _| {
+            names.push(
+                String::from_utf8(name.to_vec())
+                    .map_err(|_| corrupt(WRITER_TABLE, "a feed name that is not UTF-8"))?,
+            );
+            Ok(true)
+        },
+    )?;
+    Ok(names)
+}
+
+/// A new reader of `feed` at its oldest end, saved under a fresh id.
+pub(crate) fn new_reader<T: Table>(w: &mut dyn WriteTx, feed: &str) -> Result<Reader<T>> {
+    check_feed::<T>(feed, read_writer(&*w, feed)?.as_ref())?;
+    let id = ops::seq(w, READER_SEQ, 1)?;
+    let reader = Reader {
+        id,
+        feed: feed.to_owned(),
+        dir: Dir::Forward,
+        pos: 0,
+        record: PhantomData,
+    };
+    save_reader(w, &reader)?;
+    Ok(reader)
+}
+
+/// Stores the reader under its id.
+pub(crate) fn save_reader<T: Table>(w: &mut dyn WriteTx, reader: &Reader<T>) -> Result<()> {
+    let state = ReaderState {
+        feed: reader.feed.clone(),
+        table: T::META.name.to_owned(),
+        pos: reader.pos,
+        dir: reader.dir,
+    };
+    let bytes = rmp_serde::to_vec_named(&state).map_err(|e| Error::Encode {
+        table: READER_TABLE.to_owned(),
+        reason: e.to_string(),
+    })?;
+    w.insert(READER_TABLE, &reader.id.to_be_bytes(), &bytes)?;
+    Ok(())
+}
+
+/// The reader saved under `id`.
+pub(crate) fn load_reader<T: Table>(r: &dyn ReadTx, id: u64) -> Result<Reader<T>> {
+    let Some(bytes) = r.get(READER_TABLE, &id.to_be_bytes())? else {
+        return Err(Error::NotFound {
+            table: READER_TABLE.to_owned(),
+            key: id.to_string(),
+        });
+    };
+    let state: ReaderState = rmp_serde::from_slice(&bytes)
+        .map_err(|e| corrupt(READER_TABLE, format!("unreadable reader {id}: {e}")))?;
+    if state.table != T::META.name {
+        return Err(Error::schema(
+            T::META.name,
+            format!(
+                "reader {id} reads feed {:?} of table {}, not of {} ({})",
+                state.feed,
+                state.table,
+                T::META.name,
+                T::META.rust_type
+            ),
+        ));
+    }
+    Ok(Reader {
+        id,
+        feed: state.feed,
+        dir: state.dir,
+        pos: state.pos,
+        record: PhantomData,
+    })
+}
+
+/// Deletes the reader saved under `id`; returns whether it existed.
+pub(crate) fn remove_reader(w: &mut dyn WriteTx, id: u64) -> Result<bool> {
+    Ok(w.remove(READER_TABLE, &id.to_be_bytes())?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{element_key, feed_prefix, link_key};
+
+    #[test]
+    fn feeds_do_not_share_prefixes() {
+        // "a" and "a\0" (or "ab") must not interleave: the escaped name is prefix-free.
+        let a = feed_prefix("a");
+        let ab = feed_prefix("ab");
+        assert!(!ab.starts_with(&a) && !a.starts_with(&ab));
+        assert!(element_key(&a, u64::MAX) < ab);
+        assert!(link_key("t", &[1], "f") != link_key("t", &[1, 0, 0], ""));
+    }
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TempDir, User};
+use common::{TempDir, User, UserField};
 use kvs::{Error, Kvs};
 
 fn open_err(url: &str) -> Error {
@@ -155,4 +155,33 @@ fn an_index_of_a_table_left_out_is_a_typed_error() {
     assert!(matches!(err, Error::Schema { .. }), "{err:?}");
     let err = kvs.put(&User::new(1, "a@x.io", "Oslo")).unwrap_err();
     assert!(matches!(err, Error::Schema { .. }), "{err:?}");
+}
+
+#[test]
+fn a_read_only_open_reads_and_refuses_writes() {
+    let dir = TempDir::new();
+    let url = dir.url("ro.redb");
+    Kvs::open(&url)
+        .unwrap()
+        .put(&User::new(1, "a@x.io", "Oslo"))
+        .unwrap();
+    let ro = Kvs::open(&format!("{url}?read_only=true")).unwrap();
+    assert_eq!(ro.count::<User>().unwrap(), 1);
+    assert_eq!(ro.index::<User>(UserField::City, "Oslo").unwrap().len(), 1);
+    match ro.put(&User::new(2, "b@x.io", "Oslo")) {
+        Err(Error::ReadOnly { location }) => assert!(location.ends_with("ro.redb")),
+        other => panic!("expected ReadOnly, got {other:?}"),
+    }
+    assert!(matches!(ro.seq("ids", 1), Err(Error::ReadOnly { .. })));
+    // Read-only never creates a file.
+    let missing = dir.path().join("missing.redb");
+    assert!(matches!(
+        Kvs::open(&format!("redb:{}?read_only=true", missing.display())),
+        Err(Error::NotKvs { .. })
+    ));
+    assert!(!missing.exists());
+    assert!(matches!(
+        Kvs::open("mem:?read_only=maybe"),
+        Err(Error::Url { .. })
+    ));
 }

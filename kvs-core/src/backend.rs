@@ -118,7 +118,7 @@ pub enum Durability {
 
 /// A parsed kvs URL, handed to a backend's opener.
 ///
-/// The form is `SCHEME:LOCATION[?KEY=VALUE&...]`. kvs itself consumes `durability` and
+/// The form is `SCHEME:LOCATION[?KEY=VALUE&...]`. kvs itself consumes `durability`, `read_only` and
 /// `schemas`; the other parameters are the backend's, which must reject those it does not
 /// know.
 #[derive(Clone, Debug)]
@@ -133,6 +133,10 @@ pub struct Config {
     pub durability: Durability,
     /// `?schemas=a,b`: restrict the open tables to these schema or table names.
     pub schemas: Option<Vec<String>>,
+    /// `?read_only=true`: open without the right to write, where the engine allows it
+    /// alongside a writer (the console's read commands use it). Writes fail with
+    /// [`Error::ReadOnly`].
+    pub read_only: bool,
     /// The other parameters, in order.
     pub params: Vec<(String, String)>,
 }
@@ -160,6 +164,7 @@ impl Config {
             location: location.to_owned(),
             durability: Durability::default(),
             schemas: None,
+            read_only: false,
             params: Vec::new(),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -175,6 +180,18 @@ impl Config {
                             return Err(Error::url(
                                 url,
                                 format!("durability must be immediate or none, not {value:?}"),
+                            ))
+                        }
+                    }
+                }
+                "read_only" => {
+                    config.read_only = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(Error::url(
+                                url,
+                                format!("read_only must be true or false, not {value:?}"),
                             ))
                         }
                     }
@@ -205,7 +222,7 @@ impl Config {
             .find(|(k, _)| !known.contains(&k.as_str()))
         {
             Some((key, _)) => {
-                let mut all = vec!["durability", "schemas"];
+                let mut all = vec!["durability", "schemas", "read_only"];
                 all.extend_from_slice(known);
                 Err(Error::url(
                     &self.url,
@@ -236,8 +253,10 @@ pub struct BackendFactory {
 
 inventory::collect!(BackendFactory);
 
-/// Opens the backend that `config.scheme` names.
-pub(crate) fn open_backend(config: &Config) -> Result<Box<dyn Backend>> {
+/// Opens the backend that `config.scheme` names, among those linked into the program, without
+/// reading or writing any kvs table (tools that work on any kvs database, such as the console,
+/// start here; applications call [`Kvs::open`](crate::Kvs::open)).
+pub fn open_backend(config: &Config) -> Result<Box<dyn Backend>> {
     let mut schemes: Vec<&str> = Vec::new();
     for factory in inventory::iter::<BackendFactory> {
         if factory.scheme == config.scheme {

@@ -98,6 +98,77 @@ fn decode_entry(table: &str, bytes: &[u8]) -> Result<CatalogEntry> {
         .map_err(|e| Error::schema(table, format!("unreadable catalog entry: {e}")))
 }
 
+/// Every catalog entry, by table name.
+pub fn entries(r: &dyn ReadTx) -> Result<Vec<CatalogEntry>> {
+    let mut raw = Vec::new();
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    r.scan(CATALOG_TABLE, all, false, &mut |name, bytes| {
+        raw.push((String::from_utf8_lossy(name).into_owned(), bytes.to_vec()));
+        Ok(true)
+    })?;
+    raw.iter()
+        .map(|(name, bytes)| decode_entry(name, bytes))
+        .collect()
+}
+
+/// Makes `entry`'s table exist, for tools that create tables without the Rust type (the
+/// console's import): writes the header of an empty store, and, when the catalog has no entry
+/// for the table, the entry and its tables. Returns the entry in effect: the stored one when
+/// there is one, which must then have the same key type.
+pub fn ensure_table(
+    w: &mut dyn WriteTx,
+    location: &str,
+    entry: &CatalogEntry,
+) -> Result<CatalogEntry> {
+    if entry.name.is_empty() || entry.name.starts_with('#') {
+        return Err(Error::schema(&entry.name, "not a record table name"));
+    }
+    if read_header(&*w, location)?.is_none() {
+        write_header(w)?;
+    }
+    if let Some(have) = read_entry(&*w, &entry.name)? {
+        if have.key_type != entry.key_type {
+            return Err(Error::schema(
+                &entry.name,
+                format!("key type is {} here, not {}", have.key_type, entry.key_type),
+            ));
+        }
+        return Ok(have);
+    }
+    w.create_table(CATALOG_TABLE)?;
+    w.create_table(SEQ_TABLE)?;
+    w.create_table(&entry.name)?;
+    for ix in &entry.indexes {
+        if ix.table != format!("{}#{}", entry.name, ix.field) {
+            return Err(Error::schema(
+                &entry.name,
+                format!("index table {:?} is not named NAME#FIELD", ix.table),
+            ));
+        }
+        w.create_table(&ix.table)?;
+    }
+    w.insert(
+        CATALOG_TABLE,
+        entry.name.as_bytes(),
+        &encode_internal(entry, &entry.name)?,
+    )?;
+    Ok(entry.clone())
+}
+
+fn write_header(w: &mut dyn WriteTx) -> Result<()> {
+    let header = Header {
+        magic: "kvs".to_owned(),
+        format: FORMAT,
+        created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
+    };
+    w.insert(
+        META_TABLE,
+        HEADER_KEY,
+        &encode_internal(&header, META_TABLE)?,
+    )?;
+    Ok(())
+}
+
 /// Checks that the storage holds a kvs database (or nothing) and reads its header.
 ///
 /// `Ok(None)` is an empty store that open will initialize.
@@ -160,16 +231,7 @@ pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta])
 /// reconciled (a changed key type) with nothing written.
 pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMeta]) -> Result<()> {
     if read_header(&*w, location)?.is_none() {
-        let header = Header {
-            magic: "kvs".to_owned(),
-            format: FORMAT,
-            created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
-        };
-        w.insert(
-            META_TABLE,
-            HEADER_KEY,
-            &encode_internal(&header, META_TABLE)?,
-        )?;
+        write_header(w)?;
     }
     w.create_table(CATALOG_TABLE)?;
     w.create_table(SEQ_TABLE)?;

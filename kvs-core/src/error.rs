@@ -97,6 +97,13 @@ pub enum Error {
         location: String,
     },
 
+    /// A write on a database opened read-only (`?read_only=true`); nothing was written.
+    #[error("{location} is open read-only")]
+    ReadOnly {
+        /// The file or URL.
+        location: String,
+    },
+
     /// A concurrent transaction changed what this one read; nothing was written. Retrying
     /// the transaction is safe.
     #[error("transaction conflict: {reason}")]

@@ -179,6 +179,74 @@ impl KeyType {
         })
     }
 
+    /// Appends the encoding of `value` as this type, the inverse of [`KeyType::decode`];
+    /// returns `false` (leaving `out` as it was) when `value` is not of this type or out of
+    /// its range. Tools without the Rust types (the console) encode keys with it.
+    ///
+    /// ```
+    /// use kvs_core::{Key, KeyType, KeyValue};
+    ///
+    /// let mut out = Vec::new();
+    /// assert!(KeyType::I16.encode(&KeyValue::Signed(-5), &mut out));
+    /// assert_eq!(out, (-5i16).to_key_bytes());
+    /// assert!(!KeyType::U8.encode(&KeyValue::Unsigned(300), &mut out));
+    /// ```
+    pub fn encode(&self, value: &KeyValue, out: &mut Vec<u8>) -> bool {
+        let len = out.len();
+        let ok = self.encode_inner(value, out);
+        if !ok {
+            out.truncate(len);
+        }
+        ok
+    }
+
+    fn encode_inner(&self, value: &KeyValue, out: &mut Vec<u8>) -> bool {
+        fn int<T: Key + TryFrom<i128> + TryFrom<u128>>(v: &KeyValue, out: &mut Vec<u8>) -> bool {
+            let parsed = match *v {
+                KeyValue::Unsigned(u) => T::try_from(u).ok(),
+                KeyValue::Signed(i) => T::try_from(i).ok(),
+                _ => None,
+            };
+            parsed.map(|t| t.encode_key(out)).is_some()
+        }
+        match (self, value) {
+            (KeyType::U8, v) => int::<u8>(v, out),
+            (KeyType::U16, v) => int::<u16>(v, out),
+            (KeyType::U32, v) => int::<u32>(v, out),
+            (KeyType::U64, v) => int::<u64>(v, out),
+            (KeyType::U128, v) => int::<u128>(v, out),
+            (KeyType::I8, v) => int::<i8>(v, out),
+            (KeyType::I16, v) => int::<i16>(v, out),
+            (KeyType::I32, v) => int::<i32>(v, out),
+            (KeyType::I64, v) => int::<i64>(v, out),
+            (KeyType::I128, v) => int::<i128>(v, out),
+            (KeyType::Bool, KeyValue::Bool(b)) => {
+                b.encode_key(out);
+                true
+            }
+            (KeyType::Char, KeyValue::Char(c)) => {
+                c.encode_key(out);
+                true
+            }
+            (KeyType::String, KeyValue::String(text)) => {
+                encode_bytes(text.as_bytes(), out);
+                true
+            }
+            (KeyType::Bytes, KeyValue::Bytes(bytes)) => {
+                encode_bytes(bytes, out);
+                true
+            }
+            (KeyType::Tuple(types), KeyValue::Tuple(values)) => {
+                types.len() == values.len()
+                    && types
+                        .iter()
+                        .zip(values)
+                        .all(|(t, v)| t.encode_inner(v, out))
+            }
+            _ => false,
+        }
+    }
+
     /// Renders an encoded value for people, or as hex when it does not decode.
     pub fn render(&self, bytes: &[u8]) -> String {
         let mut rest = bytes;

@@ -24,11 +24,13 @@ mod error;
 mod key;
 mod kvs;
 mod ops;
+pub mod raw;
 mod stream;
 mod table;
 
 pub use crate::backend::{
-    Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx, Visitor, WriteTx,
+    open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx,
+    Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};

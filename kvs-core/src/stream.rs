@@ -527,6 +527,106 @@ pub(crate) fn writer(
     })
 }
 
+/// Up to `limit` record keys of `feed`, oldest first (newest first when `back`).
+pub(crate) fn feed_keys(
+    r: &dyn ReadTx,
+    feed: &str,
+    back: bool,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let (start, dir) = if back {
+        (u64::MAX, Dir::Backward)
+    } else {
+        (0, Dir::Forward)
+    };
+    let mut keys = Vec::new();
+    walk(r, &feed_prefix(feed), start, dir, limit, &mut |_, key| {
+        keys.push(key.to_vec());
+        Ok(())
+    })?;
+    Ok(keys)
+}
+
+/// The problems in the stream tables (see `raw::check_feeds`).
+pub(crate) fn check(r: &dyn ReadTx) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for feed in feeds(r)? {
+        let Some(state) = read_writer(r, &feed)? else {
+            continue;
+        };
+        let prefix = feed_prefix(&feed);
+        let mut elements: Vec<(u64, Vec<u8>)> = Vec::new();
+        walk(r, &prefix, 0, Dir::Forward, usize::MAX, &mut |p, key| {
+            elements.push((p, key.to_vec()));
+            Ok(())
+        })?;
+        if elements.len() as u64 != state.count {
+            problems.push(format!(
+                "feed {feed:?}: writer counts {}, the feed holds {}",
+                state.count,
+                elements.len()
+            ));
+        }
+        let ends = (
+            elements.first().map_or(0, |e| e.0),
+            elements.last().map_or(0, |e| e.0),
+        );
+        if ends != (state.first, state.last) {
+            problems.push(format!(
+                "feed {feed:?}: writer's ends are positions {:?}, the feed's are {ends:?}",
+                (state.first, state.last)
+            ));
+        }
+        if ends.1 > state.top {
+            problems.push(format!(
+                "feed {feed:?}: position {} is above the writer's top {}",
+                ends.1, state.top
+            ));
+        }
+        for (p, key) in &elements {
+            let link = r.get(LINK_TABLE, &link_key(&state.table, key, &feed))?;
+            if link.as_deref() != Some(&p.to_be_bytes()[..]) {
+                problems.push(format!(
+                    "feed {feed:?}: element at position {p} has no matching link"
+                ));
+            }
+            if r.get(&state.table, key)?.is_none() {
+                problems.push(format!(
+                    "feed {feed:?}: element at position {p} links a missing record of {}",
+                    state.table
+                ));
+            }
+        }
+    }
+    let mut links = Vec::new();
+    r.scan(
+        LINK_TABLE,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |link, pos| {
+            links.push((link.to_vec(), pos.to_vec()));
+            Ok(true)
+        },
+    )?;
+    let all_feeds = feeds(r)?;
+    for (link, pos) in links {
+        let pos = decode_pos(LINK_TABLE, &pos)?;
+        // The link ends with the escaped feed name: find the feed whose element agrees.
+        let found = all_feeds.iter().any(|feed| {
+            let tail = feed_prefix(feed);
+            link.ends_with(&tail)
+                && r.get(FEED_TABLE, &element_key(&tail, pos))
+                    .ok()
+                    .flatten()
+                    .is_some()
+        });
+        if !found {
+            problems.push(format!("a link to position {pos} has no feed element"));
+        }
+    }
+    Ok(problems)
+}
+
 /// The names of all feeds, in byte order.
 pub(crate) fn feeds(r: &dyn ReadTx) -> Result<Vec<String>> {
     let mut names = Vec::new();

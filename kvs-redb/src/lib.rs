@@ -34,6 +34,7 @@ use std::path::Path;
 use kvs_core::{
     Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, Visitor, WriteTx,
 };
+pub use redb::ConcurrencyMode;
 use redb::{
     Database, DatabaseError, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, TableError, WriteTransaction,
@@ -65,7 +66,7 @@ fn reentered() -> Error {
 
 /// A kvs backend on a redb database.
 pub struct Redb {
-    db: Database,
+    db: Db,
     durability: redb::Durability,
     info: BackendInfo,
 }
@@ -78,9 +79,35 @@ impl std::fmt::Debug for Redb {
     }
 }
 
+/// The database, opened for writing or read-only.
+enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
 /// Opens the backend a `redb:` or `mem:` URL names.
+///
+/// Besides kvs's own parameters, `redb:` takes `share=exclusive|single|multi`, redb's
+/// concurrency mode: `exclusive` (the default) locks the file for one process; `single` lets
+/// other processes open it read-only (`?read_only=true`, as the console does) and follow this
+/// one's commits; `multi` lets several processes write, one transaction at a time. Every
+/// process that opens the file at once must use the same mode; a read-only open without
+/// `share` tries each mode in turn.
 pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
-    config.expect_params(&[])?;
+    config.expect_params(&["share"])?;
+    let share = match config.params.iter().find(|(k, _)| k == "share") {
+        None => None,
+        Some((_, v)) => Some(match v.as_str() {
+            "exclusive" => ConcurrencyMode::ExclusiveWriter,
+            "single" => ConcurrencyMode::SingleWriter,
+            "multi" => ConcurrencyMode::MultiWriter,
+            other => {
+                return Err(config.error(format!(
+                    "share must be exclusive, single or multi, not {other:?}"
+                )))
+            }
+        }),
+    };
     let durability = match config.durability {
         kvs_core::Durability::None => redb::Durability::None,
         _ => redb::Durability::Immediate,
@@ -89,6 +116,9 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
         "mem" => {
             if !config.location.is_empty() {
                 return Err(config.error("mem: takes no location"));
+            }
+            if share.is_some() {
+                return Err(config.error("mem: is never shared: it takes no share parameter"));
             }
             Ok(Box::new(Redb::in_memory(durability)?))
         }
@@ -100,7 +130,16 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
             if path.is_empty() {
                 return Err(config.error("redb: needs a file path, as in redb:app.redb"));
             }
-            Ok(Box::new(Redb::file(Path::new(path), durability)?))
+            let path = Path::new(path);
+            if config.read_only {
+                Ok(Box::new(Redb::file_read_only(path, share)?))
+            } else {
+                Ok(Box::new(Redb::file_shared(
+                    path,
+                    durability,
+                    share.unwrap_or_default(),
+                )?))
+            }
         }
         other => Err(config.error(format!("the redb backend does not serve {other}:"))),
     }
@@ -116,7 +155,7 @@ impl Redb {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(storage)?;
         Ok(Redb {
-            db,
+            db: Db::Write(db),
             durability,
             info: BackendInfo {
                 engine: "redb",
@@ -134,6 +173,15 @@ impl Redb {
     /// database that kvs then rejects as foreign (unless it needs crash recovery, which only a
     /// writer can do).
     pub fn file(path: &Path, durability: redb::Durability) -> Result<Redb> {
+        Redb::file_shared(path, durability, ConcurrencyMode::ExclusiveWriter)
+    }
+
+    /// [`Redb::file`] in one of redb's concurrency modes (see [`open`]'s `share`).
+    pub fn file_shared(
+        path: &Path,
+        durability: redb::Durability,
+        share: ConcurrencyMode,
+    ) -> Result<Redb> {
         let location = path.display().to_string();
         let not_kvs = |reason: String| Error::NotKvs {
             location: location.clone(),
@@ -162,15 +210,18 @@ impl Redb {
                     if head != REDB_MAGIC {
                         return Err(not_kvs("not a redb file".to_owned()));
                     }
-                    Self::check_foreign(path, &location)?;
+                    Self::check_foreign(path, &location, share)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(storage(redb::StorageError::Io(e))),
         }
-        let db = Database::create(path).map_err(in_use)?;
+        let db = redb::Builder::new()
+            .set_concurrency_mode(share)
+            .create(path)
+            .map_err(in_use)?;
         Ok(Redb {
-            db,
+            db: Db::Write(db),
             durability,
             info: BackendInfo {
                 engine: "redb",
@@ -181,9 +232,98 @@ impl Redb {
         })
     }
 
+    /// The kvs database in the file at `path`, opened read-only: never created, never
+    /// written, and refused unless it holds a kvs header. Without `share`, each of redb's
+    /// concurrency modes is tried in turn, so that the open succeeds while another process
+    /// writes the file in `single` or `multi` mode; a writer in `exclusive` mode (the default)
+    /// locks everyone else out, which is [`Error::InUse`].
+    pub fn file_read_only(path: &Path, share: Option<ConcurrencyMode>) -> Result<Redb> {
+        let location = path.display().to_string();
+        let not_kvs = |reason: &str| Error::NotKvs {
+            location: location.clone(),
+            reason: reason.to_owned(),
+        };
+        let mut head = Vec::with_capacity(REDB_MAGIC.len());
+        match File::open(path) {
+            Ok(file) => file
+                .take(REDB_MAGIC.len() as u64)
+                .read_to_end(&mut head)
+                .map_err(|e| storage(redb::StorageError::Io(e)))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_kvs("no such file"))
+            }
+            Err(e) => return Err(storage(redb::StorageError::Io(e))),
+        };
+        if head.is_empty() {
+            return Err(not_kvs("the file is empty"));
+        }
+        if head != REDB_MAGIC {
+            return Err(not_kvs("not a redb file"));
+        }
+        let modes = match share {
+            Some(mode) => vec![mode],
+            None => vec![
+                ConcurrencyMode::ExclusiveWriter,
+                ConcurrencyMode::SingleWriter,
+                ConcurrencyMode::MultiWriter,
+            ],
+        };
+        let mut last = None;
+        for mode in modes {
+            match redb::Builder::new()
+                .set_concurrency_mode(mode)
+                .open_read_only(path)
+            {
+                Ok(db) => {
+                    let backend = Redb {
+                        db: Db::Read(db),
+                        durability: redb::Durability::Immediate,
+                        info: BackendInfo {
+                            engine: "redb",
+                            version: REDB_VERSION,
+                            storage: "file",
+                            location: location.clone(),
+                        },
+                    };
+                    backend.read(
+                        &mut |r| match kvs_core::catalog::read_header(r, &location)? {
+                            Some(_) => Ok(()),
+                            None => Err(not_kvs("an empty redb database, with no kvs header")),
+                        },
+                    )?;
+                    return Ok(backend);
+                }
+                Err(
+                    e @ (DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch),
+                ) => {
+                    last = Some(e);
+                }
+                Err(DatabaseError::RepairAborted) => {
+                    return Err(Error::storage(
+                        "redb",
+                        format!(
+                            "{location} needs crash recovery, which only a read-write open does"
+                        ),
+                    ))
+                }
+                Err(DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+                    return Err(not_kvs(&format!("redb reports it corrupted: {reason}")))
+                }
+                Err(e) => return Err(storage(e)),
+            }
+        }
+        match last {
+            Some(_) => Err(Error::InUse { location }),
+            None => Err(not_kvs("no concurrency mode opened it")),
+        }
+    }
+
     /// Rejects a redb file that holds tables but no kvs header, reading it read-only.
-    fn check_foreign(path: &Path, location: &str) -> Result<()> {
-        let db = match redb::ReadOnlyDatabase::open(path) {
+    fn check_foreign(path: &Path, location: &str, share: ConcurrencyMode) -> Result<()> {
+        let db = match redb::Builder::new()
+            .set_concurrency_mode(share)
+            .open_read_only(path)
+        {
             Ok(db) => db,
             // Needs crash recovery, which only a writer does: leave the decision to open.
             Err(DatabaseError::RepairAborted) => return Ok(()),
@@ -213,12 +353,21 @@ impl Backend for Redb {
     }
 
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = match &self.db {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+        .map_err(storage)?;
         f(&RedbRead::new(txn))
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(storage)?;
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnly {
+                location: self.info.location.clone(),
+            });
+        };
+        let mut txn = db.begin_write().map_err(storage)?;
         txn.set_durability(self.durability).map_err(storage)?;
         let result = {
             let mut w = RedbWrite {

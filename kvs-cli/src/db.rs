@@ -1,0 +1,584 @@
+//! A kvs database opened without its Rust types: the catalog says what the tables are, and
+//! records are read as the self-describing `MessagePack` they are stored as.
+//!
+//! The writes here (delete, import, repair) keep the same invariants as the typed API: a
+//! record and its index entries change in one transaction, unique indexes are enforced, and a
+//! deleted record is unlinked from every feed.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use kvs::catalog::{self, CatalogEntry, CatalogIndex, SEQ_TABLE};
+use kvs::{Backend, Config, KeyType, ReadTx, WriteTx};
+use serde_json::Value;
+
+use crate::value::{decode_key, encode_json};
+use crate::Fail;
+
+/// How a command opens the database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only: never creates or modifies the file.
+    Read,
+    /// Read and write an existing kvs database.
+    Write,
+    /// Read and write, creating the database if there is none.
+    Create,
+}
+
+/// An open database.
+pub struct Db {
+    backend: Box<dyn Backend>,
+    location: String,
+}
+
+impl Db {
+    /// Opens `url`; a read-only open is checked to be a kvs database, and so is a write open
+    /// of an existing one (it is first opened read-only, so that nothing is created or written
+    /// before that check).
+    pub fn open(url: &str, access: Access) -> Result<Db, Fail> {
+        let mut config = Config::parse(url)?;
+        if access == Access::Write {
+            let mut probe = config.clone();
+            probe.read_only = true;
+            Db::open_config(&probe, true)?;
+        }
+        config.read_only = access == Access::Read;
+        let db = Db::open_config(&config, access != Access::Create)?;
+        if access == Access::Create {
+            // A new store gets its header (and empty catalog) before anything else is read.
+            db.write(|w| {
+                if catalog::read_header(&*w, &db.location)?.is_none() {
+                    catalog::reconcile(w, &db.location, &[])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(db)
+    }
+
+    fn open_config(config: &Config, must_exist: bool) -> Result<Db, Fail> {
+        let backend = kvs::open_backend(config)?;
+        let location = backend.info().location;
+        let db = Db { backend, location };
+        let header = db.read(|r| Ok(catalog::read_header(r, &db.location)?))?;
+        if header.is_none() && must_exist {
+            return Err(Fail::from(kvs::Error::NotKvs {
+                location: db.location.clone(),
+                reason: "it is empty: no kvs header".to_owned(),
+            }));
+        }
+        Ok(db)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Where the data lives.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Runs `f` on one consistent snapshot.
+    pub fn read<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R, Fail>) -> Result<R, Fail> {
+        let mut f = Some(f);
+        let mut out = None;
+        let done = self.backend.read(&mut |r| {
+            if let Some(f) = f.take() {
+                let result = f(r);
+                let failed = result.is_err();
+                out = Some(result);
+                if failed {
+                    return Err(aborted());
+                }
+            }
+            Ok(())
+        });
+        finish(done, out)
+    }
+
+    /// Runs `f` in one write transaction, committed if it returns `Ok`.
+    pub fn write<R>(&self, f: impl FnOnce(&mut dyn WriteTx) -> Result<R, Fail>) -> Result<R, Fail> {
+        let mut f = Some(f);
+        let mut out = None;
+        let done = self.backend.write(&mut |w| {
+            let f = f.take().ok_or_else(aborted)?;
+            let result = f(w);
+            let failed = result.is_err();
+            out = Some(result);
+            if failed {
+                Err(aborted())
+            } else {
+                Ok(())
+            }
+        });
+        finish(done, out)
+    }
+}
+
+fn aborted() -> kvs::Error {
+    kvs::Error::Conflict {
+        reason: "aborted by the console".to_owned(),
+    }
+}
+
+fn finish<R>(done: kvs::Result<()>, out: Option<Result<R, Fail>>) -> Result<R, Fail> {
+    match (done, out) {
+        (_, Some(Err(e))) => Err(e),
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Some(Ok(value))) => Ok(value),
+        (Ok(()), None) => Err(Fail::new("the backend did not run the transaction")),
+    }
+}
+
+/// The catalog entry of `table`, or an error naming the tables there are.
+pub fn entry(r: &dyn ReadTx, table: &str) -> Result<CatalogEntry, Fail> {
+    if let Some(entry) = catalog::read_entry(r, table)? {
+        return Ok(entry);
+    }
+    let names: Vec<String> = catalog::entries(r)?.into_iter().map(|e| e.name).collect();
+    Err(Fail::from(kvs::Error::schema(
+        table,
+        format!(
+            "no such table (tables: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ),
+    )))
+}
+
+/// The index of `entry` on `field`, or an error naming the indexed fields.
+pub fn index_of<'e>(entry: &'e CatalogEntry, field: &str) -> Result<&'e CatalogIndex, Fail> {
+    entry
+        .indexes
+        .iter()
+        .find(|ix| ix.field == field)
+        .ok_or_else(|| {
+            let fields: Vec<&str> = entry.indexes.iter().map(|ix| ix.field.as_str()).collect();
+            let why = if entry.fields.iter().any(|f| f == field) {
+                "is not indexed"
+            } else {
+                "is not a field"
+            };
+            Fail::from(kvs::Error::schema(
+                &entry.name,
+                format!(
+                    "{field} {why} (indexed fields: {})",
+                    if fields.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        fields.join(", ")
+                    }
+                ),
+            ))
+        })
+}
+
+/// A stored record as JSON.
+pub fn record_json(entry: &CatalogEntry, key: &[u8], bytes: &[u8]) -> Result<Value, Fail> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        Fail::from(kvs::Error::Decode {
+            table: entry.name.clone(),
+            key: entry.key_type.render(key),
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// The record with `key`.
+pub fn get(r: &dyn ReadTx, entry: &CatalogEntry, key: &[u8]) -> Result<Option<Value>, Fail> {
+    r.get(&entry.name, key)?
+        .map(|bytes| record_json(entry, key, &bytes))
+        .transpose()
+}
+
+/// Up to `limit` records from `from` (inclusive), in key order.
+pub fn scan(
+    r: &dyn ReadTx,
+    entry: &CatalogEntry,
+    from: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Value>, Fail> {
+    let mut rows = Vec::new();
+    let start = from.map_or(Bound::Unbounded, Bound::Included);
+    let mut failed = None;
+    r.scan(
+        &entry.name,
+        (start, Bound::Unbounded),
+        false,
+        &mut |key, bytes| {
+            if rows.len() >= limit {
+                return Ok(false);
+            }
+            match record_json(entry, key, bytes) {
+                Ok(json) => rows.push(json),
+                Err(e) => {
+                    failed = Some(e);
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    failed.map_or(Ok(rows), Err)
+}
+
+/// The smallest byte string after every string starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+/// The keys of the records whose `ix` value is `value` (encoded), in key order.
+pub fn index_keys(r: &dyn ReadTx, ix: &CatalogIndex, value: &[u8]) -> Result<Vec<Vec<u8>>, Fail> {
+    if ix.unique {
+        return Ok(r.get(&ix.table, value)?.into_iter().collect());
+    }
+    let end = prefix_end(value);
+    let mut keys = Vec::new();
+    r.scan(
+        &ix.table,
+        (
+            Bound::Included(value),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        ),
+        false,
+        &mut |entry, _| {
+            keys.push(entry[value.len()..].to_vec());
+            Ok(true)
+        },
+    )?;
+    Ok(keys)
+}
+
+/// The encoded key of a record given as JSON.
+pub fn record_key(entry: &CatalogEntry, record: &Value) -> Result<Vec<u8>, Fail> {
+    let field = record.get(&entry.key_field).ok_or_else(|| {
+        Fail::new(format!(
+            "a record of {} without its key field {}",
+            entry.name, entry.key_field
+        ))
+    })?;
+    encode_json(field, &entry.key_type).ok_or_else(|| {
+        Fail::new(format!(
+            "key field {}.{} is {field}, not a {}",
+            entry.name, entry.key_field, entry.key_type
+        ))
+    })
+}
+
+/// The encoded value of each index of a record (`None` for a null or missing field).
+pub fn index_values(entry: &CatalogEntry, record: &Value) -> Result<Vec<Option<Vec<u8>>>, Fail> {
+    entry
+        .indexes
+        .iter()
+        .map(|ix| match record.get(&ix.field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => encode_json(value, &ix.value_type).map(Some).ok_or_else(|| {
+                Fail::new(format!(
+                    "indexed field {}.{} is {value}, not a {}",
+                    entry.name, ix.field, ix.value_type
+                ))
+            }),
+        })
+        .collect()
+}
+
+fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut out = value.to_vec();
+    out.extend_from_slice(key);
+    out
+}
+
+/// Stores a record given as JSON, keeping its indexes exact and unique ones unique.
+pub fn put(w: &mut dyn WriteTx, entry: &CatalogEntry, record: &Value) -> Result<(), Fail> {
+    if !record.is_object() {
+        return Err(Fail::new(format!(
+            "a record of {} must be a JSON object",
+            entry.name
+        )));
+    }
+    let key = record_key(entry, record)?;
+    let new = index_values(entry, record)?;
+    let bytes = rmp_serde::to_vec_named(record).map_err(|e| {
+        Fail::from(kvs::Error::Encode {
+            table: entry.name.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let old = match w.get(&entry.name, &key)? {
+        Some(old) => Some(index_values(entry, &record_json(entry, &key, &old)?)?),
+        None => None,
+    };
+    for (i, ix) in entry.indexes.iter().enumerate() {
+        let Some(value) = &new[i] else { continue };
+        if !ix.unique || old.as_ref().is_some_and(|old| old[i] == new[i]) {
+            continue;
+        }
+        if w.get(&ix.table, value)?.is_some_and(|holder| holder != key) {
+            return Err(Fail::from(kvs::Error::Duplicate {
+                table: entry.name.clone(),
+                field: ix.field.clone(),
+            }));
+        }
+    }
+    w.insert(&entry.name, &key, &bytes)?;
+    for (i, ix) in entry.indexes.iter().enumerate() {
+        let old_value = old.as_ref().and_then(|old| old[i].as_deref());
+        if old_value == new[i].as_deref() {
+            continue;
+        }
+        if let Some(value) = old_value {
+            remove_entry(w, ix, value, &key)?;
+        }
+        if let Some(value) = &new[i] {
+            if ix.unique {
+                w.insert(&ix.table, value, &key)?;
+            } else {
+                w.insert(&ix.table, &entry_key(value, &key), &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_entry(
+    w: &mut dyn WriteTx,
+    ix: &CatalogIndex,
+    value: &[u8],
+    key: &[u8],
+) -> Result<(), Fail> {
+    if ix.unique {
+        w.remove(&ix.table, value)?;
+    } else {
+        w.remove(&ix.table, &entry_key(value, key))?;
+    }
+    Ok(())
+}
+
+/// Deletes the record with `key`, its index entries and its feed links.
+pub fn delete(w: &mut dyn WriteTx, entry: &CatalogEntry, key: &[u8]) -> Result<bool, Fail> {
+    let Some(old) = w.get(&entry.name, key)? else {
+        return Ok(false);
+    };
+    let old = index_values(entry, &record_json(entry, key, &old)?)?;
+    w.remove(&entry.name, key)?;
+    for (ix, value) in entry.indexes.iter().zip(&old) {
+        if let Some(value) = value {
+            remove_entry(w, ix, value, key)?;
+        }
+    }
+    kvs::raw::unlink_all(w, &entry.name, key)?;
+    Ok(true)
+}
+
+/// The value of counter `name` (0 if it was never used).
+pub fn read_seq(r: &dyn ReadTx, name: &str) -> Result<u64, Fail> {
+    match r.get(SEQ_TABLE, name.as_bytes())? {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Fail::new(format!("counter {name:?} is not 8 bytes"))),
+    }
+}
+
+/// Every counter, by name.
+pub fn seqs(r: &dyn ReadTx) -> Result<Vec<(String, u64)>, Fail> {
+    let mut names = Vec::new();
+    r.scan(
+        SEQ_TABLE,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |name, _| {
+            names.push(String::from_utf8_lossy(name).into_owned());
+            Ok(true)
+        },
+    )?;
+    names
+        .into_iter()
+        .map(|name| {
+            let value = read_seq(r, &name)?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// Adds `incr` to counter `name` and returns the new value.
+pub fn seq(w: &mut dyn WriteTx, name: &str, incr: u64) -> Result<u64, Fail> {
+    let value = read_seq(&*w, name)?;
+    let next = value.checked_add(incr).ok_or_else(|| {
+        Fail::from(kvs::Error::SeqOverflow {
+            name: name.to_owned(),
+            value,
+            incr,
+        })
+    })?;
+    if incr > 0 {
+        w.insert(SEQ_TABLE, name.as_bytes(), &next.to_be_bytes())?;
+    }
+    Ok(next)
+}
+
+/// Raises counter `name` to at least `value` (a restore never moves a counter back).
+pub fn raise_seq(w: &mut dyn WriteTx, name: &str, value: u64) -> Result<(), Fail> {
+    if read_seq(&*w, name)? < value {
+        w.insert(SEQ_TABLE, name.as_bytes(), &value.to_be_bytes())?;
+    }
+    Ok(())
+}
+
+/// What `check` finds in one table.
+#[derive(Default)]
+pub struct TableCheck {
+    /// Records scanned.
+    pub records: u64,
+    /// Problems, for people.
+    pub problems: Vec<String>,
+    /// Whether the problems are in indexes (which a repair rebuilds).
+    pub index_problems: bool,
+}
+
+/// Checks every record of `entry` (its key, that it decodes, that its key field matches) and
+/// every index entry against the records.
+pub fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck, Fail> {
+    let mut report = TableCheck::default();
+    let mut expected: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
+    let mut unique_values: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
+    let mut problems = Vec::new();
+    r.scan(
+        &entry.name,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |key, bytes| {
+            report.records += 1;
+            let shown = entry.key_type.render(key);
+            if decode_key(&entry.key_type, key).is_none() {
+                problems.push(format!("key {shown} is not a {}", entry.key_type));
+            }
+            let record = match record_json(entry, key, bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    return Ok(true);
+                }
+            };
+            match record_key(entry, &record) {
+                Ok(k) if k == key => {}
+                Ok(_) => problems.push(format!(
+                    "record {shown} holds another key in {}",
+                    entry.key_field
+                )),
+                Err(e) => problems.push(format!("record {shown}: {e}")),
+            }
+            match index_values(entry, &record) {
+                Ok(values) => {
+                    for (i, (ix, value)) in entry.indexes.iter().zip(values).enumerate() {
+                        let Some(value) = value else { continue };
+                        if ix.unique {
+                            if !unique_values[i].insert(value.clone()) {
+                                problems.push(format!(
+                                    "unique index {} holds a value twice (record {shown})",
+                                    ix.field
+                                ));
+                            }
+                            expected[i].insert(entry_key(&value, key));
+                        } else {
+                            expected[i].insert(entry_key(&value, key));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("record {shown}: {e}")),
+            }
+            Ok(true)
+        },
+    )?;
+    report.problems = problems;
+    for (ix, expected) in entry.indexes.iter().zip(expected) {
+        let mut actual = BTreeSet::new();
+        r.scan(
+            &ix.table,
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |k, v| {
+                actual.insert(if ix.unique {
+                    entry_key(k, v)
+                } else {
+                    k.to_vec()
+                });
+                Ok(true)
+            },
+        )?;
+        let missing = expected.difference(&actual).count();
+        let stale = actual.difference(&expected).count();
+        if missing > 0 {
+            report.index_problems = true;
+            report.problems.push(format!(
+                "index {}: {missing} entries missing for records that hold the value",
+                ix.field
+            ));
+        }
+        if stale > 0 {
+            report.index_problems = true;
+            report.problems.push(format!(
+                "index {}: {stale} entries point at no record or a stale value",
+                ix.field
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Rebuilds every index of `entry` from its records.
+pub fn rebuild_indexes(w: &mut dyn WriteTx, entry: &CatalogEntry) -> Result<(), Fail> {
+    type Row = (Vec<u8>, Vec<Option<Vec<u8>>>);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = None;
+    w.scan(
+        &entry.name,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |key, bytes| {
+            match record_json(entry, key, bytes).and_then(|record| index_values(entry, &record)) {
+                Ok(values) => rows.push((key.to_vec(), values)),
+                Err(e) => {
+                    failed = Some(e);
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for (i, ix) in entry.indexes.iter().enumerate() {
+        w.drop_table(&ix.table)?;
+        w.create_table(&ix.table)?;
+        for (key, values) in &rows {
+            let Some(value) = &values[i] else { continue };
+            if ix.unique {
+                if w.insert(&ix.table, value, key)?.is_some() {
+                    return Err(Fail::from(kvs::Error::Duplicate {
+                        table: entry.name.clone(),
+                        field: ix.field.clone(),
+                    }));
+                }
+            } else {
+                w.insert(&ix.table, &entry_key(value, key), &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The key type of `table`, from the catalog.
+pub fn key_type_of(r: &dyn ReadTx, table: &str) -> kvs::Result<Option<KeyType>> {
+    Ok(catalog::read_entry(r, table)?.map(|e| e.key_type))
+}

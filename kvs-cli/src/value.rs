@@ -1,0 +1,201 @@
+//! Keys and values without the Rust types: command-line text and JSON to the catalog's key
+//! types, and back.
+
+use kvs::{KeyType, KeyValue};
+use serde_json::Value;
+
+use crate::Fail;
+
+/// Parses command-line `text` as a value of `ty` and encodes it.
+///
+/// Integers are decimal (negative ones too), `bool` is `true` or `false`, a `char` is one
+/// character, a `String` is the text as given, bytes are `0x` and hex digits (or the text's
+/// UTF-8 bytes), and a tuple is a JSON array (`'["Oslo", 3]'`).
+pub fn encode_text(text: &str, ty: &KeyType, what: &str) -> Result<Vec<u8>, Fail> {
+    let bad = |why: String| Fail::new(format!("bad {what} {text:?}: {why}"));
+    let value = match ty {
+        KeyType::U8 | KeyType::U16 | KeyType::U32 | KeyType::U64 | KeyType::U128 => {
+            KeyValue::Unsigned(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad(format!("expected {ty}")))?,
+            )
+        }
+        KeyType::I8 | KeyType::I16 | KeyType::I32 | KeyType::I64 | KeyType::I128 => {
+            KeyValue::Signed(
+                text.trim()
+                    .parse()
+                    .map_err(|_| bad(format!("expected {ty}")))?,
+            )
+        }
+        KeyType::Bool => match text.trim() {
+            "true" => KeyValue::Bool(true),
+            "false" => KeyValue::Bool(false),
+            _ => return Err(bad("expected bool (true or false)".to_owned())),
+        },
+        KeyType::Char => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => KeyValue::Char(c),
+                _ => return Err(bad("expected char (one character)".to_owned())),
+            }
+        }
+        KeyType::String => KeyValue::String(text.to_owned()),
+        KeyType::Bytes => KeyValue::Bytes(match text.strip_prefix("0x") {
+            Some(hex) => {
+                parse_hex(hex).ok_or_else(|| bad("expected 0x and hex digits".to_owned()))?
+            }
+            None => text.as_bytes().to_vec(),
+        }),
+        KeyType::Tuple(_) => {
+            let json: Value = serde_json::from_str(text)
+                .map_err(|_| bad(format!("expected {ty} as a JSON array, as in '[\"a\", 1]'")))?;
+            return encode_json(&json, ty).ok_or_else(|| bad(format!("expected {ty}")));
+        }
+        other => return Err(bad(format!("the console cannot parse {other} values"))),
+    };
+    let mut out = Vec::new();
+    if ty.encode(&value, &mut out) {
+        Ok(out)
+    } else {
+        Err(bad(format!("out of range for {ty}")))
+    }
+}
+
+fn parse_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The key value a JSON value stands for, as a `ty` (a record's field, as serde wrote it).
+pub fn json_to_key(json: &Value, ty: &KeyType) -> Option<KeyValue> {
+    Some(match ty {
+        KeyType::U8 | KeyType::U16 | KeyType::U32 | KeyType::U64 | KeyType::U128 => {
+            KeyValue::Unsigned(u128::from(json.as_u64()?))
+        }
+        KeyType::I8 | KeyType::I16 | KeyType::I32 | KeyType::I64 | KeyType::I128 => {
+            KeyValue::Signed(match json.as_i64() {
+                Some(i) => i128::from(i),
+                None => i128::from(json.as_u64()?),
+            })
+        }
+        KeyType::Bool => KeyValue::Bool(json.as_bool()?),
+        KeyType::Char => {
+            let text = json.as_str()?;
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => KeyValue::Char(c),
+                _ => return None,
+            }
+        }
+        KeyType::String => KeyValue::String(json.as_str()?.to_owned()),
+        KeyType::Bytes => KeyValue::Bytes(
+            json.as_array()?
+                .iter()
+                .map(|b| u8::try_from(b.as_u64()?).ok())
+                .collect::<Option<_>>()?,
+        ),
+        KeyType::Tuple(types) => {
+            let parts = json.as_array()?;
+            if parts.len() != types.len() {
+                return None;
+            }
+            KeyValue::Tuple(
+                parts
+                    .iter()
+                    .zip(types)
+                    .map(|(p, t)| json_to_key(p, t))
+                    .collect::<Option<_>>()?,
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// The encoding of a JSON value as a `ty`, if it is one.
+pub fn encode_json(json: &Value, ty: &KeyType) -> Option<Vec<u8>> {
+    let value = json_to_key(json, ty)?;
+    let mut out = Vec::new();
+    ty.encode(&value, &mut out).then_some(out)
+}
+
+/// A key value as JSON, the way serde writes the field.
+pub fn key_to_json(value: &KeyValue) -> Value {
+    match value {
+        KeyValue::Unsigned(u) => {
+            u64::try_from(*u).map_or_else(|_| Value::from(u.to_string()), Value::from)
+        }
+        KeyValue::Signed(i) => {
+            i64::try_from(*i).map_or_else(|_| Value::from(i.to_string()), Value::from)
+        }
+        KeyValue::Bool(b) => Value::from(*b),
+        KeyValue::Char(c) => Value::from(c.to_string()),
+        KeyValue::String(s) => Value::from(s.as_str()),
+        KeyValue::Bytes(b) => Value::from(b.clone()),
+        KeyValue::Tuple(parts) => Value::Array(parts.iter().map(key_to_json).collect()),
+        _ => Value::Null,
+    }
+}
+
+/// Decodes a stored key of type `ty` as JSON.
+pub fn decode_key(ty: &KeyType, bytes: &[u8]) -> Option<Value> {
+    let mut rest = bytes;
+    let value = ty.decode(&mut rest)?;
+    rest.is_empty().then(|| key_to_json(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvs::Key;
+
+    #[test]
+    fn text_encodes_as_the_typed_key() {
+        assert_eq!(
+            encode_text("-5", &KeyType::I64, "key").unwrap(),
+            (-5i64).to_key_bytes()
+        );
+        assert_eq!(
+            encode_text("7", &KeyType::U8, "key").unwrap(),
+            7u8.to_key_bytes()
+        );
+        assert_eq!(
+            encode_text(
+                "[\"Oslo\", 3]",
+                &KeyType::Tuple(vec![KeyType::String, KeyType::U8]),
+                "key"
+            )
+            .unwrap(),
+            ("Oslo".to_owned(), 3u8).to_key_bytes()
+        );
+        assert_eq!(
+            encode_text("0x00ff", &KeyType::Bytes, "key").unwrap(),
+            vec![0u8, 255].to_key_bytes()
+        );
+        for (text, ty) in [
+            ("300", KeyType::U8),
+            ("-1", KeyType::U64),
+            ("x", KeyType::I32),
+            ("yes", KeyType::Bool),
+            ("ab", KeyType::Char),
+            ("0xf", KeyType::Bytes),
+            ("[1]", KeyType::Tuple(vec![KeyType::U8, KeyType::U8])),
+        ] {
+            let err = encode_text(text, &ty, "key").unwrap_err().to_string();
+            assert!(err.contains(text), "{err}");
+        }
+    }
+
+    #[test]
+    fn json_round_trips_through_keys() {
+        let ty = KeyType::Tuple(vec![KeyType::I16, KeyType::String, KeyType::Bytes]);
+        let json = serde_json::json!([-3, "a\u{0}b", [0, 1, 255]]);
+        let bytes = encode_json(&json, &ty).unwrap();
+        assert_eq!(decode_key(&ty, &bytes), Some(json));
+    }
+}

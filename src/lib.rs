@@ -73,3 +73,8 @@ pub use kvs_derive::Table;
 
 /// The redb backend (`redb:` and `mem:` URLs), linked into every program that uses kvs.
 pub use kvs_redb as redb;
+
+/// The etcd backend (`etcd://HOST:PORT[,HOST:PORT...]/PREFIX`), linked with the `etcd`
+/// feature (on by default).
+#[cfg(feature = "etcd")]
+pub use kvs_etcd as etcd;

@@ -242,10 +242,12 @@ fn dir_ver_dump() {
         assert!(users.indexes[0].unique && !users.indexes[1].unique);
 
         let ver = kvs.ver().to_string();
+        let engine = kvs.ver().backend.engine;
         assert!(
-            ver.contains(env!("CARGO_PKG_VERSION")) && ver.contains("redb"),
+            ver.contains(env!("CARGO_PKG_VERSION")) && ver.contains(engine),
             "{ver}"
         );
+        assert!(["redb", "etcd"].contains(&engine));
 
         let dump = kvs.dump().unwrap().to_string();
         assert!(dump.starts_with("NAME"), "{dump}");

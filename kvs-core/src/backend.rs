@@ -265,8 +265,13 @@ pub fn open_backend(config: &Config) -> Result<Box<dyn Backend>> {
         schemes.push(factory.scheme);
     }
     schemes.sort_unstable();
+    let hint = if config.scheme == "etcd" {
+        " (the kvs crate links etcd with its `etcd` feature, on by default)"
+    } else {
+        ""
+    };
     Err(config.error(format!(
-        "no backend for scheme {:?} in this program (linked: {})",
+        "no backend for scheme {:?} in this program (linked: {}){hint}",
         config.scheme,
         if schemes.is_empty() {
             "none".to_owned()

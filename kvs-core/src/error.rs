@@ -104,6 +104,30 @@ pub enum Error {
         location: String,
     },
 
+    /// The backend refused the transaction for exceeding one of its limits (for etcd:
+    /// operations per transaction, request size, storage quota); nothing was written, and
+    /// kvs does not split transactions to fit.
+    #[error("{backend} limit {limit}: {reason}")]
+    Limit {
+        /// The backend.
+        backend: &'static str,
+        /// The limit, as the engine's operators know it (`--max-txn-ops`, ...).
+        limit: String,
+        /// What passed it and what to do.
+        reason: String,
+    },
+
+    /// The backend could not be reached, or has no leader for now. A read can be retried; a
+    /// write's outcome is unknown (it may or may not have committed). `Kvs`'s one-call writes
+    /// retry it by themselves for a bounded time.
+    #[error("{backend} unavailable: {reason}")]
+    Unavailable {
+        /// The backend.
+        backend: &'static str,
+        /// What failed.
+        reason: String,
+    },
+
     /// A concurrent transaction changed what this one read; nothing was written. Retrying
     /// the transaction is safe.
     #[error("transaction conflict: {reason}")]

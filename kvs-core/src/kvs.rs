@@ -1,5 +1,6 @@
 use std::fmt;
 use std::ops::RangeBounds;
+use std::time::{Duration, Instant};
 
 use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
 use crate::catalog::{self, CatalogEntry, CATALOG_TABLE, SEQ_TABLE};
@@ -75,7 +76,7 @@ impl Kvs {
             Ok(())
         })?;
         if !current {
-            backend.write(&mut |w| catalog::reconcile(w, &location, &tables))?;
+            retry(|| backend.write(&mut |w| catalog::reconcile(w, &location, &tables)))?;
         }
         let streams = config
             .schemas
@@ -174,7 +175,7 @@ impl Kvs {
         if incr == 0 {
             self.read(|r| ops::read_seq(r, name))
         } else {
-            self.transaction(|tx| tx.seq(name, incr))
+            self.write_call(|tx| tx.seq(name, incr))
         }
     }
 
@@ -188,7 +189,7 @@ impl Kvs {
     /// A value already held by another record in a unique index is [`Error::Duplicate`], and
     /// nothing is written.
     pub fn put<T: Table>(&self, record: &T) -> Result<()> {
-        self.transaction(|tx| tx.put(record))
+        self.write_call(|tx| tx.put(record))
     }
 
     /// The record with `key`, or `None`.
@@ -199,7 +200,7 @@ impl Kvs {
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
     pub fn delete<T: Table>(&self, key: &T::Key) -> Result<bool> {
-        self.transaction(|tx| tx.delete::<T>(key))
+        self.write_call(|tx| tx.delete::<T>(key))
     }
 
     /// The records whose indexed `field` equals `value`, in key order: a range read on the
@@ -244,6 +245,14 @@ impl Kvs {
         out.ok_or_else(|| Error::Conflict {
             reason: "the backend committed without running the transaction".to_owned(),
         })
+    }
+
+    /// A one-call write (`put`, `seq`, ...): one transaction, run again when a replicated
+    /// backend reports a conflict or a lost leader (see [`retry`]). Every such call is safe to
+    /// repeat: `put`, `delete`, `append` and `save_reader` are idempotent, and a repeated `seq`
+    /// takes a new value (a value whose commit went unacknowledged is skipped, never reused).
+    fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        retry(|| self.transaction(&f))
     }
 
     /// Runs `f` on one consistent snapshot.
@@ -298,7 +307,7 @@ impl Kvs {
     /// A feed holds one table's records: appending a record of another table is
     /// [`Error::Schema`] and writes nothing.
     pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
-        self.transaction(|tx| tx.append(feed, record))
+        self.write_call(|tx| tx.append(feed, record))
     }
 
     /// The feed's writer: its table, count and oldest and newest keys, in O(1) reads. An
@@ -323,7 +332,7 @@ impl Kvs {
     /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
     /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
     pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
-        self.transaction(|tx| tx.reader(feed))
+        self.write_call(|tx| tx.reader(feed))
     }
 
     /// Up to `n` records from the reader's cursor in `r.dir`, in the order passed (newest first
@@ -368,7 +377,7 @@ impl Kvs {
 
     /// Stores the reader (its feed, cursor and direction) under its id.
     pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
-        self.transaction(|tx| tx.save_reader(r))
+        self.write_call(|tx| tx.save_reader(r))
     }
 
     /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
@@ -380,7 +389,7 @@ impl Kvs {
 
     /// Deletes the reader saved under `id`; returns whether it existed.
     pub fn remove_reader(&self, id: u64) -> Result<bool> {
-        self.transaction(|tx| tx.remove_reader(id))
+        self.write_call(|tx| tx.remove_reader(id))
     }
 
     /// Every record of `feed`, oldest first (the one call that reads a whole feed).
@@ -392,7 +401,7 @@ impl Kvs {
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
     /// feeds). Returns whether it was in the feed. O(log n).
     pub fn remove<T: Table>(&self, feed: &str, key: &T::Key) -> Result<bool> {
-        self.transaction(|tx| tx.remove::<T>(feed, key))
+        self.write_call(|tx| tx.remove::<T>(feed, key))
     }
 
     fn check_streams(&self) -> Result<()> {
@@ -446,6 +455,32 @@ fn stream_tables() -> [TableInfo; 2] {
             fields: fields(&["id", "feed", "table", "pos", "dir"]),
         },
     ]
+}
+
+/// How long a one-call write keeps retrying conflicts and a lost leader.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Runs `f` until it does not fail with [`Error::Conflict`] or [`Error::Unavailable`], for up
+/// to [`RETRY_FOR`], with growing, jittered pauses. On redb neither error occurs, and this is
+/// one call.
+fn retry<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(Error::Conflict { .. } | Error::Unavailable { .. })
+                if start.elapsed() < RETRY_FOR =>
+            {
+                // Jitter from the clock, so that writers that collided do not collide again.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                std::thread::sleep(pause.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0));
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The tables of this program that `config` opens, checked for clashes.

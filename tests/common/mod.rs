@@ -83,8 +83,10 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs `test` on a fresh database of every backend under test: `mem:` and a redb file, or
-/// the URL in `KVS_TEST_URL` (whose database must start empty of these tables).
+/// Runs `test` on a fresh database of every backend under test: `mem:`, a redb file, and, when
+/// `KVS_TEST_ETCD` names a cluster (`etcd://HOST:PORT,...`, as `.ci/run` sets it), a fresh
+/// prefix on that cluster. `KVS_TEST_URL` instead runs it on that one URL alone (whose
+/// database must start empty of these tables).
 pub fn on_each_backend(test: impl Fn(&Kvs)) {
     if let Ok(url) = std::env::var("KVS_TEST_URL") {
         test(&Kvs::open(&url).expect("open KVS_TEST_URL"));
@@ -93,4 +95,23 @@ pub fn on_each_backend(test: impl Fn(&Kvs)) {
     test(&Kvs::open("mem:").expect("open mem:"));
     let dir = TempDir::new();
     test(&Kvs::open(&dir.url("test.redb")).expect("open redb file"));
+    if let Some(url) = etcd_url() {
+        test(&Kvs::open(&url).expect("open etcd"));
+    }
+}
+
+/// A fresh database on the etcd cluster named by `KVS_TEST_ETCD`, if any: a prefix no other
+/// test (or run) uses.
+pub fn etcd_url() -> Option<String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = std::env::var("KVS_TEST_ETCD").ok()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Some(format!(
+        "{}/kvs-test/{}-{nanos}-{}",
+        cluster.trim_end_matches('/'),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }

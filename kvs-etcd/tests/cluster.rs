@@ -1,0 +1,333 @@
+//! The etcd backend against a real 3-member cluster (`scripts/etcd-cluster.sh start`, which
+//! `.ci/run` does): conflicts, limits, unreachable clusters, and a leader killed mid-write.
+//! Each test says SKIPPED, and passes, when `KVS_TEST_ETCD` names no cluster.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kvs::{Error, Kvs, Table};
+use serde::{Deserialize, Serialize};
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "items")]
+struct Item {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    bucket: u64,
+    #[kvs(index, unique)]
+    tag: String,
+}
+
+#[derive(Table, Serialize, Deserialize)]
+#[kvs(name = "blobs")]
+struct Blob {
+    #[kvs(key)]
+    id: u64,
+    data: Vec<u8>,
+}
+
+fn item(id: u64) -> Item {
+    Item {
+        id,
+        bucket: id % 7,
+        tag: format!("tag-{id}"),
+    }
+}
+
+/// The cluster, or `None` (the test is skipped).
+fn cluster() -> Option<String> {
+    if let Ok(url) = std::env::var("KVS_TEST_ETCD") {
+        return Some(url.trim_end_matches('/').to_owned());
+    }
+    eprintln!("SKIPPED: KVS_TEST_ETCD names no etcd cluster (scripts/etcd-cluster.sh start)");
+    None
+}
+
+/// A fresh database (prefix) on the cluster.
+fn fresh(cluster: &str, name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{cluster}/kvs-etcd-test/{name}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[test]
+fn a_conflicting_transaction_fails_whole_and_one_call_writes_retry() {
+    let Some(cluster) = cluster() else { return };
+    let url = fresh(&cluster, "conflict");
+    let a = Kvs::open(&url).unwrap();
+    let b = Kvs::open(&url).unwrap(); // a second client, as another process would be
+    a.put(&item(1)).unwrap();
+    // `a` reads, `b` commits in between, `a`'s commit must fail and write nothing.
+    let result = a.transaction(|tx| {
+        let seen = tx.get::<Item>(&1)?.unwrap();
+        b.put(&Item {
+            bucket: 99,
+            ..seen.clone()
+        })?;
+        tx.put(&Item {
+            tag: "from-a".to_owned(),
+            ..seen
+        })?;
+        tx.put(&item(2))?;
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+    let now = a.get::<Item>(&1).unwrap().unwrap();
+    assert_eq!(
+        (now.bucket, now.tag.as_str()),
+        (99, "tag-1"),
+        "b's write, not a's"
+    );
+    assert!(a.get::<Item>(&2).unwrap().is_none());
+    assert_eq!(a.index::<Item>(ItemField::Bucket, 99u64).unwrap().len(), 1);
+    assert!(a.index::<Item>(ItemField::Bucket, 1u64).unwrap().is_empty());
+
+    // A phantom: `a` finds no record in bucket 5, `b` adds one, `a` must not commit.
+    let result = a.transaction(|tx| {
+        assert!(tx.index::<Item>(ItemField::Bucket, 5u64)?.is_empty());
+        b.put(&item(5))?;
+        tx.put(&item(100))?;
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+    assert!(a.get::<Item>(&100).unwrap().is_none());
+    // A removal under a scan: `a` lists bucket 5, `b` deletes what it saw.
+    let result = a.transaction(|tx| {
+        let seen = tx.index::<Item>(ItemField::Bucket, 5u64)?;
+        assert_eq!(seen.len(), 1);
+        b.delete::<Item>(&5)?;
+        tx.put(&item(101))?;
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
+    // Disjoint transactions do not conflict: both commit.
+    let result = a.transaction(|tx| {
+        tx.get::<Item>(&200)?;
+        b.put(&item(201))?;
+        tx.put(&item(200))?;
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(a.count::<Item>().unwrap(), 3);
+}
+
+#[test]
+fn seq_is_unique_across_clients_and_threads() {
+    let Some(cluster) = cluster() else { return };
+    let url = fresh(&cluster, "seq");
+    let clients: Vec<Arc<Kvs>> = (0..2).map(|_| Arc::new(Kvs::open(&url).unwrap())).collect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let kvs = Arc::clone(&clients[t % 2]);
+            let seen = Arc::clone(&seen);
+            s.spawn(move || {
+                for _ in 0..40 {
+                    let id = kvs.seq("ids", 1).unwrap();
+                    kvs.put(&item(id)).unwrap();
+                    seen.lock().unwrap().push(id);
+                }
+            });
+        }
+    });
+    let seen = seen.lock().unwrap();
+    let unique: BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), 320, "no value handed out twice");
+    assert_eq!(clients[0].count::<Item>().unwrap(), 320);
+    assert_eq!(clients[1].seq("ids", 0).unwrap(), *unique.last().unwrap());
+}
+
+#[test]
+fn limits_are_typed_errors_and_nothing_is_split() {
+    let Some(cluster) = cluster() else { return };
+    let url = fresh(&cluster, "limits");
+    let kvs = Kvs::open(&url).unwrap();
+    // The test cluster allows 16384 operations per transaction; this one has 3 x 6000.
+    let result = kvs.transaction(|tx| {
+        for id in 0..6000 {
+            tx.put(&item(id))?;
+        }
+        Ok(())
+    });
+    match result {
+        Err(Error::Limit { backend, limit, .. }) => {
+            assert_eq!((backend, limit.as_str()), ("etcd", "--max-txn-ops"));
+        }
+        other => panic!("expected Limit, got {other:?}"),
+    }
+    assert_eq!(kvs.count::<Item>().unwrap(), 0, "nothing of it was written");
+    // One value larger than a request may be (32 MiB on the test cluster).
+    let big = Blob {
+        id: 1,
+        data: vec![7; 40 << 20],
+    };
+    match kvs.put(&big) {
+        Err(Error::Limit { limit, .. }) => assert_eq!(limit, "--max-request-bytes"),
+        other => panic!("expected Limit, got {:?}", other.map(|()| "ok")),
+    }
+    let fits = Blob {
+        id: 2,
+        data: vec![7; 4 << 20],
+    };
+    kvs.put(&fits).unwrap();
+    assert_eq!(kvs.get::<Blob>(&2).unwrap().unwrap().data.len(), 4 << 20);
+}
+
+#[test]
+fn an_unreachable_cluster_is_unavailable_not_a_hang() {
+    // Ports nothing listens on: refused at once.
+    let start = Instant::now();
+    match Kvs::open("etcd://127.0.0.1:1,127.0.0.1:2/x") {
+        Err(Error::Unavailable { backend, reason }) => {
+            assert_eq!(backend, "etcd");
+            assert!(reason.contains("127.0.0.1:1"), "{reason}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    for bad in ["etcd:", "etcd://", "etcd:///x", "etcd://h:1/x?zone=a"] {
+        assert!(matches!(Kvs::open(bad), Err(Error::Url { .. })), "{bad}");
+    }
+}
+
+/// The directory of the cluster's pid files (`scripts/etcd-cluster.sh`).
+fn cluster_dir() -> PathBuf {
+    std::env::var_os("KVS_ETCD_CLUSTER")
+        .map_or_else(|| PathBuf::from("/tmp/kvs-etcd-cluster"), PathBuf::from)
+}
+
+#[test]
+fn writes_go_on_when_the_leader_is_killed() {
+    let Some(cluster) = cluster() else { return };
+    let dir = cluster_dir();
+    if !dir.join("m1.pid").exists() {
+        eprintln!(
+            "SKIPPED: no pid files in {} (the cluster was not started by scripts/etcd-cluster.sh)",
+            dir.display()
+        );
+        return;
+    }
+    let url = fresh(&cluster, "failover");
+    let kvs = Arc::new(Kvs::open(&url).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (kvs, stop, acked, errors) =
+                (kvs.clone(), stop.clone(), acked.clone(), errors.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // Each write is acknowledged only when both its id and its record committed.
+                    if let Ok(id) = kvs
+                        .seq("items", 1)
+                        .and_then(|id| kvs.put(&item(id)).map(|()| id))
+                    {
+                        acked.lock().unwrap().push((id, Instant::now()));
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Find the leader by asking the members, and kill it.
+    let etcd = kvs::etcd::Etcd::open(&kvs::Config::parse(&url).unwrap()).unwrap();
+    let statuses: Vec<_> = etcd.status().into_iter().map(Result::unwrap).collect();
+    let leader = statuses
+        .iter()
+        .position(|s| s.id == s.leader)
+        .expect("a leader");
+    let pid = std::fs::read_to_string(dir.join(format!("m{}.pid", leader + 1))).unwrap();
+    let killed_at = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap()
+        .success());
+    let before = acked.lock().unwrap().len();
+
+    // Writes resume: wait for 50 acknowledgements after the kill (at most 60 s).
+    let resumed = loop {
+        let after: Vec<Instant> = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, at)| *at)
+            .filter(|at| *at > killed_at)
+            .collect();
+        if after.len() >= 50 {
+            break after.into_iter().min();
+        }
+        if killed_at.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    // Bring the member back for whatever runs next.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/etcd-cluster.sh");
+    let restarted = Command::new("bash")
+        .arg(&script)
+        .args(["restart", &(leader + 1).to_string()])
+        .status()
+        .unwrap()
+        .success();
+
+    let resumed = resumed.expect("writes did not resume within 60 s of killing the leader");
+    let pause = resumed.duration_since(killed_at);
+    eprintln!(
+        "failover: killed m{} after {before} writes; first write acknowledged {pause:?} later; {} failed calls surfaced",
+        leader + 1,
+        errors.load(Ordering::Relaxed)
+    );
+    assert!(pause < Duration::from_secs(30), "writes paused {pause:?}");
+
+    check_acknowledged(&kvs, &acked.lock().unwrap());
+    assert!(restarted, "could not restart the killed member");
+}
+
+/// Every acknowledged write is there, with its index entries; no id was handed out twice.
+fn check_acknowledged(kvs: &Kvs, acked: &[(u64, Instant)]) {
+    let ids: BTreeSet<u64> = acked.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), acked.len(), "an id was handed out twice");
+    for id in &ids {
+        let got = kvs.get::<Item>(id).unwrap();
+        assert_eq!(got, Some(item(*id)), "acknowledged record {id} is missing");
+    }
+    for bucket in 0..7u64 {
+        let listed: BTreeSet<u64> = kvs
+            .index::<Item>(ItemField::Bucket, bucket)
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let stored: BTreeSet<u64> = kvs
+            .all::<Item>()
+            .unwrap()
+            .iter()
+            .filter(|i| i.bucket == bucket)
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(listed, stored, "index of bucket {bucket}");
+    }
+    assert!(kvs.seq("items", 0).unwrap() >= *ids.last().unwrap());
+}

@@ -63,7 +63,7 @@ pub fn encode_text(text: &str, ty: &KeyType, what: &str) -> Result<Vec<u8>, Fail
 }
 
 fn parse_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

@@ -127,6 +127,44 @@ impl Redb {
         })
     }
 
+    /// A database on any redb storage: a file opened in a special way, or a wrapper around
+    /// another storage that injects faults or counts I/O. `location` names it in messages.
+    ///
+    /// Unlike [`Redb::file`], nothing checks the storage before redb opens it (and perhaps
+    /// repairs it after a crash): kvs still refuses a foreign database at
+    /// [`Kvs::with_backend`](kvs_core::Kvs::with_backend), but redb may have written to it by
+    /// then.
+    ///
+    /// ```
+    /// use kvs_core::{Config, Kvs};
+    /// use kvs_redb::Redb;
+    ///
+    /// let store = redb::backends::InMemoryBackend::new();
+    /// let backend = Redb::with_storage(store, redb::Durability::Immediate, "scratch")?;
+    /// let kvs = Kvs::with_backend(Box::new(backend), Config::parse("scratch:")?)?;
+    /// assert_eq!(kvs.seq("n", 1)?, 1);
+    /// # Ok::<(), kvs_core::Error>(())
+    /// ```
+    pub fn with_storage(
+        store: impl redb::StorageBackend,
+        durability: redb::Durability,
+        location: &str,
+    ) -> Result<Redb> {
+        let db = redb::Builder::new()
+            .create_with_backend(store)
+            .map_err(storage)?;
+        Ok(Redb {
+            db,
+            durability,
+            info: BackendInfo {
+                engine: "redb",
+                version: REDB_VERSION,
+                storage: "custom",
+                location: location.to_owned(),
+            },
+        })
+    }
+
     /// The database in the file at `path`, created if it does not exist.
     ///
     /// A file that is not a redb database is rejected ([`Error::NotKvs`]) before redb touches

@@ -19,13 +19,14 @@ start_member() { # N STATE
     local n="$1" state="$2"
     mkdir -p "$dir"
     # Generous transaction and request limits, so that the shared test suite's bigger
-    # transactions fit; the defaults are 128 operations and 1.5 MiB.
+    # transactions (and its 16 MiB keys and values) fit; the defaults are 128 operations and
+    # 1.5 MiB. A short election timeout makes failover quick on loopback.
     ETCD_UNSUPPORTED_ARCH="${ETCD_UNSUPPORTED_ARCH:-}" "$etcd" \
         --name "m$n" --data-dir "$dir/m$n" \
         --listen-client-urls "http://127.0.0.1:2379$n" --advertise-client-urls "http://127.0.0.1:2379$n" \
         --listen-peer-urls "http://127.0.0.1:2380$n" --initial-advertise-peer-urls "http://127.0.0.1:2380$n" \
         --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token kvs-test \
-        --max-txn-ops 16384 --max-request-bytes 33554432 \
+        --max-txn-ops 16384 --max-request-bytes 134217728 \
         --heartbeat-interval 50 --election-timeout 500 \
         >"$dir/m$n.log" 2>&1 &
     echo $! >"$dir/m$n.pid"

@@ -64,6 +64,18 @@ struct PersonV5 {
     age: u32,
 }
 
+/// A field changed type in a table with an index: a write must read the old record to
+/// remove its index entries, and cannot.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v6")]
+struct PersonV6 {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    city: String,
+    age: Vec<u32>,
+}
+
 fn url(dir: &TempDir, schema: &str) -> String {
     format!("{}?schemas={schema}", dir.url("people.redb"))
 }
@@ -227,4 +239,36 @@ fn a_new_database_has_the_catalog() {
         tables,
         ["#catalog", "#meta", "#seq", "people", "people#city"]
     );
+}
+
+#[test]
+fn a_record_that_no_longer_decodes_is_neither_replaced_nor_deleted_under_an_index() {
+    let dir = TempDir::new();
+    seed(&dir);
+    {
+        let kvs = Kvs::open(&url(&dir, "v6")).unwrap();
+        let rome = PersonV6 {
+            id: 2,
+            city: "Lima".into(),
+            age: vec![1],
+        };
+        assert!(matches!(kvs.put(&rome), Err(Error::Decode { .. })));
+        assert!(matches!(
+            kvs.delete::<PersonV6>(&2),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            kvs.index::<PersonV6>(PersonV6Field::City, "Rome"),
+            Err(Error::Decode { .. })
+        ));
+    }
+    // Nothing changed: v1 reads every record and its index as before.
+    let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
+    assert_eq!(kvs.count::<PersonV1>().unwrap(), 3);
+    let rome = kvs.index::<PersonV1>(PersonV1Field::City, "Rome").unwrap();
+    assert_eq!((rome[0].id, rome[0].age), (2, 40));
+    assert!(kvs
+        .index::<PersonV1>(PersonV1Field::City, "Lima")
+        .unwrap()
+        .is_empty());
 }

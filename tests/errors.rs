@@ -21,6 +21,12 @@ fn bad_urls_are_url_errors() {
         "redb:x.redb?cache=1",
         "mem:somewhere",
         "mem:?schemas=",
+        "mem:?durability",
+        "mem:?durability=none&&schemas",
+        "mem:?x=1",
+        " mem:",
+        "redb",
+        "redb//x.redb",
     ] {
         match open_err(url) {
             Error::Url { url: got, reason } => {
@@ -79,7 +85,7 @@ fn a_redb_file_of_another_program_is_not_kvs_and_untouched() {
 }
 
 #[test]
-fn a_truncated_file_is_an_error_not_a_panic() {
+fn a_truncated_file_is_not_kvs_and_untouched() {
     let dir = TempDir::new();
     let url = dir.url("cut.redb");
     {
@@ -90,21 +96,40 @@ fn a_truncated_file_is_an_error_not_a_panic() {
         }
     }
     let path = dir.path().join("cut.redb");
-    let len = std::fs::metadata(&path).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(len / 3).unwrap();
-    drop(file);
-    // redb may repair what is left or report corruption; either way no panic and no lie.
-    match Kvs::open(&url) {
-        Ok(kvs) => {
-            let n = kvs.count::<User>().unwrap_or(0);
-            assert!(n <= 200);
+    let whole = std::fs::read(&path).unwrap();
+    // Every 50th of the file, from the first byte to the last one: a typed error, no panic,
+    // and nothing written. (Cut to nothing, it is an empty file: a new database.)
+    for cut in 1..50 {
+        let len = whole.len() * cut / 50;
+        std::fs::write(&path, &whole[..len]).unwrap();
+        match Kvs::open(&url) {
+            Err(Error::NotKvs { location, reason }) => {
+                assert!(location.contains("cut.redb"), "{location}");
+                assert!(reason.contains("truncated"), "{len} bytes: {reason}");
+            }
+            other => panic!("{len} bytes of {}: {other:?}", whole.len()),
         }
-        Err(e) => assert!(
-            matches!(e, Error::NotKvs { .. } | Error::Storage { .. }),
-            "{e:?}"
-        ),
+        assert!(std::fs::read(&path).unwrap() == whole[..len], "modified");
     }
+    std::fs::write(&path, &whole).unwrap();
+    assert_eq!(Kvs::open(&url).unwrap().count::<User>().unwrap(), 200);
+}
+
+#[test]
+fn a_failed_open_creates_no_file() {
+    let dir = TempDir::new();
+    let path = dir.path().join("never.redb");
+    for query in [
+        "?schemas=nosuch",
+        "?durability=maybe",
+        "?cache=1",
+        "?schemas=",
+    ] {
+        let url = format!("redb:{}{query}", path.display());
+        assert!(Kvs::open(&url).is_err(), "{url}");
+        assert!(!path.exists(), "{url} created the file");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -184,4 +209,46 @@ fn a_read_only_open_reads_and_refuses_writes() {
         Kvs::open("mem:?read_only=maybe"),
         Err(Error::Url { .. })
     ));
+}
+
+/// Known to fail: redb 4.6 panics on some corrupted pages (kvs does not run redb's
+/// whole-file integrity check on open). Kept as the reproducer; see docs/RELIABILITY.md.
+#[test]
+#[ignore = "redb 4.6 panics on some corrupted pages; see docs/RELIABILITY.md"]
+fn a_file_with_corrupted_bytes_is_an_error_not_a_panic() {
+    let dir = TempDir::new();
+    let url = dir.url("flipped.redb");
+    {
+        let kvs = Kvs::open(&url).unwrap();
+        for id in 0..300 {
+            kvs.put(&User::new(id, &format!("{id}@x.io"), "Oslo"))
+                .unwrap();
+        }
+    }
+    let path = dir.path().join("flipped.redb");
+    let whole = std::fs::read(&path).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut panics = 0;
+    for _ in 0..200 {
+        let mut bytes = whole.clone();
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let at = usize::try_from(x % bytes.len() as u64).unwrap();
+            bytes[at] ^= 0xFF;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = std::panic::catch_unwind(|| {
+            if let Ok(kvs) = Kvs::open(&url) {
+                let _ = kvs.all::<User>();
+                let _ = kvs.index::<User>(common::UserField::City, "Oslo");
+            }
+        });
+        panics += usize::from(outcome.is_err());
+    }
+    assert_eq!(
+        panics, 0,
+        "redb panicked on {panics} of 200 corrupted files"
+    );
 }

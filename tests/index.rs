@@ -163,3 +163,25 @@ fn many_records_per_value() {
         assert_exact(kvs);
     });
 }
+
+#[test]
+fn a_unique_violation_passed_on_rolls_the_whole_transaction_back() {
+    on_each_backend(|kvs| {
+        kvs.put(&User::new(1, "ann@x.io", "Oslo")).unwrap();
+        let err = kvs
+            .transaction(|tx| {
+                let id = tx.seq("users", 1)?;
+                tx.put(&User::new(id + 10, "new@x.io", "Rome"))?;
+                tx.delete::<User>(&1)?;
+                tx.put(&User::new(2, "bob@x.io", "Lima"))?;
+                tx.put(&User::new(3, "bob@x.io", "Kobe"))?; // fails, and the `?` passes it on
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Duplicate { .. }), "{err:?}");
+        assert_eq!(kvs.seq("users", 0).unwrap(), 0, "the counter rolled back");
+        let all: Vec<User> = kvs.all().unwrap();
+        assert_eq!(all, [User::new(1, "ann@x.io", "Oslo")]);
+        assert_exact(kvs);
+    });
+}

@@ -69,6 +69,27 @@ impl Kvs {
     pub fn open_with(config: Config) -> Result<Kvs> {
         let tables = select_tables(&config)?;
         let backend = open_backend(&config)?;
+        Kvs::attach(backend, config, tables)
+    }
+
+    /// Opens kvs on a backend built in code rather than named by a URL: an engine wrapped to
+    /// inject faults or count I/O, or one configured beyond what a URL can say.
+    ///
+    /// `config` supplies what kvs itself reads from a URL: the URL shown in messages and the
+    /// `schemas` list. Its `durability`, scheme and location are not used: the backend was
+    /// built with its own. Open then reconciles the catalog as [`Kvs::open`] does. The redb
+    /// backend's `Redb::with_storage` shows it at work.
+    pub fn with_backend(backend: Box<dyn Backend>, config: Config) -> Result<Kvs> {
+        let tables = select_tables(&config)?;
+        Kvs::attach(backend, config, tables)
+    }
+
+    /// Reconciles the catalog of `backend` with `tables` and wraps it.
+    fn attach(
+        backend: Box<dyn Backend>,
+        config: Config,
+        tables: Vec<&'static TableMeta>,
+    ) -> Result<Kvs> {
         let location = backend.info().location;
         let mut current = false;
         backend.read(&mut |r| {

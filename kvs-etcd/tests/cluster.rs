@@ -28,7 +28,7 @@ struct Item {
 struct Blob {
     #[kvs(key)]
     id: u64,
-    data: Vec<u8>,
+    data: String,
 }
 
 fn item(id: u64) -> Item {
@@ -168,10 +168,10 @@ fn limits_are_typed_errors_and_nothing_is_split() {
         other => panic!("expected Limit, got {other:?}"),
     }
     assert_eq!(kvs.count::<Item>().unwrap(), 0, "nothing of it was written");
-    // One value larger than a request may be (32 MiB on the test cluster).
+    // One value larger than a request may be (128 MiB on the test cluster).
     let big = Blob {
         id: 1,
-        data: vec![7; 40 << 20],
+        data: "x".repeat(160 << 20),
     };
     match kvs.put(&big) {
         Err(Error::Limit { limit, .. }) => assert_eq!(limit, "--max-request-bytes"),
@@ -179,7 +179,7 @@ fn limits_are_typed_errors_and_nothing_is_split() {
     }
     let fits = Blob {
         id: 2,
-        data: vec![7; 4 << 20],
+        data: "y".repeat(4 << 20),
     };
     kvs.put(&fits).unwrap();
     assert_eq!(kvs.get::<Blob>(&2).unwrap().unwrap().data.len(), 4 << 20);

@@ -30,6 +30,7 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kvs_core::{
     Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, Visitor, WriteTx,
@@ -166,12 +167,54 @@ impl Redb {
         })
     }
 
+    /// A database on any redb storage: a file opened in a special way, or a wrapper around
+    /// another storage that injects faults or counts I/O. `location` names it in messages.
+    ///
+    /// Unlike [`Redb::file`], nothing checks the storage before redb opens it (and perhaps
+    /// repairs it after a crash): kvs still refuses a foreign database at
+    /// [`Kvs::with_backend`](kvs_core::Kvs::with_backend), but redb may have written to it by
+    /// then.
+    ///
+    /// ```
+    /// use kvs_core::{Config, Kvs};
+    /// use kvs_redb::Redb;
+    ///
+    /// let store = redb::backends::InMemoryBackend::new();
+    /// let backend = Redb::with_storage(store, redb::Durability::Immediate, "scratch")?;
+    /// let kvs = Kvs::with_backend(Box::new(backend), Config::parse("scratch:")?)?;
+    /// assert_eq!(kvs.seq("n", 1)?, 1);
+    /// # Ok::<(), kvs_core::Error>(())
+    /// ```
+    pub fn with_storage(
+        store: impl redb::StorageBackend,
+        durability: redb::Durability,
+        location: &str,
+    ) -> Result<Redb> {
+        let db = redb::Builder::new()
+            .create_with_backend(store)
+            .map_err(storage)?;
+        Ok(Redb {
+            db: Db::Write(db),
+            durability,
+            info: BackendInfo {
+                engine: "redb",
+                version: REDB_VERSION,
+                storage: "custom",
+                location: location.to_owned(),
+            },
+        })
+    }
+
     /// The database in the file at `path`, created if it does not exist.
     ///
     /// A file that is not a redb database is rejected ([`Error::NotKvs`]) before redb touches
     /// it, and a redb file is first opened read-only, so that opening never writes to a
     /// database that kvs then rejects as foreign (unless it needs crash recovery, which only a
     /// writer can do).
+    ///
+    /// A new file appears whole: it is created under a temporary name beside `path` and linked
+    /// into place, so that a crash while creating it never leaves a file that redb refuses. An
+    /// existing empty file is initialized in place.
     pub fn file(path: &Path, durability: redb::Durability) -> Result<Redb> {
         Redb::file_shared(path, durability, ConcurrencyMode::ExclusiveWriter)
     }
@@ -213,7 +256,9 @@ impl Redb {
                     Self::check_foreign(path, &location, share)?;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create_atomically(path).map_err(in_use)?;
+            }
             Err(e) => return Err(storage(redb::StorageError::Io(e))),
         }
         let db = redb::Builder::new()
@@ -345,6 +390,49 @@ impl Redb {
         kvs_core::catalog::read_header(&read, location)?;
         Ok(())
     }
+}
+
+/// Creates an empty redb database at `path`, which does not exist, so that a crash at any
+/// moment leaves either no file or a whole database.
+///
+/// redb initializes a new file in place and writes its magic number last: a crash before that
+/// leaves a file that redb refuses to open ever after ("not a redb database"). So the database
+/// is made under a temporary name beside `path` and linked into place once redb has closed it.
+/// A link, unlike a rename, never replaces a database that another process created meanwhile.
+/// A crash before the link leaves only a `.NAME.creating-*` file, which nothing reads.
+fn create_atomically(path: &Path) -> std::result::Result<(), DatabaseError> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let io = |e: std::io::Error| DatabaseError::Storage(redb::StorageError::Io(e));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let temp = dir.join(format!(
+        ".{name}.creating-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let linked = Database::create(&temp)
+        .and_then(Database::close)
+        .and_then(|()| match std::fs::hard_link(&temp, path) {
+            Ok(()) => Ok(()),
+            // Created by someone else meanwhile: theirs is as good.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A file system without hard links: a rename, which could only replace a database
+            // created in the last few moments.
+            Err(_) => std::fs::rename(&temp, path).map_err(io),
+        });
+    let _ = std::fs::remove_file(&temp);
+    linked?;
+    // The new name is durable once its directory is (where a directory can be synced).
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 impl Backend for Redb {

@@ -115,3 +115,48 @@ pub fn etcd_url() -> Option<String> {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ))
 }
+
+/// Checks that the indexes of `users` agree exactly with its records, and returns the records.
+///
+/// Every record is found by its email and by its city, each city's entries are exactly the
+/// records of that city, and each index table holds one entry per record: so no index entry
+/// is missing, stale, or points at a missing record.
+pub fn audit_users(kvs: &Kvs) -> Vec<User> {
+    let all: Vec<User> = kvs.all().expect("all users");
+    assert!(
+        all.windows(2).all(|w| w[0].id < w[1].id),
+        "all() is not in key order"
+    );
+    assert_eq!(kvs.count::<User>().expect("count"), all.len() as u64);
+    for user in &all {
+        let by_email = kvs
+            .index::<User>(UserField::Email, &user.email)
+            .expect("index by email");
+        assert_eq!(
+            by_email,
+            std::slice::from_ref(user),
+            "email index of {}",
+            user.id
+        );
+    }
+    let mut cities: Vec<&str> = all.iter().map(|u| u.city.as_str()).collect();
+    cities.sort_unstable();
+    cities.dedup();
+    for city in cities {
+        let want: Vec<User> = all.iter().filter(|u| u.city == city).cloned().collect();
+        let got = kvs
+            .index::<User>(UserField::City, city)
+            .expect("index by city");
+        assert_eq!(got, want, "city index of {city}");
+    }
+    let dump = kvs.dump().expect("dump");
+    for table in ["users#email", "users#city"] {
+        let row = dump.rows.iter().find(|r| r.name == table).expect(table);
+        assert_eq!(
+            row.elements,
+            all.len() as u64,
+            "{table} holds entries of no record"
+        );
+    }
+    all
+}

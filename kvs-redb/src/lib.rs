@@ -268,6 +268,21 @@ fn scan_table(
     Ok(())
 }
 
+/// Lends the value under `key` to `visit`, straight from redb's page.
+fn lend(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    key: &[u8],
+    visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<bool> {
+    match table.get(key).map_err(storage)? {
+        Some(value) => {
+            visit(value.value())?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
 fn is_empty_range((start, end): KeyRange<'_>) -> bool {
     match (start, end) {
@@ -343,6 +358,15 @@ impl ReadTx for RedbRead {
         })
     }
 
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, false, |t| lend(t, key, visit))
+    }
+
     fn scan(
         &self,
         table: &str,
@@ -395,6 +419,15 @@ impl ReadTx for RedbWrite<'_> {
         self.with(table, |t| {
             Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
         })
+    }
+
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, |t| lend(t, key, visit))
     }
 
     fn scan(

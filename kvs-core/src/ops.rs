@@ -282,17 +282,19 @@ pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) 
 }
 
 pub(crate) fn read_seq(r: &dyn ReadTx, name: &str) -> Result<u64> {
-    match r.get(SEQ_TABLE, name.as_bytes())? {
-        None => Ok(0),
-        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+    let mut value = 0;
+    r.get_with(SEQ_TABLE, name.as_bytes(), &mut |bytes| {
+        value = <[u8; 8]>::try_from(bytes)
             .map(u64::from_be_bytes)
             .map_err(|_| {
                 Error::schema(
                     SEQ_TABLE,
                     format!("counter {name:?} holds {} bytes, not 8", bytes.len()),
                 )
-            }),
-    }
+            })?;
+        Ok(())
+    })?;
+    Ok(value)
 }
 
 pub(crate) fn seq(w: &mut dyn WriteTx, name: &str, incr: u64) -> Result<u64> {

@@ -176,6 +176,11 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
         let _ = writeln!(s, "{row}");
     }
     let _ = writeln!(s, "\n## Median time and throughput\n");
+    let _ = writeln!(
+        s,
+        "Each cell: median time · operations per second · the spread of the repeats (the \
+         largest distance from the median, relative to it): the machine's noise.\n"
+    );
     let _ = writeln!(s, "| workload | what | {} |", SYSTEMS.join(" | "));
     let _ = writeln!(s, "|---|---|{}", "---:|".repeat(SYSTEMS.len()));
     for w in WORKLOADS {
@@ -186,9 +191,10 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
                     let med = x.median();
                     let _ = write!(
                         row,
-                        " {} · {}/s |",
+                        " {} · {}/s · ±{:.0}% |",
                         fmt_secs(med),
-                        fmt_rate(x.ops as f64 / med)
+                        fmt_rate(x.ops as f64 / med),
+                        x.spread() * 100.0
                     );
                 }
                 None => row.push_str(" — |"),
@@ -223,8 +229,12 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
              middle of a feed of that many elements (half the feed, at most 25,000 pages). \
              Microseconds per operation.\n"
         );
-        let mut sizes: Vec<(&str, u64)> = scaling.iter().map(|x| (x.workload, x.n)).collect();
-        sizes.dedup();
+        let mut sizes: Vec<(&str, u64)> = Vec::new();
+        for x in scaling {
+            if !sizes.contains(&(x.workload, x.n)) {
+                sizes.push((x.workload, x.n));
+            }
+        }
         let _ = writeln!(s, "| workload | n | kvs µs/op | redb µs/op | kvs / redb |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|");
         for (w, n) in sizes {

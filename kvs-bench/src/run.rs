@@ -44,6 +44,15 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The largest distance of a repeat from the median, relative to the median.
+    pub fn spread(&self) -> f64 {
+        let med = self.median();
+        self.secs
+            .iter()
+            .map(|s| (s - med).abs() / med)
+            .fold(0.0, f64::max)
+    }
+
     /// The median of the repeats, in seconds.
     pub fn median(&self) -> f64 {
         let mut s = self.secs.clone();

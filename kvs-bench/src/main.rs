@@ -10,7 +10,7 @@
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
 //! `docs/BENCHMARKS.md`, the chart beside it (`benchmarks.svg`) and the JSON to
 //! `docs/benchmarks.json`. A progress line per workload goes to stderr. With the defaults a
-//! run takes about three minutes on a 2-core machine.
+//! run took 85 to 195 seconds on a shared 2-core machine.
 //!
 //! Each system runs every workload on a fresh database in the temporary directory; every
 //! answer is checked (counts, keys, hits per lookup, index exactness after updates) and a

@@ -185,3 +185,70 @@ fn a_unique_violation_passed_on_rolls_the_whole_transaction_back() {
         assert_exact(kvs);
     });
 }
+
+/// A table with two unique indexes, for clashes found after another index was claimed.
+#[derive(kvs::Table, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "handles")]
+struct Handle {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index, unique)]
+    email: String,
+    #[kvs(index, unique)]
+    nick: String,
+}
+
+#[test]
+fn a_clash_on_a_later_unique_index_releases_the_earlier_ones() {
+    on_each_backend(|kvs| {
+        let h = |id: u64, email: &str, nick: &str| Handle {
+            id,
+            email: email.to_owned(),
+            nick: nick.to_owned(),
+        };
+        kvs.put(&h(1, "ann@x.io", "ann")).unwrap();
+        kvs.put(&h(2, "bob@x.io", "bob")).unwrap();
+        kvs.transaction(|tx| {
+            // A new record: its free email is claimed, then its nick clashes.
+            assert!(matches!(
+                tx.put(&h(3, "cy@x.io", "ann")),
+                Err(Error::Duplicate { field, .. }) if field == "nick"
+            ));
+            // An update of record 2: the same, and record 2 must stay as it was.
+            assert!(matches!(
+                tx.put(&h(2, "bob2@x.io", "ann")),
+                Err(Error::Duplicate { field, .. }) if field == "nick"
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(kvs.count::<Handle>().unwrap(), 2);
+        assert_eq!(
+            kvs.get::<Handle>(&2).unwrap(),
+            Some(h(2, "bob@x.io", "bob"))
+        );
+        for (field, value, id) in [(0, "bob@x.io", 2), (1, "bob", 2), (0, "ann@x.io", 1)] {
+            let found = if field == 0 {
+                kvs.index::<Handle>(HandleField::Email, value).unwrap()
+            } else {
+                kvs.index::<Handle>(HandleField::Nick, value).unwrap()
+            };
+            assert_eq!(found.iter().map(|x| x.id).collect::<Vec<_>>(), [id]);
+        }
+        for free in ["cy@x.io", "bob2@x.io"] {
+            assert!(kvs
+                .index::<Handle>(HandleField::Email, free)
+                .unwrap()
+                .is_empty());
+        }
+        // The released values are free for others.
+        kvs.put(&h(4, "cy@x.io", "cy")).unwrap();
+        kvs.put(&h(5, "bob2@x.io", "bob2")).unwrap();
+        let dump = kvs.dump().unwrap();
+        let elements = |name: &str| dump.rows.iter().find(|r| r.name == name).unwrap().elements;
+        assert_eq!(
+            (elements("handles#email"), elements("handles#nick")),
+            (4, 4)
+        );
+    });
+}

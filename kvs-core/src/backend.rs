@@ -29,6 +29,26 @@ pub trait ReadTx {
     /// The value stored under `key`.
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// Calls `visit` with the value stored under `key`, lent rather than copied, and returns
+    /// whether there was one. The default goes through [`ReadTx::get`]; an engine that can
+    /// lend its bytes overrides it, which spares the hot read paths a copy and an allocation.
+    /// `visit` must not call back into the transaction; a backend may refuse that with an
+    /// error.
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        match self.get(table, key)? {
+            Some(value) => {
+                visit(&value)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Visits the entries with keys in `range` in key order (descending if `reverse`), until
     /// `visit` returns `Ok(false)` or an error, which `scan` returns. A range whose start lies
     /// after its end is empty (never a panic). `visit` must not call back into the transaction;

@@ -27,10 +27,17 @@ pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {
 }
 
 pub(crate) fn get<T: Table>(r: &dyn ReadTx, key: &T::Key) -> Result<Option<T>> {
-    let key = key.to_key_bytes();
-    r.get(T::META.name, &key)?
-        .map(|bytes| decode(&bytes, &key))
-        .transpose()
+    read_record(r, &key.to_key_bytes())
+}
+
+/// The record stored under the encoded `key`, decoded straight from the backend's bytes.
+pub(crate) fn read_record<T: Table>(r: &dyn ReadTx, key: &[u8]) -> Result<Option<T>> {
+    let mut record = None;
+    r.get_with(T::META.name, key, &mut |bytes| {
+        record = Some(decode(bytes, key)?);
+        Ok(())
+    })?;
+    Ok(record)
 }
 
 /// The encoded value of each index of `record` (`None` where the field is `None`).
@@ -43,6 +50,11 @@ fn index_values<T: Table>(record: &T) -> Vec<Option<Vec<u8>>> {
         .collect()
 }
 
+/// The index values of the record stored as `bytes`.
+fn stored_index_values<T: Table>(bytes: &[u8], key: &[u8]) -> Result<Vec<Option<Vec<u8>>>> {
+    Ok(index_values(&decode::<T>(bytes, key)?))
+}
+
 fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
     let mut entry = Vec::with_capacity(value.len() + key.len());
     entry.extend_from_slice(value);
@@ -50,50 +62,80 @@ fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
     entry
 }
 
+/// Puts back what `insert` replaced under `key` (or removes what it added).
+fn restore(w: &mut dyn WriteTx, table: &str, key: &[u8], old: Option<&[u8]>) -> Result<()> {
+    match old {
+        Some(old) => w.insert(table, key, old).map(drop),
+        None => w.remove(table, key).map(drop),
+    }
+}
+
+/// Stores `record` and keeps its indexes exact.
+///
+/// Writes first and reads what the writes replaced, rather than reading before writing: the
+/// record's `insert` hands back the old record (whose index values say which entries to
+/// move), and a unique entry's `insert` hands back its holder. A clash puts every replaced
+/// value back before returning [`Error::Duplicate`], so a failed put leaves the transaction
+/// holding what it held, even when the caller goes on to commit it.
 pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
     let meta = &T::META;
     let key = record.key().to_key_bytes();
     let bytes = encode(record)?;
+    let old_bytes = w.insert(meta.name, &key, &bytes)?;
     if meta.indexes.is_empty() {
-        w.insert(meta.name, &key, &bytes)?;
         return Ok(());
     }
-    // Everything is checked before the first write, so that an error leaves the transaction
-    // as it was even when the caller goes on to commit it.
-    let old = match w.get(meta.name, &key)? {
-        Some(old) => Some(index_values(&decode::<T>(&old, &key)?)),
+    let old = match old_bytes
+        .as_deref()
+        .map(|b| stored_index_values::<T>(b, &key))
+    {
         None => None,
+        Some(Ok(values)) => Some(values),
+        Some(Err(e)) => {
+            restore(w, meta.name, &key, old_bytes.as_deref())?;
+            return Err(e);
+        }
     };
     let new = index_values(record);
+    let old_value = |i: usize| old.as_ref().and_then(|old| old[i].as_deref());
+    // Unique entries first: each claims its value and learns the holder in one write.
+    let mut claimed: Vec<usize> = Vec::new();
     for (i, ix) in meta.indexes.iter().enumerate() {
-        let unchanged = old.as_ref().is_some_and(|old| old[i] == new[i]);
-        let Some(value) = &new[i] else { continue };
-        if !ix.unique || unchanged {
+        let Some(value) = new[i].as_deref() else {
+            continue;
+        };
+        if !ix.unique || old_value(i) == Some(value) {
             continue;
         }
-        // A unique value must be free, or already this record's.
-        if w.get(ix.table, value)?.is_some_and(|holder| holder != key) {
-            return Err(Error::Duplicate {
-                table: meta.name.to_owned(),
-                field: ix.field.to_owned(),
-            });
+        match w.insert(ix.table, value, &key)? {
+            Some(holder) if holder != key => {
+                w.insert(ix.table, value, &holder)?;
+                for &j in &claimed {
+                    if let Some(value) = new[j].as_deref() {
+                        w.remove(meta.indexes[j].table, value)?;
+                    }
+                }
+                restore(w, meta.name, &key, old_bytes.as_deref())?;
+                return Err(Error::Duplicate {
+                    table: meta.name.to_owned(),
+                    field: ix.field.to_owned(),
+                });
+            }
+            // Already this record's (an index rebuilt from it): nothing to undo on a clash.
+            Some(_) => {}
+            None => claimed.push(i),
         }
     }
-    w.insert(meta.name, &key, &bytes)?;
     for (i, ix) in meta.indexes.iter().enumerate() {
-        let old_value = old.as_ref().and_then(|old| old[i].as_deref());
+        let old_value = old_value(i);
         if old_value == new[i].as_deref() {
             continue;
         }
         if let Some(value) = old_value {
             remove_entry(w, ix.table, ix.unique, value, &key)?;
         }
-        if let Some(value) = &new[i] {
-            if ix.unique {
-                w.insert(ix.table, value, &key)?;
-            } else {
-                w.insert(ix.table, &entry_key(value, &key), &[])?;
-            }
+        if let (Some(value), false) = (&new[i], ix.unique) {
+            w.insert(ix.table, &entry_key(value, &key), &[])?;
         }
     }
     Ok(())
@@ -114,20 +156,23 @@ fn remove_entry(
     Ok(())
 }
 
+/// Deletes the record under `key` and its index entries, learning the old index values from
+/// what `remove` hands back (one lookup, not a read and then a removal).
 pub(crate) fn delete<T: Table>(w: &mut dyn WriteTx, key: &T::Key) -> Result<bool> {
     let meta = &T::META;
     let key = key.to_key_bytes();
-    if meta.indexes.is_empty() {
-        if w.remove(meta.name, &key)?.is_none() {
-            return Ok(false);
-        }
-    } else {
-        let Some(old) = w.get(meta.name, &key)? else {
-            return Ok(false);
+    let Some(old) = w.remove(meta.name, &key)? else {
+        return Ok(false);
+    };
+    if !meta.indexes.is_empty() {
+        let values = match stored_index_values::<T>(&old, &key) {
+            Ok(values) => values,
+            Err(e) => {
+                w.insert(meta.name, &key, &old)?;
+                return Err(e);
+            }
         };
-        let old = index_values(&decode::<T>(&old, &key)?);
-        w.remove(meta.name, &key)?;
-        for (ix, value) in meta.indexes.iter().zip(&old) {
+        for (ix, value) in meta.indexes.iter().zip(&values) {
             if let Some(value) = value {
                 remove_entry(w, ix.table, ix.unique, value, &key)?;
             }
@@ -165,9 +210,15 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     if !value.encode_as(&(ix.value_type)(), &mut prefix) {
         return Ok(Vec::new());
     }
-    let mut keys: Vec<Vec<u8>> = Vec::new();
+    // The matching keys, end to end in one buffer: one allocation, not one per hit.
+    let mut keys: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
     if ix.unique {
-        keys.extend(r.get(ix.table, &prefix)?);
+        r.get_with(ix.table, &prefix, &mut |key| {
+            keys.extend_from_slice(key);
+            ends.push(keys.len());
+            Ok(())
+        })?;
     } else {
         let end = prefix_end(&prefix);
         let range = (
@@ -175,23 +226,31 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
             end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
         );
         r.scan(ix.table, range, false, &mut |entry, _| {
-            keys.push(entry[prefix.len()..].to_vec());
+            keys.extend_from_slice(&entry[prefix.len()..]);
+            ends.push(keys.len());
             Ok(true)
         })?;
     }
-    keys.iter()
-        .map(|key| match r.get(meta.name, key)? {
-            Some(bytes) => decode(&bytes, key),
-            None => Err(Error::schema(
-                meta.name,
-                format!(
-                    "index {} points at the missing record {}",
-                    ix.field,
-                    (meta.key_type)().render(key)
-                ),
-            )),
-        })
-        .collect()
+    let mut records = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for end in ends {
+        let key = &keys[start..end];
+        start = end;
+        match read_record(r, key)? {
+            Some(record) => records.push(record),
+            None => {
+                return Err(Error::schema(
+                    meta.name,
+                    format!(
+                        "index {} points at the missing record {}",
+                        ix.field,
+                        (meta.key_type)().render(key)
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(records)
 }
 
 pub(crate) fn count<T: Table>(r: &dyn ReadTx) -> Result<u64> {
@@ -223,17 +282,19 @@ pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) 
 }
 
 pub(crate) fn read_seq(r: &dyn ReadTx, name: &str) -> Result<u64> {
-    match r.get(SEQ_TABLE, name.as_bytes())? {
-        None => Ok(0),
-        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+    let mut value = 0;
+    r.get_with(SEQ_TABLE, name.as_bytes(), &mut |bytes| {
+        value = <[u8; 8]>::try_from(bytes)
             .map(u64::from_be_bytes)
             .map_err(|_| {
                 Error::schema(
                     SEQ_TABLE,
                     format!("counter {name:?} holds {} bytes, not 8", bytes.len()),
                 )
-            }),
-    }
+            })?;
+        Ok(())
+    })?;
+    Ok(value)
 }
 
 pub(crate) fn seq(w: &mut dyn WriteTx, name: &str, incr: u64) -> Result<u64> {

@@ -376,8 +376,8 @@ fn walk(
 
 /// The record with `key` that a feed links to.
 fn linked_record<T: Table>(r: &dyn ReadTx, feed: &str, key: &[u8]) -> Result<T> {
-    match r.get(T::META.name, key)? {
-        Some(bytes) => ops::decode(&bytes, key),
+    match ops::read_record(r, key)? {
+        Some(record) => Ok(record),
         None => Err(corrupt(
             T::META.name,
             format!(

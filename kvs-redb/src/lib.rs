@@ -460,7 +460,7 @@ impl Backend for Redb {
         let result = {
             let mut w = RedbWrite {
                 txn: &txn,
-                tables: RefCell::new(Vec::new()),
+                tables: RefCell::new(OpenTables::new()),
             };
             f(&mut w)
         };
@@ -505,6 +505,21 @@ fn scan_table(
     Ok(())
 }
 
+/// Lends the value under `key` to `visit`, straight from redb's page.
+fn lend(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    key: &[u8],
+    visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<bool> {
+    match table.get(key).map_err(storage)? {
+        Some(value) => {
+            visit(value.value())?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
 fn is_empty_range((start, end): KeyRange<'_>) -> bool {
     match (start, end) {
@@ -529,21 +544,94 @@ fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
     Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
 }
 
-/// The tables a transaction has opened, by name: a transaction touches few tables, so a list
-/// beats a hash map.
-type OpenTables<T> = RefCell<Vec<(String, T)>>;
+/// A table name, kept inline when short (as kvs's names are), so that remembering an open
+/// table allocates nothing.
+enum Name {
+    Short(u8, [u8; Name::SHORT]),
+    Long(String),
+}
+
+impl Name {
+    const SHORT: usize = 46;
+
+    fn new(name: &str) -> Name {
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= Name::SHORT => {
+                let mut bytes = [0; Name::SHORT];
+                bytes[..name.len()].copy_from_slice(name.as_bytes());
+                Name::Short(len, bytes)
+            }
+            _ => Name::Long(name.to_owned()),
+        }
+    }
+
+    fn is(&self, name: &str) -> bool {
+        match self {
+            Name::Short(len, bytes) => &bytes[..usize::from(*len)] == name.as_bytes(),
+            Name::Long(long) => long == name,
+        }
+    }
+}
+
+/// The tables a transaction has opened, by name. A transaction touches few tables, so a list
+/// beats a hash map, and the first few live inline: a read of up to three tables allocates
+/// nothing to remember them.
+struct OpenTables<T> {
+    inline: [Option<(Name, T)>; 3],
+    more: Vec<(Name, T)>,
+}
+
+impl<T> OpenTables<T> {
+    fn new() -> Self {
+        OpenTables {
+            inline: [None, None, None],
+            more: Vec::new(),
+        }
+    }
+
+    /// The open table `name`, or the one `open` opens, remembered for the next call.
+    fn get_or_open(&mut self, name: &str, open: impl FnOnce() -> Result<T>) -> Result<&mut T> {
+        let inline = self
+            .inline
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|(n, _)| n.is(name)));
+        if let Some(i) = inline {
+            return Ok(&mut self.inline[i].as_mut().expect("a filled slot").1);
+        }
+        if let Some(i) = self.more.iter().position(|(n, _)| n.is(name)) {
+            return Ok(&mut self.more[i].1);
+        }
+        let table = open()?;
+        let entry = (Name::new(name), table);
+        if let Some(slot) = self.inline.iter_mut().find(|slot| slot.is_none()) {
+            return Ok(&mut slot.insert(entry).1);
+        }
+        self.more.push(entry);
+        Ok(&mut self.more.last_mut().expect("just pushed").1)
+    }
+
+    /// Forgets (and so closes) the table `name`.
+    fn close(&mut self, name: &str) {
+        for slot in &mut self.inline {
+            if slot.as_ref().is_some_and(|(n, _)| n.is(name)) {
+                *slot = None;
+            }
+        }
+        self.more.retain(|(n, _)| !n.is(name));
+    }
+}
 
 /// A read transaction, with each table opened once.
 struct RedbRead {
     txn: ReadTransaction,
-    tables: OpenTables<Option<ReadOnlyTable<Bytes, Bytes>>>,
+    tables: RefCell<OpenTables<Option<ReadOnlyTable<Bytes, Bytes>>>>,
 }
 
 impl RedbRead {
     fn new(txn: ReadTransaction) -> RedbRead {
         RedbRead {
             txn,
-            tables: RefCell::new(Vec::new()),
+            tables: RefCell::new(OpenTables::new()),
         }
     }
 
@@ -555,18 +643,12 @@ impl RedbRead {
         f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
-        let pos = if let Some(pos) = tables.iter().position(|(n, _)| n == name) {
-            pos
-        } else {
-            let table = match self.txn.open_table(definition(name)) {
-                Ok(table) => Some(table),
-                Err(TableError::TableDoesNotExist(_)) => None,
-                Err(e) => return Err(storage(e)),
-            };
-            tables.push((name.to_owned(), table));
-            tables.len() - 1
-        };
-        match &tables[pos].1 {
+        let table = tables.get_or_open(name, || match self.txn.open_table(definition(name)) {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(storage(e)),
+        })?;
+        match table {
             Some(table) => f(table),
             None => Ok(empty),
         }
@@ -578,6 +660,15 @@ impl ReadTx for RedbRead {
         self.with(table, None, |t| {
             Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
         })
+    }
+
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, false, |t| lend(t, key, visit))
     }
 
     fn scan(
@@ -606,7 +697,7 @@ impl ReadTx for RedbRead {
 /// A write transaction, with each table opened once and kept open until commit.
 struct RedbWrite<'t> {
     txn: &'t WriteTransaction,
-    tables: OpenTables<Table<'t, Bytes, Bytes>>,
+    tables: RefCell<OpenTables<Table<'t, Bytes, Bytes>>>,
 }
 
 impl<'t> RedbWrite<'t> {
@@ -616,14 +707,9 @@ impl<'t> RedbWrite<'t> {
         f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
-        let pos = if let Some(pos) = tables.iter().position(|(n, _)| n == name) {
-            pos
-        } else {
-            let table = self.txn.open_table(definition(name)).map_err(storage)?;
-            tables.push((name.to_owned(), table));
-            tables.len() - 1
-        };
-        f(&mut tables[pos].1)
+        f(tables.get_or_open(name, || {
+            self.txn.open_table(definition(name)).map_err(storage)
+        })?)
     }
 }
 
@@ -632,6 +718,15 @@ impl ReadTx for RedbWrite<'_> {
         self.with(table, |t| {
             Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
         })
+    }
+
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, |t| lend(t, key, visit))
     }
 
     fn scan(
@@ -680,7 +775,7 @@ impl WriteTx for RedbWrite<'_> {
 
     fn drop_table(&mut self, table: &str) -> Result<bool> {
         // redb refuses to delete a table that is open in the transaction.
-        self.tables.get_mut().retain(|(n, _)| n != table);
+        self.tables.get_mut().close(table);
         self.txn.delete_table(definition(table)).map_err(storage)
     }
 }

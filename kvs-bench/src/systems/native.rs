@@ -1,0 +1,218 @@
+//! `native_db` 0.8.2 (on its own redb 2), with the same primary and secondary keys, used as
+//! its documentation shows: `insert` for new records, `upsert` to replace, `remove` with the
+//! record it read.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use native_db::{native_db, Builder, Database, Models, ToKey};
+use native_model::{native_model, Model};
+use serde::{Deserialize, Serialize};
+
+use super::{file_len, hits as hits_of, Res, System};
+use crate::data::{Inputs, User};
+
+/// The benchmark's user as a `native_db` model.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[native_model(id = 1, version = 1)]
+#[native_db]
+pub struct NUser {
+    #[primary_key]
+    id: u64,
+    #[secondary_key(unique)]
+    email: String,
+    #[secondary_key]
+    city: String,
+    name: String,
+}
+
+/// A named counter: `native_db` has no counters, so `seq` reads and upserts one.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[native_model(id = 2, version = 1)]
+#[native_db]
+pub struct Counter {
+    #[primary_key]
+    name: String,
+    value: u64,
+}
+
+impl From<&User> for NUser {
+    fn from(u: &User) -> NUser {
+        NUser {
+            id: u.id,
+            email: u.email.clone(),
+            city: u.city.clone(),
+            name: u.name.clone(),
+        }
+    }
+}
+
+static MODELS: LazyLock<Models> = LazyLock::new(|| {
+    let mut models = Models::new();
+    models.define::<NUser>().expect("the user model");
+    models.define::<Counter>().expect("the counter model");
+    models
+});
+
+/// `native_db`.
+pub struct Native {
+    db: Database<'static>,
+    path: PathBuf,
+    /// The inputs of the writing workloads, converted before the clock starts.
+    prepared: Vec<(usize, Vec<NUser>)>,
+}
+
+impl Native {
+    /// Creates the database at `path`.
+    pub fn open(path: &Path) -> Res<Native> {
+        Ok(Native {
+            db: Builder::new().create(&MODELS, path)?,
+            path: path.to_owned(),
+            prepared: Vec::new(),
+        })
+    }
+
+    fn seq_in(&self, name: &str, n: usize) -> Res<u64> {
+        let rw = self.db.rw_transaction()?;
+        let mut value = 0;
+        for _ in 0..n {
+            value = rw.get().primary::<Counter>(name)?.map_or(0, |c| c.value) + 1;
+            rw.upsert(Counter {
+                name: name.to_owned(),
+                value,
+            })?;
+        }
+        rw.commit()?;
+        Ok(value)
+    }
+}
+
+impl Native {
+    /// The prepared copy of `users` (matched by address and length), or a fresh conversion.
+    fn take(&mut self, users: &[User]) -> Vec<NUser> {
+        match self
+            .prepared
+            .iter()
+            .position(|(at, v)| *at == users.as_ptr() as usize && v.len() == users.len())
+        {
+            Some(i) => self.prepared.swap_remove(i).1,
+            None => users.iter().map(NUser::from).collect(),
+        }
+    }
+}
+
+impl System for Native {
+    fn prepare(&mut self, inputs: &Inputs) {
+        for users in [&inputs.bulk, &inputs.durable, &inputs.updates] {
+            let converted = users.iter().map(NUser::from).collect();
+            self.prepared.push((users.as_ptr() as usize, converted));
+        }
+    }
+
+    fn bulk_insert(&mut self, users: &[User]) -> Res<()> {
+        let users = self.take(users);
+        let rw = self.db.rw_transaction()?;
+        for u in users {
+            rw.insert(u)?;
+        }
+        rw.commit()?;
+        Ok(())
+    }
+
+    fn durable_insert(&mut self, users: &[User]) -> Res<()> {
+        let users = self.take(users);
+        for u in users {
+            let rw = self.db.rw_transaction()?;
+            rw.insert(u)?;
+            rw.commit()?;
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, ids: &[u64]) -> Res<u64> {
+        let mut sum = 0;
+        for &id in ids {
+            let r = self.db.r_transaction()?;
+            if let Some(u) = r.get().primary::<NUser>(id)? {
+                sum += u.id;
+            }
+        }
+        Ok(sum)
+    }
+
+    fn unique_lookup(&mut self, emails: &[String]) -> Res<u64> {
+        let mut hits = 0;
+        for email in emails {
+            let r = self.db.r_transaction()?;
+            if let Some(u) = r
+                .get()
+                .secondary::<NUser>(NUserKey::email, email.as_str())?
+            {
+                hits += hits_of([u.email.as_str()], email)?;
+            }
+        }
+        Ok(hits)
+    }
+
+    fn index_lookup(&mut self, cities: &[String]) -> Res<u64> {
+        let mut hits = 0;
+        for city in cities {
+            let r = self.db.r_transaction()?;
+            let found = r
+                .scan()
+                .secondary::<NUser>(NUserKey::city)?
+                .range(city.as_str()..=city.as_str())?
+                .collect::<Result<Vec<NUser>, _>>()?;
+            hits += hits_of(found.iter().map(|u| u.city.as_str()), city)?;
+        }
+        Ok(hits)
+    }
+
+    fn indexed_update(&mut self, users: &[User]) -> Res<()> {
+        let users = self.take(users);
+        let rw = self.db.rw_transaction()?;
+        for u in users {
+            rw.upsert(u)?;
+        }
+        rw.commit()?;
+        Ok(())
+    }
+
+    fn delete(&mut self, ids: &[u64]) -> Res<u64> {
+        let rw = self.db.rw_transaction()?;
+        let mut deleted = 0;
+        for &id in ids {
+            if let Some(u) = rw.get().primary::<NUser>(id)? {
+                rw.remove(u)?;
+                deleted += 1;
+            }
+        }
+        rw.commit()?;
+        Ok(deleted)
+    }
+
+    fn count(&mut self, times: usize) -> Res<u64> {
+        let mut n = 0;
+        for _ in 0..times {
+            let r = self.db.r_transaction()?;
+            n = r.len().primary::<NUser>()?;
+        }
+        Ok(n)
+    }
+
+    fn seq(&mut self, n: usize) -> Res<u64> {
+        self.seq_in("bench", n)
+    }
+
+    fn seq_durable(&mut self, n: usize) -> Res<u64> {
+        let mut v = 0;
+        for _ in 0..n {
+            v = self.seq_in("bench_durable", 1)?;
+        }
+        Ok(v)
+    }
+
+    fn file_size(&self) -> Option<u64> {
+        file_len(&self.path)
+    }
+}

@@ -57,6 +57,41 @@ fn storage(e: impl Into<redb::Error>) -> Error {
     Error::storage("redb", e.into())
 }
 
+/// Runs a call into redb, turning a panic into [`Error::Storage`].
+///
+/// redb 4.6 panics on some pages altered outside it (docs/RELIABILITY.md has the figures);
+/// kvs promises an error, never a panic, for bad input, a corrupted file included. The closure
+/// holds only kvs's own code and redb's, never an application's (a transaction's closure runs
+/// outside any guard), so no application panic is swallowed here.
+fn guard<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(Error::storage(
+            "redb",
+            format!("redb failed on a page it could not read (is the file corrupted?): {what}"),
+        ))
+    })
+}
+
+/// [`guard`] for opening a file: a panic means a file that is not a (sound) kvs database.
+fn guard_open<R>(location: &str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    guard(f).map_err(|e| match e {
+        Error::Storage { source, .. }
+            if source.to_string().starts_with("redb failed on a page") =>
+        {
+            Error::NotKvs {
+                location: location.to_owned(),
+                reason: source.to_string(),
+            }
+        }
+        other => other,
+    })
+}
+
 /// A scan's visitor called back into the transaction it scans: an error, not a panic.
 fn reentered() -> Error {
     Error::storage(
@@ -225,6 +260,16 @@ impl Redb {
         durability: redb::Durability,
         share: ConcurrencyMode,
     ) -> Result<Redb> {
+        guard_open(&path.display().to_string(), || {
+            Redb::file_shared_unguarded(path, durability, share)
+        })
+    }
+
+    fn file_shared_unguarded(
+        path: &Path,
+        durability: redb::Durability,
+        share: ConcurrencyMode,
+    ) -> Result<Redb> {
         let location = path.display().to_string();
         let not_kvs = |reason: String| Error::NotKvs {
             location: location.clone(),
@@ -283,6 +328,12 @@ impl Redb {
     /// writes the file in `single` or `multi` mode; a writer in `exclusive` mode (the default)
     /// locks everyone else out, which is [`Error::InUse`].
     pub fn file_read_only(path: &Path, share: Option<ConcurrencyMode>) -> Result<Redb> {
+        guard_open(&path.display().to_string(), || {
+            Redb::file_read_only_unguarded(path, share)
+        })
+    }
+
+    fn file_read_only_unguarded(path: &Path, share: Option<ConcurrencyMode>) -> Result<Redb> {
         let location = path.display().to_string();
         let not_kvs = |reason: &str| Error::NotKvs {
             location: location.clone(),
@@ -441,11 +492,13 @@ impl Backend for Redb {
     }
 
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
-        let txn = match &self.db {
-            Db::Write(db) => db.begin_read(),
-            Db::Read(db) => db.begin_read(),
-        }
-        .map_err(storage)?;
+        let txn = guard(|| {
+            match &self.db {
+                Db::Write(db) => db.begin_read(),
+                Db::Read(db) => db.begin_read(),
+            }
+            .map_err(storage)
+        })?;
         f(&RedbRead::new(txn))
     }
 
@@ -455,7 +508,7 @@ impl Backend for Redb {
                 location: self.info.location.clone(),
             });
         };
-        let mut txn = db.begin_write().map_err(storage)?;
+        let mut txn = guard(|| db.begin_write().map_err(storage))?;
         txn.set_durability(self.durability).map_err(storage)?;
         let result = {
             let mut w = RedbWrite {
@@ -465,10 +518,10 @@ impl Backend for Redb {
             f(&mut w)
         };
         match result {
-            Ok(()) => txn.commit().map_err(storage),
+            Ok(()) => guard(|| txn.commit().map_err(storage)),
             Err(e) => {
                 // Dropping an uncommitted transaction aborts it too; abort reports failures.
-                txn.abort().map_err(storage)?;
+                guard(|| txn.abort().map_err(storage))?;
                 Err(e)
             }
         }
@@ -643,15 +696,18 @@ impl RedbRead {
         f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
-        let table = tables.get_or_open(name, || match self.txn.open_table(definition(name)) {
-            Ok(table) => Ok(Some(table)),
-            Err(TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(storage(e)),
-        })?;
-        match table {
-            Some(table) => f(table),
-            None => Ok(empty),
-        }
+        guard(|| {
+            let table =
+                tables.get_or_open(name, || match self.txn.open_table(definition(name)) {
+                    Ok(table) => Ok(Some(table)),
+                    Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                    Err(e) => Err(storage(e)),
+                })?;
+            match table {
+                Some(table) => f(table),
+                None => Ok(empty),
+            }
+        })
     }
 }
 
@@ -686,7 +742,7 @@ impl ReadTx for RedbRead {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        table_names(self.txn.list_tables())
+        guard(|| table_names(self.txn.list_tables()))
     }
 
     fn stored_bytes(&self, table: &str) -> Result<u64> {
@@ -707,9 +763,11 @@ impl<'t> RedbWrite<'t> {
         f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
     ) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
-        f(tables.get_or_open(name, || {
-            self.txn.open_table(definition(name)).map_err(storage)
-        })?)
+        guard(|| {
+            f(tables.get_or_open(name, || {
+                self.txn.open_table(definition(name)).map_err(storage)
+            })?)
+        })
     }
 }
 
@@ -744,7 +802,7 @@ impl ReadTx for RedbWrite<'_> {
     }
 
     fn tables(&self) -> Result<Vec<String>> {
-        table_names(self.txn.list_tables())
+        guard(|| table_names(self.txn.list_tables()))
     }
 
     fn stored_bytes(&self, table: &str) -> Result<u64> {
@@ -776,7 +834,7 @@ impl WriteTx for RedbWrite<'_> {
     fn drop_table(&mut self, table: &str) -> Result<bool> {
         // redb refuses to delete a table that is open in the transaction.
         self.tables.get_mut().close(table);
-        self.txn.delete_table(definition(table)).map_err(storage)
+        guard(|| self.txn.delete_table(definition(table)).map_err(storage))
     }
 }
 

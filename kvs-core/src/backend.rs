@@ -16,6 +16,10 @@ pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 /// go on.
 pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
+/// What [`ReadTx::get_many`] calls for each key, with its position and its value (`None`
+/// when absent).
+pub type ManyVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'a;
+
 /// Reads inside a transaction.
 ///
 /// Rules for implementers:
@@ -47,6 +51,19 @@ pub trait ReadTx {
             }
             None => Ok(false),
         }
+    }
+
+    /// Calls `visit` with the position in `keys` and the value (lent, `None` if absent) of
+    /// each of `keys`, in order. The default calls [`ReadTx::get_with`] for each; a remote
+    /// engine overrides it to fetch them in few round trips (an index lookup reads its `k`
+    /// records with it). `visit` must not call back into the transaction.
+    fn get_many(&self, table: &str, keys: &[&[u8]], visit: &mut ManyVisitor<'_>) -> Result<()> {
+        for (i, key) in keys.iter().enumerate() {
+            if !self.get_with(table, key, &mut |value| visit(i, Some(value)))? {
+                visit(i, None)?;
+            }
+        }
+        Ok(())
     }
 
     /// Visits the entries with keys in `range` in key order (descending if `reverse`), until

@@ -29,8 +29,8 @@ mod stream;
 mod table;
 
 pub use crate::backend::{
-    open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ReadTx,
-    Visitor, WriteTx,
+    open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ManyVisitor,
+    ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};

@@ -374,18 +374,24 @@ fn walk(
     )
 }
 
-/// The record with `key` that a feed links to.
-fn linked_record<T: Table>(r: &dyn ReadTx, feed: &str, key: &[u8]) -> Result<T> {
-    match ops::read_record(r, key)? {
-        Some(record) => Ok(record),
+/// The records a feed links to, in the order of `keys`, in one batched read.
+fn linked_records<T: Table>(r: &dyn ReadTx, feed: &str, keys: &[Vec<u8>]) -> Result<Vec<T>> {
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let mut records = Vec::with_capacity(keys.len());
+    r.get_many(T::META.name, &keys, &mut |i, bytes| match bytes {
+        Some(bytes) => {
+            records.push(ops::decode(bytes, keys[i])?);
+            Ok(())
+        }
         None => Err(corrupt(
             T::META.name,
             format!(
                 "feed {feed:?} links the missing record {}",
-                (T::META.key_type)().render(key)
+                (T::META.key_type)().render(keys[i])
             ),
         )),
-    }
+    })?;
+    Ok(records)
 }
 
 /// Reads up to `n` records from the reader's cursor in `dir` and moves the cursor past them.
@@ -396,10 +402,7 @@ pub(crate) fn take<T: Table>(
     dir: Dir,
 ) -> Result<Vec<T>> {
     let (keys, pos) = step(r, reader, n, dir)?;
-    let records = keys
-        .iter()
-        .map(|key| linked_record(r, &reader.feed, key))
-        .collect::<Result<Vec<T>>>()?;
+    let records = linked_records(r, &reader.feed, &keys)?;
     reader.pos = pos;
     Ok(records)
 }
@@ -476,7 +479,7 @@ pub(crate) fn feed<T: Table>(r: &dyn ReadTx, feed: &str) -> Result<Vec<T>> {
             Ok(())
         },
     )?;
-    keys.iter().map(|key| linked_record(r, feed, key)).collect()
+    linked_records(r, feed, &keys)
 }
 
 /// The writer of `feed`; `key_type` gives the key type of its table, when known.

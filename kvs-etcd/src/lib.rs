@@ -28,11 +28,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kvs_core::{
-    Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ReadTx, Result, Visitor, WriteTx,
+    Backend, BackendFactory, BackendInfo, Config, Error, KeyRange, ManyVisitor, ReadTx, Result,
+    Visitor, WriteTx,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -44,6 +45,7 @@ use etcdserverpb::kv_client::KvClient;
 use etcdserverpb::maintenance_client::MaintenanceClient;
 use etcdserverpb::range_request::{SortOrder, SortTarget};
 use etcdserverpb::request_op::Request;
+use etcdserverpb::response_op::Response;
 use etcdserverpb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, StatusRequest,
     TxnRequest,
@@ -52,6 +54,9 @@ use etcdserverpb::{
 /// The most compares a commit carries before one fence compare replaces them (etcd counts
 /// them against `--max-txn-ops`, 128 by default).
 const COMPARE_BUDGET: usize = 100;
+/// Keys fetched per round trip by `get_many` (one read-only etcd transaction of ranges; etcd
+/// counts them against `--max-txn-ops`, 128 by default).
+const GET_BATCH: usize = 64;
 /// Entries fetched per round trip when scanning.
 const PAGE: i64 = 512;
 /// The largest response accepted (a page of large values).
@@ -144,6 +149,8 @@ pub struct Etcd {
     /// The key prefix of this database.
     root: Vec<u8>,
     info: BackendInfo,
+    /// Requests sent, for [`Etcd::requests`].
+    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -235,6 +242,7 @@ impl Etcd {
             members,
             current: AtomicUsize::new(0),
             root: prefix.as_bytes().to_vec(),
+            requests: AtomicU64::new(0),
             info: BackendInfo {
                 engine: "etcd",
                 version: "unknown",
@@ -298,6 +306,12 @@ impl Etcd {
             .collect()
     }
 
+    /// The number of key-value requests sent so far (round trips to the cluster), to check
+    /// and measure batching.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// Sends a request built by `call` to the current member, moving on to the next one while
     /// members are unreachable. `idempotent` requests (reads) also move on after other
     /// failures of the connection; a commit does only when it surely never left.
@@ -319,6 +333,7 @@ impl Etcd {
         let mut last = None;
         for i in 0..n {
             let at = (start + i) % n;
+            self.requests.fetch_add(1, Ordering::Relaxed);
             let result = self.runtime.block_on(call(self.members[at].kv.clone()));
             match result {
                 Ok(reply) => {
@@ -524,6 +539,54 @@ impl<'a> EtcdRead<'a> {
         Ok(found.map(|kv| kv.value))
     }
 
+    /// The values of `keys` (full etcd keys), fetched `GET_BATCH` at a time, each batch in one
+    /// read-only etcd transaction at this reader's revision.
+    fn get_many_full(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_BATCH) {
+            let revision = self.revision.get();
+            let txn = TxnRequest {
+                compare: Vec::new(),
+                success: chunk
+                    .iter()
+                    .map(|key| RequestOp {
+                        request: Some(Request::RequestRange(RangeRequest {
+                            key: key.clone(),
+                            revision,
+                            ..RangeRequest::default()
+                        })),
+                    })
+                    .collect(),
+                failure: Vec::new(),
+            };
+            let reply = self.etcd.call(true, move |mut kv| {
+                let txn = txn.clone();
+                Box::pin(async move { kv.txn(txn).await })
+            })?;
+            if revision == 0 {
+                self.revision
+                    .set(reply.header.as_ref().map_or(0, |h| h.revision));
+            }
+            if reply.responses.len() != chunk.len() {
+                return Err(storage(
+                    "etcd answered a batch of reads with a different count",
+                ));
+            }
+            for (key, response) in chunk.iter().zip(reply.responses) {
+                let Some(Response::ResponseRange(range)) = response.response else {
+                    return Err(storage("etcd answered a read with something else"));
+                };
+                let found = range.kvs.into_iter().next();
+                self.note(|r| {
+                    r.keys
+                        .insert(key.clone(), found.as_ref().map_or(0, |kv| kv.mod_revision));
+                });
+                out.push(found.map(|kv| kv.value));
+            }
+        }
+        Ok(out)
+    }
+
     /// Visits the entries of the etcd range `[from, to)` page by page, with keys relative to
     /// `strip` bytes.
     fn scan_full(
@@ -661,6 +724,14 @@ impl<'a> EtcdRead<'a> {
 impl ReadTx for EtcdRead<'_> {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_full(self.etcd.data_key(table, key))
+    }
+
+    fn get_many(&self, table: &str, keys: &[&[u8]], visit: &mut ManyVisitor<'_>) -> Result<()> {
+        let full: Vec<Vec<u8>> = keys.iter().map(|k| self.etcd.data_key(table, k)).collect();
+        for (i, value) in self.get_many_full(&full)?.iter().enumerate() {
+            visit(i, value.as_deref())?;
+        }
+        Ok(())
     }
 
     fn scan(
@@ -852,6 +923,36 @@ impl ReadTx for EtcdWrite<'_> {
             return Ok(p.value.clone());
         }
         self.base(table, &full)
+    }
+
+    fn get_many(&self, table: &str, keys: &[&[u8]], visit: &mut ManyVisitor<'_>) -> Result<()> {
+        let etcd = self.read.etcd;
+        let full: Vec<Vec<u8>> = keys.iter().map(|k| etcd.data_key(table, k)).collect();
+        // The transaction's own writes first; the rest from the snapshot, batched.
+        let mut values: Vec<Option<Option<Vec<u8>>>> = {
+            let overlay = self.overlay.borrow();
+            full.iter()
+                .map(|k| overlay.get(k).map(|p| p.value.clone()))
+                .collect()
+        };
+        if !self.dropped(table) {
+            let missing: Vec<Vec<u8>> = full
+                .iter()
+                .zip(&values)
+                .filter(|(_, v)| v.is_none())
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut fetched = self.read.get_many_full(&missing)?.into_iter();
+            for v in &mut values {
+                if v.is_none() {
+                    *v = Some(fetched.next().flatten());
+                }
+            }
+        }
+        for (i, value) in values.into_iter().enumerate() {
+            visit(i, value.flatten().as_deref())?;
+        }
+        Ok(())
     }
 
     fn scan(

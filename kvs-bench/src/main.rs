@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run -p kvs-bench --release -- [--records N] [--repeat R] [--out docs/BENCHMARKS.md]
 //!     [--json docs/benchmarks.json] [--scaling 10000,100000,1000000|none] [--systems a,b]
+//!     [--etcd etcd://HOST:PORT,...]
 //! ```
+//!
+//! With `--etcd`, a section compares kvs on that etcd cluster with kvs on a redb file
+//! (`scripts/etcd-cluster.sh start` makes a 3-member cluster on loopback).
 //!
 //! Defaults: 100,000 records, 3 repeats, the scaling table at 10k, 100k and 1M records, all
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
@@ -21,6 +25,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod data;
+mod etcd;
 mod report;
 mod run;
 mod systems;
@@ -39,11 +44,13 @@ struct Args {
     json: PathBuf,
     scaling: Vec<u64>,
     systems: Vec<&'static str>,
+    etcd: Option<String>,
 }
 
 const USAGE: &str =
     "usage: kvs-bench [--records N] [--repeat R] [--out FILE.md] [--json FILE.json] \
-                     [--scaling N,N,...|none] [--systems kvs,kvs-mem,redb,native_db,sqlite]";
+                     [--scaling N,N,...|none] [--systems kvs,kvs-mem,redb,native_db,sqlite] \
+                     [--etcd etcd://HOST:PORT,...]";
 
 fn parse(args: &[String]) -> Res<Args> {
     let mut a = Args {
@@ -53,6 +60,7 @@ fn parse(args: &[String]) -> Res<Args> {
         json: PathBuf::from("docs/benchmarks.json"),
         scaling: vec![10_000, 100_000, 1_000_000],
         systems: SYSTEMS.to_vec(),
+        etcd: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -66,6 +74,7 @@ fn parse(args: &[String]) -> Res<Args> {
             "--records" => a.records = value.replace('_', "").parse()?,
             "--repeat" => a.repeat = value.parse()?,
             "--out" => a.out = PathBuf::from(value),
+            "--etcd" => a.etcd = Some(value.clone()),
             "--json" => a.json = PathBuf::from(value),
             "--scaling" if value == "none" => a.scaling.clear(),
             "--scaling" => {
@@ -117,21 +126,33 @@ fn run(raw: &[String]) -> Res<()> {
     let started = std::time::Instant::now();
     let results = run::main_runs(args.records, args.repeat, &args.systems)?;
     let scaling = run::scaling(&args.scaling)?;
+    let etcd = match &args.etcd {
+        Some(cluster) => Some((cluster.as_str(), etcd::run(cluster, args.repeat)?)),
+        None => None,
+    };
     let mut command = "cargo run -p kvs-bench --release".to_owned();
     if !raw.is_empty() {
         command.push_str(" -- ");
         command.push_str(&raw.join(" "));
     }
     let machine = report::Machine::read(command, args.records, args.repeat);
-    write(
-        &args.out,
-        &report::markdown(&machine, &results, &scaling, NOTES),
-    )?;
+    let mut md = report::markdown(&machine, &results, &scaling, NOTES);
+    let mut json = report::json(&machine, &results, &scaling);
+    if let Some((cluster, rows)) = &etcd {
+        md.push_str(&etcd::markdown(cluster, rows));
+        // The etcd rows join the JSON document as one more top-level key.
+        let end = json.trim_end().len() - 1;
+        json = format!("{},
+  {}
+}}
+", json[..end].trim_end(), etcd::json(rows));
+    }
+    write(&args.out, &md)?;
     write(
         &args.out.with_file_name("benchmarks.svg"),
         &report::svg(&results),
     )?;
-    write(&args.json, &report::json(&machine, &results, &scaling))?;
+    write(&args.json, &json)?;
     eprintln!(
         "done in {:.0} s, peak memory {} MiB",
         started.elapsed().as_secs_f64(),

@@ -1,0 +1,230 @@
+//! The etcd section: kvs on an etcd cluster beside kvs on a redb file, on the same workloads,
+//! in the same run (`--etcd etcd://HOST:PORT,...`).
+//!
+//! The workloads are the ones a cluster user meets: durable single-record commits, gets,
+//! unique and non-unique index lookups (about 100 hits each, fetched in batches), `seq` one
+//! commit each, and `count`. Loads are written in transactions of 40 records, which fit
+//! etcd's default limit of 128 operations per transaction.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use kvs::Kvs;
+
+use crate::data::{self, User, UserField};
+use crate::systems::Res;
+
+/// Records loaded before the read workloads (20 cities of 100).
+const RECORDS: u64 = 2_000;
+/// Records per load transaction.
+const BATCH: usize = 40;
+
+/// The workloads and their operation counts.
+const WORKLOADS: [(&str, u64); 7] = [
+    ("bulk_insert", RECORDS),
+    ("durable_insert", 200),
+    ("get", 1_000),
+    ("unique_lookup", 500),
+    ("index_lookup", 100),
+    ("seq_durable", 200),
+    ("count", 200),
+];
+
+/// One workload's medians on etcd and on a redb file.
+pub struct Row {
+    /// The workload.
+    pub workload: &'static str,
+    /// Operations per run.
+    pub ops: u64,
+    /// Median seconds on etcd.
+    pub etcd: f64,
+    /// Median seconds on a redb file, in the same run.
+    pub redb: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        f64::midpoint(v[m - 1], v[m])
+    } else {
+        v[m]
+    }
+}
+
+/// Runs every workload once on `url`; returns the seconds per workload, in [`WORKLOADS`] order.
+fn once(url: &str) -> Res<Vec<f64>> {
+    let kvs = Kvs::open(url)?;
+    let users: Vec<User> = (1..=RECORDS).map(|id| data::user(id, RECORDS)).collect();
+    let mut rng = data::Rng::new(7);
+    let mut secs = Vec::new();
+    let mut timed = |f: &mut dyn FnMut() -> Res<()>| -> Res<()> {
+        let start = Instant::now();
+        f()?;
+        secs.push(start.elapsed().as_secs_f64());
+        Ok(())
+    };
+    timed(&mut || {
+        for chunk in users.chunks(BATCH) {
+            kvs.transaction(|tx| {
+                for u in chunk {
+                    tx.put(u)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })?;
+    timed(&mut || {
+        for id in RECORDS + 1..=RECORDS + WORKLOADS[1].1 {
+            kvs.put(&data::user(id, RECORDS))?;
+        }
+        Ok(())
+    })?;
+    let total = RECORDS + WORKLOADS[1].1;
+    let ids: Vec<u64> = (0..WORKLOADS[2].1).map(|_| rng.id(RECORDS)).collect();
+    timed(&mut || {
+        for id in &ids {
+            if kvs.get::<User>(id)?.map(|u| u.id) != Some(*id) {
+                return Err(format!("etcd section: get {id} missed").into());
+            }
+        }
+        Ok(())
+    })?;
+    timed(&mut || {
+        for i in 0..WORKLOADS[3].1 {
+            let email = data::email(1 + (i * 7) % RECORDS);
+            let found = kvs.index::<User>(UserField::Email, email.as_str())?;
+            if found.len() != 1 || found[0].email != email {
+                return Err(format!("etcd section: unique lookup of {email} is wrong").into());
+            }
+        }
+        Ok(())
+    })?;
+    let cities = data::cities(RECORDS);
+    timed(&mut || {
+        for i in 0..WORKLOADS[4].1 {
+            let city = data::city(i % cities);
+            let found = kvs.index::<User>(UserField::City, city.as_str())?;
+            if found.len() < 100 || found.iter().any(|u| u.city != city) {
+                return Err(format!("etcd section: {city} found {} records", found.len()).into());
+            }
+        }
+        Ok(())
+    })?;
+    timed(&mut || {
+        let mut last = 0;
+        for _ in 0..WORKLOADS[5].1 {
+            let v = kvs.seq("ids", 1)?;
+            if v <= last {
+                return Err("etcd section: seq went back".into());
+            }
+            last = v;
+        }
+        Ok(())
+    })?;
+    timed(&mut || {
+        for _ in 0..WORKLOADS[6].1 {
+            if kvs.count::<User>()? != total {
+                return Err("etcd section: count is wrong".into());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(secs)
+}
+
+/// Runs the section `repeat` times on fresh databases, alternating etcd and redb.
+pub fn run(cluster: &str, repeat: usize) -> Res<Vec<Row>> {
+    let mut etcd: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let mut redb: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for r in 0..repeat {
+        let dir = crate::run::scratch(&format!("etcd-section-{r}"))?;
+        let file = format!("redb:{}", dir.join("kvs.redb").display());
+        let remote = format!(
+            "{}/kvs-bench/{}-{stamp}-{r}",
+            cluster.trim_end_matches('/'),
+            std::process::id()
+        );
+        let order: [(&str, &mut Vec<Vec<f64>>); 2] = if r % 2 == 0 {
+            [(&remote, &mut etcd), (&file, &mut redb)]
+        } else {
+            [(&file, &mut redb), (&remote, &mut etcd)]
+        };
+        for (url, into) in order {
+            eprintln!("etcd section, repeat {}: {url}", r + 1);
+            for (i, s) in once(url)?.into_iter().enumerate() {
+                into[i].push(s);
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(WORKLOADS
+        .iter()
+        .zip(etcd.into_iter().zip(redb))
+        .map(|(&(workload, ops), (e, r))| Row {
+            workload,
+            ops,
+            etcd: median(e),
+            redb: median(r),
+        })
+        .collect())
+}
+
+fn per_op(secs: f64, ops: u64) -> Duration {
+    Duration::from_secs_f64(secs / ops as f64)
+}
+
+/// The section of the markdown report.
+pub fn markdown(cluster: &str, rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n## kvs on etcd\n\nkvs on a 3-member etcd cluster on loopback (`{cluster}`, started by \
+         `scripts/etcd-cluster.sh start`) beside kvs on a redb file, same run, median of the \
+         repeats. {RECORDS} users (20 cities of 100) loaded in transactions of {BATCH}; every \
+         answer checked. Each etcd call is at least one network round trip and one Raft commit \
+         (replicated to a majority and fsynced) per write; the redb figures are durable \
+         (fsync) too.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | ops | etcd median | etcd per op | redb file per op | etcd / redb |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} s | {:.1?} | {:.1?} | {:.2} |",
+            r.workload,
+            r.ops,
+            r.etcd,
+            per_op(r.etcd, r.ops),
+            per_op(r.redb, r.ops),
+            r.etcd / r.redb
+        );
+    }
+    s
+}
+
+/// The section of the JSON report: `"etcd": [{"workload", "system", "median_s", "ops_per_s",
+/// "ratio_to_kvs_redb"}]`.
+pub fn json(rows: &[Row]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "    {{\"workload\": \"{}\", \"system\": \"kvs-etcd\", \"median_s\": {:.6}, \
+                 \"ops_per_s\": {:.1}, \"ratio_to_kvs_redb\": {:.3}}}",
+                r.workload,
+                r.etcd,
+                r.ops as f64 / r.etcd,
+                r.etcd / r.redb
+            )
+        })
+        .collect();
+    format!("\"etcd\": [\n{}\n  ]", items.join(",\n"))
+}

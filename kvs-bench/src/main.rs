@@ -142,10 +142,7 @@ fn run(raw: &[String]) -> Res<()> {
         md.push_str(&etcd::markdown(cluster, rows));
         // The etcd rows join the JSON document as one more top-level key.
         let end = json.trim_end().len() - 1;
-        json = format!("{},
-  {}
-}}
-", json[..end].trim_end(), etcd::json(rows));
+        json = format!("{},\n  {}\n}}\n", json[..end].trim_end(), etcd::json(rows));
     }
     write(&args.out, &md)?;
     write(

@@ -392,19 +392,7 @@ fn export_then_import_restores_records_indexes_and_counters() {
         fails(&copy, &["import"]).contains("no such file"),
         "without --create"
     );
-    let mut child = kvs_cmd(&copy, &["import", "--create", "--batch", "3"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dump.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = import(&copy, &dump, &["--create", "--batch", "3"]);
     assert!(
         out.status.success(),
         "{}",

@@ -85,7 +85,13 @@ impl Drop for Scratch {
 /// negative keys, a feed, a counter.
 fn app_db(s: &Scratch) -> String {
     let url = s.url("app.redb");
-    let kvs = Kvs::open(&url).unwrap();
+    fill(&url);
+    url
+}
+
+/// Writes the application's data at `url`.
+fn fill(url: &str) {
+    let kvs = Kvs::open(url).unwrap();
     for id in 1..=6 {
         kvs.put(&user(id, ["Oslo", "Bergen", "Tromsø"][(id % 3) as usize]))
             .unwrap();
@@ -109,7 +115,6 @@ fn app_db(s: &Scratch) -> String {
         .unwrap();
     }
     kvs.seq("users", 6).unwrap();
-    url
 }
 
 fn kvs_cmd(url: &str, args: &[&str]) -> Command {
@@ -671,4 +676,60 @@ fn the_shell_in_a_terminal() {
             .count(),
         18
     );
+}
+
+/// The console on the etcd backend (skipped, and passing, without `KVS_TEST_ETCD`).
+#[test]
+fn every_command_works_on_etcd() {
+    let Ok(cluster) = std::env::var("KVS_TEST_ETCD") else {
+        eprintln!("SKIPPED: KVS_TEST_ETCD names no etcd cluster");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let base = format!(
+        "{}/kvs-cli-test/{}-{nanos}",
+        cluster.trim_end_matches('/'),
+        std::process::id()
+    );
+    let url = format!("{base}/app");
+    fill(&url);
+    assert!(ok(&url, &["dir"]).contains("users"));
+    assert!(ok(&url, &["ver"]).contains("etcd"));
+    assert!(ok(&url, &["dump"]).contains("cluster"));
+    assert_eq!(json(&url, &["count", "users"]), 6);
+    assert_eq!(json(&url, &["get", "temps", "-5"])["celsius"], -10);
+    assert_eq!(
+        json(&url, &["index", "users", "city", "Oslo"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        json(&url, &["all", "users", "--limit", "2", "--from", "3"])[0]["id"],
+        3
+    );
+    assert_eq!(json(&url, &["seq", "users"]), 6);
+    assert_eq!(json(&url, &["seq", "users", "1"]), 7);
+    assert_eq!(
+        json(&url, &["feed", "room", "--back", "--limit", "1"])[0]["id"],
+        4
+    );
+    assert_eq!(json(&url, &["writers"])[0]["count"], 4);
+    assert_eq!(json(&url, &["delete", "users", "3"])["deleted"], true);
+    assert_eq!(json(&url, &["check"])["ok"], true);
+    let dump = ok(&url, &["export"]);
+    let copy = format!("{base}/copy");
+    let out = import(&copy, &dump, &["--create"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&copy, &["count", "users"]), 5);
+    assert_eq!(json(&copy, &["seq", "users"]), 7);
+    assert!(fails(&format!("{base}/nothing"), &["dir"]).contains("not a kvs database"));
 }

@@ -1,6 +1,6 @@
 //! Untyped access, for tools that work on any kvs database without its Rust types (the
 //! console, export and check tools). Records are the stored bytes; keys are encoded with the
-//! [`KeyType`](crate::KeyType)s of the catalog ([`catalog::entries`](crate::catalog::entries)).
+//! [`KeyType`]s of the catalog ([`catalog::entries`](crate::catalog::entries)).
 //! Applications use [`Kvs`](crate::Kvs) instead.
 
 use crate::backend::{ReadTx, WriteTx};

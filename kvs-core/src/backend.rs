@@ -101,6 +101,17 @@ pub trait WriteTx: ReadTx {
     /// Removes `key`; returns the removed value.
     fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// [`WriteTx::insert`] for a caller that needs no previous value (an index entry): the
+    /// default drops it; a remote engine overrides it to write without reading first.
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.insert(table, key, value).map(drop)
+    }
+
+    /// [`WriteTx::remove`] for a caller that needs no removed value (see [`WriteTx::put`]).
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<()> {
+        self.remove(table, key).map(drop)
+    }
+
     /// Makes `table` exist (and be listed by [`ReadTx::tables`]) even while empty.
     fn create_table(&mut self, table: &str) -> Result<()>;
 

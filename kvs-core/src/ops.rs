@@ -135,7 +135,7 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
             remove_entry(w, ix.table, ix.unique, value, &key)?;
         }
         if let (Some(value), false) = (&new[i], ix.unique) {
-            w.insert(ix.table, &entry_key(value, &key), &[])?;
+            w.put(ix.table, &entry_key(value, &key), &[])?;
         }
     }
     Ok(())
@@ -148,12 +148,12 @@ fn remove_entry(
     value: &[u8],
     key: &[u8],
 ) -> Result<()> {
+    // Blind: the entry is this record's, and nothing of it is needed back.
     if unique {
-        w.remove(table, value)?;
+        w.delete(table, value)
     } else {
-        w.remove(table, &entry_key(value, key))?;
+        w.delete(table, &entry_key(value, key))
     }
-    Ok(())
 }
 
 /// Deletes the record under `key` and its index entries, learning the old index values from

@@ -205,8 +205,7 @@ fn write_writer(w: &mut dyn WriteTx, feed: &str, state: &WriterState) -> Result<
         table: WRITER_TABLE.to_owned(),
         reason: e.to_string(),
     })?;
-    w.insert(WRITER_TABLE, feed.as_bytes(), &bytes)?;
-    Ok(())
+    w.put(WRITER_TABLE, feed.as_bytes(), &bytes)
 }
 
 /// Fails unless the feed (if it exists) holds records of `T`'s table.
@@ -249,8 +248,9 @@ pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> R
     if linked {
         return Ok(());
     }
-    w.insert(FEED_TABLE, &element_key(&feed_prefix(feed), pos), &key)?;
-    w.insert(LINK_TABLE, &link, &pos.to_be_bytes())?;
+    // A fresh position and a link just read as absent: written blind.
+    w.put(FEED_TABLE, &element_key(&feed_prefix(feed), pos), &key)?;
+    w.put(LINK_TABLE, &link, &pos.to_be_bytes())?;
     state.top = pos;
     state.count += 1;
     state.last = pos;
@@ -285,8 +285,8 @@ pub(crate) fn unlink(w: &mut dyn WriteTx, feed: &str, table: &str, key: &[u8]) -
     if state.last == pos {
         state.last = neighbour(&*w, &prefix, pos, Dir::Backward)?.unwrap_or(0);
     }
-    w.remove(LINK_TABLE, &link)?;
-    w.remove(FEED_TABLE, &element)?;
+    w.delete(LINK_TABLE, &link)?;
+    w.delete(FEED_TABLE, &element)?;
     write_writer(w, feed, &state)?;
     Ok(true)
 }

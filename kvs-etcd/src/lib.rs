@@ -771,8 +771,24 @@ impl ReadTx for EtcdRead<'_> {
 struct Pending {
     /// The new value, or `None` for a removal.
     value: Option<Vec<u8>>,
-    /// Whether the key existed in the snapshot (after this transaction's table drops).
-    existed: bool,
+    /// The key's value in the snapshot (after this transaction's table drops).
+    base: Base,
+}
+
+/// What a write transaction knows of a key's snapshot value.
+#[derive(Clone, PartialEq)]
+enum Base {
+    /// Read (or known from a table drop): the value, `None` for absent.
+    Read(Option<Vec<u8>>),
+    /// Not read: the key was written blind.
+    Unread,
+}
+
+impl Pending {
+    /// Whether the write changes nothing: it puts back the value the snapshot holds.
+    fn is_noop(&self) -> bool {
+        matches!(&self.base, Base::Read(base) if *base == self.value)
+    }
 }
 
 /// A write transaction: reads at a snapshot, writes into an overlay that reads see, all sent
@@ -808,17 +824,47 @@ impl EtcdWrite<'_> {
     ) -> Result<Option<Vec<u8>>> {
         let full = self.read.etcd.data_key(table, key);
         let existing = self.overlay.borrow().get(&full).cloned();
-        let (old, existed) = if let Some(p) = existing {
-            (p.value, p.existed)
+        // Written before (perhaps blind): its value now, and what is known of the snapshot.
+        let (old, base) = if let Some(p) = existing {
+            (p.value, p.base)
         } else {
             let base = self.base(table, &full)?;
-            let existed = base.is_some();
-            (base, existed)
+            (base.clone(), Base::Read(base))
         };
-        self.overlay
-            .borrow_mut()
-            .insert(full, Pending { value, existed });
+        self.pend(full, Pending { value, base });
         Ok(old)
+    }
+
+    /// A write that needs no old value: nothing is read (unless this transaction already knows
+    /// the key's snapshot value).
+    fn write_blind(&mut self, table: &str, key: &[u8], value: Option<Vec<u8>>) {
+        let full = self.read.etcd.data_key(table, key);
+        let base = match self.overlay.borrow().get(&full) {
+            Some(p) => p.base.clone(),
+            // A dropped table holds nothing in this transaction's view.
+            None if self.dropped(table) => Base::Read(None),
+            None => Base::Unread,
+        };
+        self.pend(full, Pending { value, base });
+    }
+
+    /// Records a pending write; one that puts back the snapshot's value is forgotten, so that
+    /// an undone write (a failed `put` restoring what it replaced) sends nothing.
+    fn pend(&self, full: Vec<u8>, pending: Pending) {
+        let mut overlay = self.overlay.borrow_mut();
+        if pending.is_noop() {
+            overlay.remove(&full);
+        } else {
+            overlay.insert(full, pending);
+        }
+    }
+
+    /// Whether `full` exists in the snapshot, as this transaction sees it before its writes.
+    fn existed(&self, full: &[u8], pending: &Pending) -> Result<bool> {
+        match &pending.base {
+            Base::Read(base) => Ok(base.is_some()),
+            Base::Unread => Ok(self.read.get_full(full.to_vec())?.is_some()),
+        }
     }
 
     /// The compares that make the commit fail if anything this transaction read has changed
@@ -902,8 +948,9 @@ impl EtcdWrite<'_> {
                         ..PutRequest::default()
                     })),
                 }),
-                // Removing a key the snapshot did not hold (and a drop did not clear) is nothing.
-                None if pending.existed => ops.push(RequestOp {
+                // Removing a key the snapshot surely did not hold is nothing; a blind removal
+                // is sent (deleting an absent key is harmless).
+                None if pending.base != Base::Read(None) => ops.push(RequestOp {
                     request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
                         key: key.clone(),
                         ..DeleteRangeRequest::default()
@@ -1026,12 +1073,15 @@ impl ReadTx for EtcdWrite<'_> {
         } else {
             i128::from(self.read.count(range.clone())?)
         };
-        for (_, p) in self
+        let pending: Vec<(Vec<u8>, Pending)> = self
             .overlay
             .borrow()
             .range::<Vec<u8>, _>((Bound::Included(&range.0), Bound::Excluded(&range.1)))
-        {
-            n += i128::from(p.value.is_some()) - i128::from(p.existed);
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        for (key, p) in &pending {
+            let existed = !self.dropped(table) && self.existed(key, p)?;
+            n += i128::from(p.value.is_some()) - i128::from(existed);
         }
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -1072,6 +1122,16 @@ impl WriteTx for EtcdWrite<'_> {
 
     fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.write(table, key, None)
+    }
+
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write_blind(table, key, Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<()> {
+        self.write_blind(table, key, None);
+        Ok(())
     }
 
     fn create_table(&mut self, table: &str) -> Result<()> {

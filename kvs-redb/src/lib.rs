@@ -827,6 +827,14 @@ impl WriteTx for RedbWrite<'_> {
         })
     }
 
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with(table, |t| t.insert(key, value).map(drop).map_err(storage))
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<()> {
+        self.with(table, |t| t.remove(key).map(drop).map_err(storage))
+    }
+
     fn create_table(&mut self, table: &str) -> Result<()> {
         self.with(table, |_| Ok(()))
     }

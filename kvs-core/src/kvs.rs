@@ -361,20 +361,20 @@ impl Kvs {
     /// none. O(log n + k). The reader is not saved: see [`Kvs::save_reader`].
     pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
         self.check_stream::<T>()?;
-        self.read(|tx| stream::take(tx, r, n, r.dir))
+        self.read(|tx| stream::take(tx, r, n, r.dir, true))
     }
 
     /// The element after the cursor (toward the newest), moving past it; `None` at the end.
     pub fn next<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
         self.check_stream::<T>()?;
-        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Forward)?.pop()))
+        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Forward, true)?.pop()))
     }
 
     /// The element before the cursor (toward the oldest), moving before it; `None` at the end.
     /// `next` then `prev` return the same element.
     pub fn prev<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
         self.check_stream::<T>()?;
-        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Backward)?.pop()))
+        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Backward, true)?.pop()))
     }
 
     /// Moves the cursor past up to `n` elements in `r.dir` without reading the records
@@ -640,7 +640,7 @@ impl Tx<'_> {
     /// [`Kvs::take`] inside the transaction (sees the transaction's own appends).
     pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
         self.kvs.check_stream::<T>()?;
-        stream::take(&*self.w, r, n, r.dir)
+        stream::take(&*self.w, r, n, r.dir, false)
     }
 
     /// [`Kvs::save_reader`] inside the transaction.

@@ -91,6 +91,9 @@ pub struct Reader<T> {
     /// Which way [`Kvs::take`](crate::Kvs::take) and [`Kvs::skip`](crate::Kvs::skip) move.
     pub dir: Dir,
     pos: u64,
+    /// Whether the feed is known to hold `T`'s table: a feed's table never changes once its
+    /// writer exists, so a reader checks it until it has seen it once (in a committed state).
+    bound: bool,
     record: PhantomData<fn() -> T>,
 }
 
@@ -109,6 +112,7 @@ impl<T> Clone for Reader<T> {
             feed: self.feed.clone(),
             dir: self.dir,
             pos: self.pos,
+            bound: self.bound,
             record: PhantomData,
         }
     }
@@ -121,7 +125,7 @@ impl<T> fmt::Debug for Reader<T> {
             .field("feed", &self.feed)
             .field("dir", &self.dir)
             .field("position", &self.pos)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -395,13 +399,17 @@ fn linked_records<T: Table>(r: &dyn ReadTx, feed: &str, keys: &[Vec<u8>]) -> Res
 }
 
 /// Reads up to `n` records from the reader's cursor in `dir` and moves the cursor past them.
+///
+/// `committed` says that `r` reads committed data (not a transaction that may roll back), so
+/// that the reader may remember its feed's table.
 pub(crate) fn take<T: Table>(
     r: &dyn ReadTx,
     reader: &mut Reader<T>,
     n: usize,
     dir: Dir,
+    committed: bool,
 ) -> Result<Vec<T>> {
-    let (keys, pos) = step(r, reader, n, dir)?;
+    let (keys, pos) = step(r, reader, n, dir, committed)?;
     let records = linked_records(r, &reader.feed, &keys)?;
     reader.pos = pos;
     Ok(records)
@@ -415,7 +423,7 @@ pub(crate) fn skip<T: Table>(
     n: usize,
     dir: Dir,
 ) -> Result<usize> {
-    let (keys, pos) = step(r, reader, n, dir)?;
+    let (keys, pos) = step(r, reader, n, dir, true)?;
     reader.pos = pos;
     Ok(keys.len())
 }
@@ -423,11 +431,16 @@ pub(crate) fn skip<T: Table>(
 /// The keys of up to `n` elements from the reader's cursor in `dir`, and the cursor after them.
 fn step<T: Table>(
     r: &dyn ReadTx,
-    reader: &Reader<T>,
+    reader: &mut Reader<T>,
     n: usize,
     dir: Dir,
+    committed: bool,
 ) -> Result<(Vec<Vec<u8>>, u64)> {
-    check_feed::<T>(&reader.feed, read_writer(r, &reader.feed)?.as_ref())?;
+    if !reader.bound {
+        let state = read_writer(r, &reader.feed)?;
+        check_feed::<T>(&reader.feed, state.as_ref())?;
+        reader.bound = committed && state.is_some();
+    }
     let mut keys = Vec::with_capacity(n.min(1024));
     let mut pos = reader.pos;
     walk(
@@ -657,6 +670,7 @@ pub(crate) fn new_reader<T: Table>(w: &mut dyn WriteTx, feed: &str) -> Result<Re
         feed: feed.to_owned(),
         dir: Dir::Forward,
         pos: 0,
+        bound: false,
         record: PhantomData,
     };
     save_reader(w, &reader)?;
@@ -706,6 +720,7 @@ pub(crate) fn load_reader<T: Table>(r: &dyn ReadTx, id: u64) -> Result<Reader<T>
         feed: state.feed,
         dir: state.dir,
         pos: state.pos,
+        bound: false,
         record: PhantomData,
     })
 }

@@ -418,9 +418,19 @@ impl Etcd {
     }
 }
 
+/// The server's version as the `&'static str` that `BackendInfo` holds: each distinct version
+/// is kept once for the life of the program (a cluster has one or two), not once per open.
 fn version_str(version: &str) -> &'static str {
-    // BackendInfo wants a &'static str; versions are few and short, and this runs once per open.
-    Box::leak(version.to_owned().into_boxed_str())
+    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = seen.iter().find(|v| **v == version) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(version.to_owned().into_boxed_str());
+    seen.push(kept);
+    kept
 }
 
 impl Backend for Etcd {

@@ -112,6 +112,14 @@ pub trait WriteTx: ReadTx {
         self.remove(table, key).map(drop)
     }
 
+    /// A hint that the transaction is about to read (or write with [`WriteTx::insert`], which
+    /// reads) each `(table, key)`: a remote engine fetches them together in one round trip
+    /// rather than one each. The default does nothing.
+    fn prefetch(&mut self, keys: &[(&str, &[u8])]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
+
     /// Makes `table` exist (and be listed by [`ReadTx::tables`]) even while empty.
     fn create_table(&mut self, table: &str) -> Result<()>;
 

@@ -81,6 +81,18 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
     let meta = &T::META;
     let key = record.key().to_key_bytes();
     let bytes = encode(record)?;
+    let new = index_values(record);
+    if meta.indexes.iter().any(|ix| ix.unique) {
+        // The record and each unique value it claims are read by the inserts below: a remote
+        // backend fetches them in one round trip.
+        let mut reads: Vec<(&str, &[u8])> = vec![(meta.name, &key)];
+        for (ix, value) in meta.indexes.iter().zip(&new) {
+            if let (true, Some(value)) = (ix.unique, value) {
+                reads.push((ix.table, value));
+            }
+        }
+        w.prefetch(&reads)?;
+    }
     let old_bytes = w.insert(meta.name, &key, &bytes)?;
     if meta.indexes.is_empty() {
         return Ok(());
@@ -96,7 +108,6 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
             return Err(e);
         }
     };
-    let new = index_values(record);
     let old_value = |i: usize| old.as_ref().and_then(|old| old[i].as_deref());
     // Unique entries first: each claims its value and learns the holder in one write.
     let mut claimed: Vec<usize> = Vec::new();

@@ -446,6 +446,7 @@ impl Backend for Etcd {
         let mut w = EtcdWrite {
             read: EtcdRead::tracking(self),
             overlay: RefCell::new(BTreeMap::new()),
+            fetched: BTreeMap::new(),
             dropped: Vec::new(),
             markers: BTreeMap::new(),
         };
@@ -807,6 +808,8 @@ struct EtcdWrite<'a> {
     read: EtcdRead<'a>,
     /// Full etcd key -> pending write.
     overlay: RefCell<BTreeMap<Vec<u8>, Pending>>,
+    /// Snapshot values fetched ahead by `prefetch` (full etcd key -> value).
+    fetched: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Tables dropped by this transaction (their snapshot entries read as gone).
     dropped: Vec<String>,
     /// Table markers to write (`true`) or delete (`false`).
@@ -822,6 +825,9 @@ impl EtcdWrite<'_> {
     fn base(&self, table: &str, full: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.dropped(table) {
             return Ok(None);
+        }
+        if let Some(value) = self.fetched.get(full) {
+            return Ok(value.clone());
         }
         self.read.get_full(full.to_vec())
     }
@@ -1136,6 +1142,24 @@ impl WriteTx for EtcdWrite<'_> {
 
     fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
         self.write_blind(table, key, Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn prefetch(&mut self, keys: &[(&str, &[u8])]) -> Result<()> {
+        let etcd = self.read.etcd;
+        let wanted: Vec<Vec<u8>> = {
+            let overlay = self.overlay.borrow();
+            keys.iter()
+                .filter(|(table, _)| !self.dropped(table))
+                .map(|(table, key)| etcd.data_key(table, key))
+                .filter(|full| !overlay.contains_key(full) && !self.fetched.contains_key(full))
+                .collect()
+        };
+        if wanted.len() < 2 {
+            return Ok(()); // one key costs the same fetched now or later
+        }
+        let values = self.read.get_many_full(&wanted)?;
+        self.fetched.extend(wanted.into_iter().zip(values));
         Ok(())
     }
 

@@ -615,7 +615,8 @@ fn the_shell_in_a_terminal() {
     };
     // Waits until `what` is on the screen `times` times.
     let wait_n = |what: &str, times: usize| {
-        for _ in 0..100 {
+        // Up to 30 s: a loaded CI machine may be slow to start the console.
+        for _ in 0..600 {
             if screen().matches(what).count() >= times {
                 return;
             }

@@ -85,10 +85,10 @@ pub fn run(url: &str, json: bool, command: &Command) -> Result<(), Fail> {
         Command::Seq { name, incr } => {
             let value = if *incr == 0 {
                 let db = Db::open(url, Access::Read)?;
-                db.read(|r| db::read_seq(r, name))?
+                db.read(|r| Ok(kvs::raw::read_seq(r, name)?))?
             } else {
                 let db = Db::open(url, Access::Write)?;
-                db.write(|w| db::seq(w, name, *incr))?
+                db.write(|w| Ok(kvs::raw::seq(w, name, *incr)?))?
             };
             emit(json, &json!(value), || value.to_string())
         }

@@ -228,33 +228,13 @@ pub fn scan(
     failed.map_or(Ok(rows), Err)
 }
 
-/// The smallest byte string after every string starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
-    let mut end = prefix[..=last].to_vec();
-    end[last] += 1;
-    Some(end)
-}
-
 /// The keys of the records whose `ix` value is `value` (encoded), in key order.
 pub fn index_keys(r: &dyn ReadTx, ix: &CatalogIndex, value: &[u8]) -> Result<Vec<Vec<u8>>, Fail> {
-    if ix.unique {
-        return Ok(r.get(&ix.table, value)?.into_iter().collect());
-    }
-    let end = prefix_end(value);
     let mut keys = Vec::new();
-    r.scan(
-        &ix.table,
-        (
-            Bound::Included(value),
-            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-        ),
-        false,
-        &mut |entry, _| {
-            keys.push(entry[value.len()..].to_vec());
-            Ok(true)
-        },
-    )?;
+    kvs::raw::index_keys(r, &ix.table, ix.unique, value, &mut |key| {
+        keys.push(key.to_vec());
+        Ok(())
+    })?;
     Ok(keys)
 }
 
@@ -297,7 +277,23 @@ fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Stores a record given as JSON, keeping its indexes exact and unique ones unique.
+/// The index values of a stored record of `entry` (the one a write replaces or deletes).
+fn stored_index_values(
+    entry: &CatalogEntry,
+    key: &[u8],
+    bytes: &[u8],
+) -> kvs::Result<kvs::raw::IndexValues> {
+    let decode_error = |reason: String| kvs::Error::Decode {
+        table: entry.name.clone(),
+        key: entry.key_type.render(key),
+        reason,
+    };
+    let record: Value = rmp_serde::from_slice(bytes).map_err(|e| decode_error(e.to_string()))?;
+    index_values(entry, &record).map_err(|e| decode_error(e.to_string()))
+}
+
+/// Stores a record given as JSON, keeping its indexes exact and unique ones unique (the same
+/// write path as `Kvs::put`).
 pub fn put(w: &mut dyn WriteTx, entry: &CatalogEntry, record: &Value) -> Result<(), Fail> {
     if !record.is_object() {
         return Err(Fail::new(format!(
@@ -313,123 +309,47 @@ pub fn put(w: &mut dyn WriteTx, entry: &CatalogEntry, record: &Value) -> Result<
             reason: e.to_string(),
         })
     })?;
-    let old = match w.get(&entry.name, &key)? {
-        Some(old) => Some(index_values(entry, &record_json(entry, &key, &old)?)?),
-        None => None,
-    };
-    for (i, ix) in entry.indexes.iter().enumerate() {
-        let Some(value) = &new[i] else { continue };
-        if !ix.unique || old.as_ref().is_some_and(|old| old[i] == new[i]) {
-            continue;
-        }
-        if w.get(&ix.table, value)?.is_some_and(|holder| holder != key) {
-            return Err(Fail::from(kvs::Error::Duplicate {
-                table: entry.name.clone(),
-                field: ix.field.clone(),
-            }));
-        }
-    }
-    w.insert(&entry.name, &key, &bytes)?;
-    for (i, ix) in entry.indexes.iter().enumerate() {
-        let old_value = old.as_ref().and_then(|old| old[i].as_deref());
-        if old_value == new[i].as_deref() {
-            continue;
-        }
-        if let Some(value) = old_value {
-            remove_entry(w, ix, value, &key)?;
-        }
-        if let Some(value) = &new[i] {
-            if ix.unique {
-                w.insert(&ix.table, value, &key)?;
-            } else {
-                w.insert(&ix.table, &entry_key(value, &key), &[])?;
-            }
-        }
-    }
+    kvs::raw::put(w, entry, &key, &bytes, &new, &|old| {
+        stored_index_values(entry, &key, old)
+    })?;
     Ok(())
 }
 
-fn remove_entry(
-    w: &mut dyn WriteTx,
-    ix: &CatalogIndex,
-    value: &[u8],
-    key: &[u8],
-) -> Result<(), Fail> {
-    if ix.unique {
-        w.remove(&ix.table, value)?;
-    } else {
-        w.remove(&ix.table, &entry_key(value, key))?;
-    }
-    Ok(())
-}
-
-/// Deletes the record with `key`, its index entries and its feed links.
+/// Deletes the record with `key`, its index entries and its feed links (the same write path
+/// as `Kvs::delete`).
 pub fn delete(w: &mut dyn WriteTx, entry: &CatalogEntry, key: &[u8]) -> Result<bool, Fail> {
-    let Some(old) = w.get(&entry.name, key)? else {
-        return Ok(false);
-    };
-    let old = index_values(entry, &record_json(entry, key, &old)?)?;
-    w.remove(&entry.name, key)?;
-    for (ix, value) in entry.indexes.iter().zip(&old) {
-        if let Some(value) = value {
-            remove_entry(w, ix, value, key)?;
-        }
-    }
-    kvs::raw::unlink_all(w, &entry.name, key)?;
-    Ok(true)
-}
-
-/// The value of counter `name` (0 if it was never used).
-pub fn read_seq(r: &dyn ReadTx, name: &str) -> Result<u64, Fail> {
-    match r.get(SEQ_TABLE, name.as_bytes())? {
-        None => Ok(0),
-        Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| Fail::new(format!("counter {name:?} is not 8 bytes"))),
-    }
+    Ok(kvs::raw::delete(w, entry, key, &|old| {
+        stored_index_values(entry, key, old)
+    })?)
 }
 
 /// Every counter, by name.
 pub fn seqs(r: &dyn ReadTx) -> Result<Vec<(String, u64)>, Fail> {
-    let mut names = Vec::new();
+    let mut counters = Vec::new();
     r.scan(
         SEQ_TABLE,
         (Bound::Unbounded, Bound::Unbounded),
         false,
         &mut |name, _| {
-            names.push(String::from_utf8_lossy(name).into_owned());
+            counters.push(String::from_utf8_lossy(name).into_owned());
             Ok(true)
         },
     )?;
-    names
+    // Each value through read_seq, the one place that checks a counter's bytes.
+    counters
         .into_iter()
         .map(|name| {
-            let value = read_seq(r, &name)?;
+            let value = kvs::raw::read_seq(r, &name)?;
             Ok((name, value))
         })
         .collect()
 }
 
-/// Adds `incr` to counter `name` and returns the new value.
-pub fn seq(w: &mut dyn WriteTx, name: &str, incr: u64) -> Result<u64, Fail> {
-    let value = read_seq(&*w, name)?;
-    let next = value.checked_add(incr).ok_or_else(|| {
-        Fail::from(kvs::Error::SeqOverflow {
-            name: name.to_owned(),
-            value,
-            incr,
-        })
-    })?;
-    if incr > 0 {
-        w.insert(SEQ_TABLE, name.as_bytes(), &next.to_be_bytes())?;
-    }
-    Ok(next)
-}
-
 /// Raises counter `name` to at least `value` (a restore never moves a counter back).
 pub fn raise_seq(w: &mut dyn WriteTx, name: &str, value: u64) -> Result<(), Fail> {
-    if read_seq(&*w, name)? < value {
-        w.insert(SEQ_TABLE, name.as_bytes(), &value.to_be_bytes())?;
+    let current = kvs::raw::read_seq(&*w, name)?;
+    if current < value {
+        kvs::raw::seq(w, name, value - current)?;
     }
     Ok(())
 }
@@ -481,17 +401,13 @@ pub fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck, F
                 Ok(values) => {
                     for (i, (ix, value)) in entry.indexes.iter().zip(values).enumerate() {
                         let Some(value) = value else { continue };
-                        if ix.unique {
-                            if !unique_values[i].insert(value.clone()) {
-                                problems.push(format!(
-                                    "unique index {} holds a value twice (record {shown})",
-                                    ix.field
-                                ));
-                            }
-                            expected[i].insert(entry_key(&value, key));
-                        } else {
-                            expected[i].insert(entry_key(&value, key));
+                        if ix.unique && !unique_values[i].insert(value.clone()) {
+                            problems.push(format!(
+                                "unique index {} holds a value twice (record {shown})",
+                                ix.field
+                            ));
                         }
+                        expected[i].insert(entry_key(&value, key));
                     }
                 }
                 Err(e) => problems.push(format!("record {shown}: {e}")),
@@ -537,43 +453,10 @@ pub fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck, F
 
 /// Rebuilds every index of `entry` from its records.
 pub fn rebuild_indexes(w: &mut dyn WriteTx, entry: &CatalogEntry) -> Result<(), Fail> {
-    type Row = (Vec<u8>, Vec<Option<Vec<u8>>>);
-    let mut rows: Vec<Row> = Vec::new();
-    let mut failed = None;
-    w.scan(
-        &entry.name,
-        (Bound::Unbounded, Bound::Unbounded),
-        false,
-        &mut |key, bytes| {
-            match record_json(entry, key, bytes).and_then(|record| index_values(entry, &record)) {
-                Ok(values) => rows.push((key.to_vec(), values)),
-                Err(e) => {
-                    failed = Some(e);
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
-    )?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     for (i, ix) in entry.indexes.iter().enumerate() {
-        w.drop_table(&ix.table)?;
-        w.create_table(&ix.table)?;
-        for (key, values) in &rows {
-            let Some(value) = &values[i] else { continue };
-            if ix.unique {
-                if w.insert(&ix.table, value, key)?.is_some() {
-                    return Err(Fail::from(kvs::Error::Duplicate {
-                        table: entry.name.clone(),
-                        field: ix.field.clone(),
-                    }));
-                }
-            } else {
-                w.insert(&ix.table, &entry_key(value, key), &[])?;
-            }
-        }
+        catalog::rebuild_index(w, &entry.name, ix, &mut |key, record| {
+            Ok(stored_index_values(entry, key, record)?.swap_remove(i))
+        })?;
     }
     Ok(())
 }

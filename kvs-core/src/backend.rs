@@ -115,7 +115,7 @@ pub trait WriteTx: ReadTx {
     /// A hint that the transaction is about to read (or write with [`WriteTx::insert`], which
     /// reads) each `(table, key)`: a remote engine fetches them together in one round trip
     /// rather than one each. The default does nothing.
-    fn prefetch(&mut self, keys: &[(&str, &[u8])]) -> Result<()> {
+    fn prefetch(&mut self, keys: &mut dyn Iterator<Item = (&str, &[u8])>) -> Result<()> {
         let _ = keys;
         Ok(())
     }

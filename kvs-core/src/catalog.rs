@@ -279,34 +279,64 @@ pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMe
 /// Builds index `i` of `meta` from the records in its table.
 fn build_index(w: &mut dyn WriteTx, meta: &TableMeta, i: usize) -> Result<()> {
     let ix = &meta.indexes[i];
-    w.drop_table(ix.table)?;
-    w.create_table(ix.table)?;
+    rebuild_index(
+        w,
+        meta.name,
+        &CatalogIndex {
+            field: ix.field.to_owned(),
+            table: ix.table.to_owned(),
+            unique: ix.unique,
+            value_type: (ix.value_type)(),
+        },
+        &mut |key, record| {
+            let mut indexed = Vec::new();
+            let has_value =
+                (meta.reindex)(record, i, &mut indexed).map_err(|reason| Error::Decode {
+                    table: meta.name.to_owned(),
+                    key: (meta.key_type)().render(key),
+                    reason,
+                })?;
+            Ok(has_value.then_some(indexed))
+        },
+    )
+}
+
+/// What [`rebuild_index`] asks of each stored record: given its key and bytes, its encoded
+/// value for the index, or `None` when it is not indexed.
+pub type IndexValueOf<'a> = dyn FnMut(&[u8], &[u8]) -> Result<Option<Vec<u8>>> + 'a;
+
+/// Empties the index table of `ix` and fills it again from the records of `table`:
+/// `value_of(key, record)` gives a stored record's encoded value for the index (`None`: not
+/// indexed). A value held twice in a unique index is [`Error::Duplicate`]. Tools without the
+/// Rust types (the console's `check --repair`) rebuild indexes with it too.
+pub fn rebuild_index(
+    w: &mut dyn WriteTx,
+    table: &str,
+    ix: &CatalogIndex,
+    value_of: &mut IndexValueOf<'_>,
+) -> Result<()> {
+    w.drop_table(&ix.table)?;
+    w.create_table(&ix.table)?;
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
-    w.scan(meta.name, all, false, &mut |key, value| {
-        let mut indexed = Vec::new();
-        let has_value = (meta.reindex)(value, i, &mut indexed).map_err(|reason| Error::Decode {
-            table: meta.name.to_owned(),
-            key: (meta.key_type)().render(key),
-            reason,
-        })?;
-        if has_value {
-            entries.push((indexed, key.to_vec()));
+    w.scan(table, all, false, &mut |key, record| {
+        if let Some(value) = value_of(key, record)? {
+            entries.push((value, key.to_vec()));
         }
         Ok(true)
     })?;
     for (value, key) in entries {
         if ix.unique {
-            if w.insert(ix.table, &value, &key)?.is_some() {
+            if w.insert(&ix.table, &value, &key)?.is_some() {
                 return Err(Error::Duplicate {
-                    table: meta.name.to_owned(),
-                    field: ix.field.to_owned(),
+                    table: table.to_owned(),
+                    field: ix.field.clone(),
                 });
             }
         } else {
             let mut entry = value;
             entry.extend_from_slice(&key);
-            w.insert(ix.table, &entry, &[])?;
+            w.insert(&ix.table, &entry, &[])?;
         }
     }
     Ok(())

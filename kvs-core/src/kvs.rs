@@ -341,12 +341,7 @@ impl Kvs {
     /// The writers of every feed, by feed name.
     pub fn writers(&self) -> Result<Vec<Writer>> {
         self.check_streams()?;
-        self.read(|r| {
-            stream::feeds(r)?
-                .iter()
-                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
-                .collect()
-        })
+        self.read(|r| crate::raw::writers(r, &|table| self.key_type(r, table)))
     }
 
     /// A new reader of `feed`, positioned before the oldest element and paging

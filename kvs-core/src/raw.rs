@@ -4,10 +4,41 @@
 //! Applications use [`Kvs`](crate::Kvs) instead.
 
 use crate::backend::{ReadTx, WriteTx};
+use crate::catalog::CatalogEntry;
 use crate::error::Result;
 use crate::key::KeyType;
+use crate::ops;
+pub use crate::ops::{index_keys, prefix_end, read_seq, seq, IndexValues};
 use crate::stream;
 pub use crate::stream::Writer;
+
+/// Stores the record `bytes` under `key` in `entry`'s table as `Kvs::put` does: indexes
+/// moved from the replaced record's values to `new` (the encoded value of each of
+/// `entry.indexes`, `None` where absent), a unique value held by another record refused with
+/// `Error::Duplicate` and nothing left written. `old_values` computes the index values of the
+/// stored record being replaced.
+pub fn put(
+    w: &mut dyn WriteTx,
+    entry: &CatalogEntry,
+    key: &[u8],
+    bytes: &[u8],
+    new: &[Option<Vec<u8>>],
+    old_values: &dyn Fn(&[u8]) -> Result<IndexValues>,
+) -> Result<()> {
+    ops::put_entry(w, entry, key, bytes, new, old_values)
+}
+
+/// Deletes the record under `key` in `entry`'s table as `Kvs::delete` does: its index
+/// entries (`old_values` computes them from its stored bytes) and its feed links with it.
+/// Returns whether it existed.
+pub fn delete(
+    w: &mut dyn WriteTx,
+    entry: &CatalogEntry,
+    key: &[u8],
+    old_values: &dyn Fn(&[u8]) -> Result<IndexValues>,
+) -> Result<bool> {
+    ops::delete_entry(w, entry, key, old_values)
+}
 
 /// Unlinks the record `key` of `table` from every feed that holds it, as a delete must.
 pub fn unlink_all(w: &mut dyn WriteTx, table: &str, key: &[u8]) -> Result<()> {

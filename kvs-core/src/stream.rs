@@ -248,7 +248,7 @@ pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> R
             .ok_or_else(|| corrupt(WRITER_TABLE, format!("feed {feed:?} is out of positions")))?
     };
     // Checked before the first write: a unique violation leaves nothing behind.
-    ops::put(w, record)?;
+    ops::put_at(w, record, &key)?;
     if linked {
         return Ok(());
     }
@@ -566,11 +566,12 @@ pub(crate) fn feed_keys(
 /// The problems in the stream tables (see `raw::check_feeds`).
 pub(crate) fn check(r: &dyn ReadTx) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    for feed in feeds(r)? {
-        let Some(state) = read_writer(r, &feed)? else {
+    let all_feeds = feeds(r)?;
+    for feed in &all_feeds {
+        let Some(state) = read_writer(r, feed)? else {
             continue;
         };
-        let prefix = feed_prefix(&feed);
+        let prefix = feed_prefix(feed);
         let mut elements: Vec<(u64, Vec<u8>)> = Vec::new();
         walk(r, &prefix, 0, Dir::Forward, usize::MAX, &mut |p, key| {
             elements.push((p, key.to_vec()));
@@ -600,7 +601,7 @@ pub(crate) fn check(r: &dyn ReadTx) -> Result<Vec<String>> {
             ));
         }
         for (p, key) in &elements {
-            let link = r.get(LINK_TABLE, &link_key(&state.table, key, &feed))?;
+            let link = r.get(LINK_TABLE, &link_key(&state.table, key, feed))?;
             if link.as_deref() != Some(&p.to_be_bytes()[..]) {
                 problems.push(format!(
                     "feed {feed:?}: element at position {p} has no matching link"
@@ -624,7 +625,6 @@ pub(crate) fn check(r: &dyn ReadTx) -> Result<Vec<String>> {
             Ok(true)
         },
     )?;
-    let all_feeds = feeds(r)?;
     for (link, pos) in links {
         let pos = decode_pos(LINK_TABLE, &pos)?;
         // The link ends with the escaped feed name: find the feed whose element agrees.

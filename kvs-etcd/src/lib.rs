@@ -121,16 +121,10 @@ fn never_sent(status: &tonic::Status) -> bool {
             || text.contains("error trying to connect"))
 }
 
-/// The smallest key after every key that starts with `prefix`.
+/// The smallest key after every key that starts with `prefix`, or etcd's "to the end of the
+/// keyspace" (`[0]`) when there is none.
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xFF {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0] // etcd's "to the end of the keyspace"
+    kvs_core::raw::prefix_end(prefix).unwrap_or_else(|| vec![0])
 }
 
 /// One cluster member the client talks to.
@@ -1145,12 +1139,11 @@ impl WriteTx for EtcdWrite<'_> {
         Ok(())
     }
 
-    fn prefetch(&mut self, keys: &[(&str, &[u8])]) -> Result<()> {
+    fn prefetch(&mut self, keys: &mut dyn Iterator<Item = (&str, &[u8])>) -> Result<()> {
         let etcd = self.read.etcd;
         let wanted: Vec<Vec<u8>> = {
             let overlay = self.overlay.borrow();
-            keys.iter()
-                .filter(|(table, _)| !self.dropped(table))
+            keys.filter(|(table, _)| !self.dropped(table))
                 .map(|(table, key)| etcd.data_key(table, key))
                 .filter(|full| !overlay.contains_key(full) && !self.fetched.contains_key(full))
                 .collect()

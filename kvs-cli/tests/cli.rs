@@ -430,18 +430,18 @@ fn export_then_import_restores_records_indexes_and_counters() {
 fn import(url: &str, input: &str, args: &[&str]) -> Output {
     let mut all = vec!["import"];
     all.extend_from_slice(args);
-    let mut child = kvs_cmd(url, &all)
+    with_input(url, &all, input.as_bytes())
+}
+
+/// Runs `kvs ARGS` with `input` on its standard input.
+fn with_input(url: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = kvs_cmd(url, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -539,19 +539,11 @@ fn check_finds_broken_indexes_and_repair_rebuilds_them() {
 fn piped_commands_run_one_per_line_and_errors_do_not_stop_them() {
     let s = Scratch::new();
     let url = app_db(&s);
-    let mut child = kvs_cmd(&url, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"count users\nbogus\nget users 99\n\nget users 2 --json\nexit\ncount users\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_input(
+        &url,
+        &[],
+        b"count users\nbogus\nget users 99\n\nget users 2 --json\nexit\ncount users\n",
+    );
     assert!(
         !out.status.success(),
         "a failed line makes the exit status non-zero"

@@ -4,66 +4,118 @@
 #   scripts/etcd-cluster.sh start      # members m1..m3, clients on 127.0.0.1:23791..23793
 #   scripts/etcd-cluster.sh url        # the kvs URL prefix: etcd://127.0.0.1:23791,...
 #   scripts/etcd-cluster.sh status     # which member leads
-#   scripts/etcd-cluster.sh restart N  # starts member N again (after a kill)
+#   scripts/etcd-cluster.sh restart N  # starts member N again (after a kill), waits till it serves
 #   scripts/etcd-cluster.sh stop       # stops the members and removes their data
 #
-# Data, logs and pid files live in $KVS_ETCD_CLUSTER (default /tmp/kvs-etcd-cluster). Needs
-# etcd (Debian: apt-get install etcd-server) and curl.
+# Data, logs and pid files live in $KVS_ETCD_CLUSTER (default /tmp/kvs-etcd-cluster). Ports
+# come from $KVS_ETCD_PORT_BASE (default 23790): member N serves clients on BASE+N and its
+# peers on BASE+10+N; every command honours it, so two clusters can run side by side with
+# different directories and bases. `start` succeeds only when the members answering on those
+# ports are the ones it started (alive, and with the member IDs their logs report, under a
+# cluster token unique to this start); otherwise, e.g. when another cluster holds the ports,
+# it stops what it started and fails. `restart` likewise succeeds only once the member serves
+# again; a member that cannot replay its write-ahead log (etcd 3.4 refuses entries over 10 MiB,
+# as the shared suite's 16 MiB values make) is replaced by an empty one, which catches up from
+# the leader. Needs etcd 3.4 or newer (Debian: apt-get install etcd-server) and curl.
 set -euo pipefail
 dir="${KVS_ETCD_CLUSTER:-/tmp/kvs-etcd-cluster}"
 etcd="${ETCD_BIN:-$(command -v etcd || echo /usr/bin/etcd)}"
-cluster="m1=http://127.0.0.1:23801,m2=http://127.0.0.1:23802,m3=http://127.0.0.1:23803"
-endpoints="127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793"
+base="${KVS_ETCD_PORT_BASE:-23790}"
+case "$base" in
+'' | *[!0-9]*) echo "KVS_ETCD_PORT_BASE must be a number, not '$base'" >&2; exit 2 ;;
+esac
+if [ "$base" -lt 1 ] || [ "$base" -gt 65522 ]; then
+    echo "KVS_ETCD_PORT_BASE=$base puts a port outside 1..65535" >&2; exit 2
+fi
+client_port() { echo $((base + $1)); }
+peer_port() { echo $((base + 10 + $1)); }
+cluster="m1=http://127.0.0.1:$(peer_port 1),m2=http://127.0.0.1:$(peer_port 2),m3=http://127.0.0.1:$(peer_port 3)"
+endpoints="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
 
-start_member() { # N STATE
-    local n="$1" state="$2"
+start_member() { # N STATE [TOKEN: for a new cluster]
+    local n="$1" state="$2" token="${3:-kvs-test}" client peer
+    client="http://127.0.0.1:$(client_port "$n")"
+    peer="http://127.0.0.1:$(peer_port "$n")"
     mkdir -p "$dir"
     # Generous transaction and request limits, so that the shared test suite's bigger
     # transactions (and its 16 MiB keys and values) fit; the defaults are 128 operations and
-    # 1.5 MiB. A short election timeout makes failover quick on loopback.
+    # 1.5 MiB. A short election timeout makes failover quick on loopback. The zap logger
+    # writes JSON lines, whose "local-member-id" tells `start` and `restart` who serves. A new
+    # member's log replaces the old one; a restarted member's is appended to it.
+    if [ "$state" = new ]; then : >"$dir/m$n.log"; fi
     ETCD_UNSUPPORTED_ARCH="${ETCD_UNSUPPORTED_ARCH:-}" "$etcd" \
         --name "m$n" --data-dir "$dir/m$n" \
-        --listen-client-urls "http://127.0.0.1:2379$n" --advertise-client-urls "http://127.0.0.1:2379$n" \
-        --listen-peer-urls "http://127.0.0.1:2380$n" --initial-advertise-peer-urls "http://127.0.0.1:2380$n" \
-        --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token kvs-test \
+        --listen-client-urls "$client" --advertise-client-urls "$client" \
+        --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+        --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "$token" \
         --max-txn-ops 16384 --max-request-bytes 134217728 \
         --heartbeat-interval 50 --election-timeout 500 \
-        >"$dir/m$n.log" 2>&1 &
+        --logger zap --log-outputs stderr \
+        >>"$dir/m$n.log" 2>&1 &
     echo $! >"$dir/m$n.pid"
 }
 
-healthy() { # every member answers /health with "health": "true"
-    for n in 1 2 3; do
-        curl -fs "http://127.0.0.1:2379$n/health" 2>/dev/null | grep -q '"health":"true"' || return 1
-    done
+member_healthy() { # N: member N's client port answers /health with "health": "true"
+    curl -fs --max-time 2 "http://127.0.0.1:$(client_port "$1")/health" 2>/dev/null \
+        | grep -q '"health":"true"'
 }
 
-case "${1:-}" in
-start)
-    if [ -f "$dir/m1.pid" ] && kill -0 "$(cat "$dir/m1.pid")" 2>/dev/null; then
-        echo "already running in $dir"; exit 0
-    fi
-    rm -rf "$dir"
-    for n in 1 2 3; do start_member "$n" new; done
-    for _ in $(seq 1 100); do healthy && break; sleep 0.1; done
-    healthy || { echo "etcd did not become healthy; logs in $dir" >&2; tail -n 5 "$dir"/m*.log >&2; exit 1; }
-    echo "etcd cluster up in $dir: etcd://$endpoints/PREFIX"
-    ;;
-restart)
-    n="${2:?member number}"
-    start_member "$n" existing
-    ;;
-url)
-    echo "etcd://$endpoints"
-    ;;
-status)
-    for n in 1 2 3; do
-        printf 'm%s 127.0.0.1:2379%s ' "$n" "$n"
-        curl -fs -X POST -d '{}' "http://127.0.0.1:2379$n/v3/maintenance/status" || printf 'down'
-        echo
+healthy() { # every member's client port answers healthy
+    local n
+    for n in 1 2 3; do member_healthy "$n" || return 1; done
+}
+
+alive() { # N: member N's process (from its pid file) is running
+    [ -f "$dir/m$1.pid" ] && kill -0 "$(cat "$dir/m$1.pid")" 2>/dev/null
+}
+
+own_id() { # N: member N's ID (decimal), the last its log reports; empty before it logs one
+    local hex
+    hex="$(grep -o '"local-member-id":"[0-9a-f]*"' "$dir/m$1.log" 2>/dev/null | tail -n 1 | cut -d'"' -f4 || true)"
+    if [ -n "$hex" ]; then printf '%u' "0x$hex"; fi
+}
+
+serving_id() { # N: the ID (decimal) of the member answering on member N's client port
+    curl -fs --max-time 2 -X POST -d '{}' "http://127.0.0.1:$(client_port "$1")/v3/maintenance/status" 2>/dev/null \
+        | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p' || true
+}
+
+member_ok() { # N: member N is alive and it is what answers on its client port
+    local id
+    alive "$1" || return 1
+    id="$(own_id "$1")"
+    [ -n "$id" ] && [ "$(serving_id "$1")" = "$id" ]
+}
+
+ours() { # every member is alive and answers on its own client port
+    local n
+    for n in 1 2 3; do member_ok "$n" || return 1; done
+}
+
+# N TENTHS: waits up to TENTHS/10 s for member N to serve, as itself and healthy; fails at
+# once if it exits.
+wait_member() {
+    local _
+    for _ in $(seq 1 "$2"); do
+        alive "$1" || return 1
+        member_ok "$1" && member_healthy "$1" && return 0
+        sleep 0.1
     done
-    ;;
-stop)
+    return 1
+}
+
+last_error() { # N: the last error member N logged
+    grep -o '"error":"[^"]*"' "$dir/m$1.log" 2>/dev/null | tail -n 1 || true
+}
+
+fail_restart() { # N REASON: says why, stops what it started of member N
+    echo "m$1 did not restart: $2; $dir/m$1.log ends: $(last_error "$1")" >&2
+    if alive "$1"; then kill -9 "$(cat "$dir/m$1.pid")" 2>/dev/null || true; fi
+    exit 1
+}
+
+kill_members() { # TERM, then KILL, the members of the pid files
+    local n
     for n in 1 2 3; do
         if [ -f "$dir/m$n.pid" ]; then kill "$(cat "$dir/m$n.pid")" 2>/dev/null || true; fi
     done
@@ -71,6 +123,103 @@ stop)
     for n in 1 2 3; do
         if [ -f "$dir/m$n.pid" ]; then kill -9 "$(cat "$dir/m$n.pid")" 2>/dev/null || true; fi
     done
+}
+
+fail_start() { # REASON: says why and what the members logged, stops them, keeps the logs
+    local n state last
+    {
+        echo "etcd cluster did not start in $dir: $1"
+        for n in 1 2 3; do
+            if alive "$n"; then state=running; else state=exited; fi
+            # The last error the member logged, if any, else the end of its log.
+            last="$(last_error "$n")"
+            echo "  m$n $state; $dir/m$n.log ends: ${last:-$(tail -n 1 "$dir/m$n.log" 2>/dev/null || true)}"
+        done
+        if grep -qs 'address already in use' "$dir"/m*.log; then
+            echo "Ports $(client_port 1)-$(client_port 3) or $(peer_port 1)-$(peer_port 3) are taken (another cluster?):"
+            echo "stop it, or choose other ports with KVS_ETCD_PORT_BASE (now $base)."
+        fi
+    } >&2
+    kill_members
+    rm -rf "$dir"/m[123] "$dir"/m[123].pid
+    exit 1
+}
+
+case "${1:-}" in
+start)
+    if alive 1; then
+        if [ "$(cat "$dir/port-base" 2>/dev/null)" != "$base" ]; then
+            echo "a cluster already runs in $dir, on ports from base $(cat "$dir/port-base" 2>/dev/null || echo '?'), not $base" >&2
+            exit 1
+        fi
+        echo "already running in $dir"; exit 0
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "$base" >"$dir/port-base"
+    # A token of its own: a cluster this start did not create has other member IDs.
+    token="kvs-test-$(date +%s%N)-$$"
+    for n in 1 2 3; do start_member "$n" new "$token"; done
+    up=
+    for _ in $(seq 1 150); do
+        for n in 1 2 3; do
+            alive "$n" || fail_start "member m$n exited"
+        done
+        if healthy && ours; then up=1; break; fi
+        sleep 0.1
+    done
+    if [ -z "$up" ]; then
+        if healthy; then
+            fail_start "the members answering on ports $(client_port 1)-$(client_port 3) are not the ones it started"
+        fi
+        fail_start "it did not become healthy within 15 s"
+    fi
+    echo "etcd cluster up in $dir: etcd://$endpoints/PREFIX"
+    ;;
+restart)
+    n="${2:?member number}"
+    case "$n" in 1 | 2 | 3) ;; *) echo "no member $n: members are 1, 2 and 3" >&2; exit 2 ;; esac
+    if member_ok "$n"; then echo "m$n is running"; exit 0; fi
+    old="$(own_id "$n")"
+    start_member "$n" existing
+    if wait_member "$n" 150; then echo "m$n restarted"; exit 0; fi
+    alive "$n" && fail_restart "$n" "it did not answer as itself within 15 s"
+    case "$(last_error "$n")" in
+    *'"wal: '*) ;; # e.g. etcd 3.4 cannot replay a WAL entry over 10 MiB (the suite's 16 MiB values)
+    *) fail_restart "$n" "it exited" ;;
+    esac
+    # It cannot start from its write-ahead log: replace it with an empty member of the same
+    # name and URLs, which catches up from a snapshot of the leader.
+    via=
+    for m in 1 2 3; do
+        if [ "$m" != "$n" ] && member_ok "$m"; then via="http://127.0.0.1:$(client_port "$m")"; break; fi
+    done
+    if [ -z "$via" ] || [ -z "$old" ]; then
+        fail_restart "$n" "it cannot read its WAL, and no other member can replace it"
+    fi
+    echo "m$n cannot read its WAL ($(last_error "$n")): replacing it with an empty member"
+    curl -fs --max-time 10 -X POST -d "{\"ID\":\"$old\"}" "$via/v3/cluster/member/remove" >/dev/null \
+        || fail_restart "$n" "could not remove member $old through $via"
+    curl -fs --max-time 10 -X POST -d "{\"peerURLs\":[\"http://127.0.0.1:$(peer_port "$n")\"]}" \
+        "$via/v3/cluster/member/add" >/dev/null \
+        || fail_restart "$n" "removed it, but could not add it back through $via"
+    rm -rf "${dir:?}/m$n"
+    start_member "$n" existing
+    wait_member "$n" 300 || fail_restart "$n" "its empty replacement did not answer as itself within 30 s"
+    echo "m$n replaced: a new member, caught up from the leader"
+    ;;
+url)
+    echo "etcd://$endpoints"
+    ;;
+status)
+    for n in 1 2 3; do
+        printf 'm%s 127.0.0.1:%s ' "$n" "$(client_port "$n")"
+        curl -fs --max-time 2 -X POST -d '{}' "http://127.0.0.1:$(client_port "$n")/v3/maintenance/status" || printf 'down'
+        echo
+    done
+    ;;
+stop)
+    kill_members
     rm -rf "$dir"
     ;;
 *)

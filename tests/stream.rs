@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{on_each_backend, TempDir, Word};
+use common::{backend_test, TempDir, Word};
 use kvs::{Dir, Error, KeyValue, Kvs, Reader, Table};
 use serde::{Deserialize, Serialize};
 
@@ -44,249 +44,267 @@ fn fill(kvs: &Kvs, name: &str, n: u64) {
     .unwrap();
 }
 
-#[test]
-fn pages_forward_until_the_end() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 25);
-        let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
-        assert_eq!(r.dir, Dir::Forward);
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (1..=10).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (11..=20).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (21..=25).collect::<Vec<_>>()
-        );
-        assert!(kvs.take(&mut r, 10).unwrap().is_empty());
-        assert!(kvs.next(&mut r).unwrap().is_none());
-        assert_eq!(kvs.take(&mut r, 0).unwrap(), []);
-    });
+backend_test! {
+    #[test]
+    fn pages_forward_until_the_end() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 25);
+            let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
+            assert_eq!(r.dir, Dir::Forward);
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (1..=10).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (11..=20).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (21..=25).collect::<Vec<_>>()
+            );
+            assert!(kvs.take(&mut r, 10).unwrap().is_empty());
+            assert!(kvs.next(&mut r).unwrap().is_none());
+            assert_eq!(kvs.take(&mut r, 0).unwrap(), []);
+        });
+    }
 }
 
-#[test]
-fn pages_backward_from_the_top() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 25);
-        let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
-        r.dir = Dir::Backward;
-        assert!(
-            kvs.take(&mut r, 5).unwrap().is_empty(),
-            "a new reader is at the bottom"
-        );
-        kvs.top(&mut r).unwrap();
-        let mut seen = Vec::new();
-        loop {
-            let page = kvs.take(&mut r, 7).unwrap();
-            if page.is_empty() {
-                break;
+backend_test! {
+    #[test]
+    fn pages_backward_from_the_top() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 25);
+            let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
+            r.dir = Dir::Backward;
+            assert!(
+                kvs.take(&mut r, 5).unwrap().is_empty(),
+                "a new reader is at the bottom"
+            );
+            kvs.top(&mut r).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let page = kvs.take(&mut r, 7).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                seen.extend(ids(&page));
             }
-            seen.extend(ids(&page));
-        }
-        assert_eq!(
-            seen,
-            (1..=25).rev().collect::<Vec<_>>(),
-            "no repeats, no gaps"
-        );
-        assert!(kvs.prev(&mut r).unwrap().is_none());
-        assert_eq!(kvs.next(&mut r).unwrap().map(|m| m.id), Some(1));
-    });
+            assert_eq!(
+                seen,
+                (1..=25).rev().collect::<Vec<_>>(),
+                "no repeats, no gaps"
+            );
+            assert!(kvs.prev(&mut r).unwrap().is_none());
+            assert_eq!(kvs.next(&mut r).unwrap().map(|m| m.id), Some(1));
+        });
+    }
 }
 
-#[test]
-fn turning_around_neither_repeats_nor_skips() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 30);
-        let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (1..=10).collect::<Vec<_>>()
-        );
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (11..=20).collect::<Vec<_>>()
-        );
-        r.dir = Dir::Backward;
-        // The cursor is after 20: going back returns 20 first, as a list iterator does.
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (11..=20).rev().collect::<Vec<_>>()
-        );
-        r.dir = Dir::Forward;
-        assert_eq!(
-            ids(&kvs.take(&mut r, 10).unwrap()),
-            (11..=20).collect::<Vec<_>>()
-        );
-        // next then prev return the same element, and so do prev then next.
-        let n = kvs.next(&mut r).unwrap().unwrap();
-        assert_eq!(n.id, 21);
-        assert_eq!(kvs.prev(&mut r).unwrap().unwrap(), n);
-        let p = kvs.prev(&mut r).unwrap().unwrap();
-        assert_eq!(p.id, 20);
-        assert_eq!(kvs.next(&mut r).unwrap().unwrap(), p);
-    });
+backend_test! {
+    #[test]
+    fn turning_around_neither_repeats_nor_skips() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 30);
+            let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (1..=10).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (11..=20).collect::<Vec<_>>()
+            );
+            r.dir = Dir::Backward;
+            // The cursor is after 20: going back returns 20 first, as a list iterator does.
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (11..=20).rev().collect::<Vec<_>>()
+            );
+            r.dir = Dir::Forward;
+            assert_eq!(
+                ids(&kvs.take(&mut r, 10).unwrap()),
+                (11..=20).collect::<Vec<_>>()
+            );
+            // next then prev return the same element, and so do prev then next.
+            let n = kvs.next(&mut r).unwrap().unwrap();
+            assert_eq!(n.id, 21);
+            assert_eq!(kvs.prev(&mut r).unwrap().unwrap(), n);
+            let p = kvs.prev(&mut r).unwrap().unwrap();
+            assert_eq!(p.id, 20);
+            assert_eq!(kvs.next(&mut r).unwrap().unwrap(), p);
+        });
+    }
 }
 
-#[test]
-fn top_and_bot_and_skip() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 12);
-        let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
-        assert_eq!(kvs.skip(&mut r, 5).unwrap(), 5);
-        assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 6);
-        assert_eq!(kvs.skip(&mut r, 100).unwrap(), 6, "skips what is left");
-        assert!(kvs.next(&mut r).unwrap().is_none());
-        r.dir = Dir::Backward;
-        assert_eq!(kvs.skip(&mut r, 2).unwrap(), 2);
-        assert_eq!(kvs.prev(&mut r).unwrap().unwrap().id, 10);
-        kvs.bot(&mut r).unwrap();
-        assert_eq!(r.position(), 0);
-        assert!(kvs.prev(&mut r).unwrap().is_none());
-        assert_eq!(kvs.skip(&mut r, 3).unwrap(), 0, "backward from the bottom");
-        kvs.top(&mut r).unwrap();
-        assert!(kvs.next(&mut r).unwrap().is_none());
-        // A reader at the top sees what is appended later.
-        kvs.append("chat", &msg(13)).unwrap();
-        assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 13);
-    });
+backend_test! {
+    #[test]
+    fn top_and_bot_and_skip() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 12);
+            let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
+            assert_eq!(kvs.skip(&mut r, 5).unwrap(), 5);
+            assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 6);
+            assert_eq!(kvs.skip(&mut r, 100).unwrap(), 6, "skips what is left");
+            assert!(kvs.next(&mut r).unwrap().is_none());
+            r.dir = Dir::Backward;
+            assert_eq!(kvs.skip(&mut r, 2).unwrap(), 2);
+            assert_eq!(kvs.prev(&mut r).unwrap().unwrap().id, 10);
+            kvs.bot(&mut r).unwrap();
+            assert_eq!(r.position(), 0);
+            assert!(kvs.prev(&mut r).unwrap().is_none());
+            assert_eq!(kvs.skip(&mut r, 3).unwrap(), 0, "backward from the bottom");
+            kvs.top(&mut r).unwrap();
+            assert!(kvs.next(&mut r).unwrap().is_none());
+            // A reader at the top sees what is appended later.
+            kvs.append("chat", &msg(13)).unwrap();
+            assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 13);
+        });
+    }
 }
 
-#[test]
-fn an_unknown_feed_reads_as_empty() {
-    on_each_backend(|kvs| {
-        let w = kvs.writer("nowhere").unwrap();
-        assert_eq!((w.count, w.table, w.first, w.last), (0, None, None, None));
-        let mut r: Reader<Msg> = kvs.reader("nowhere").unwrap();
-        assert!(kvs.take(&mut r, 10).unwrap().is_empty());
-        assert!(kvs.next(&mut r).unwrap().is_none());
-        assert!(kvs.prev(&mut r).unwrap().is_none());
-        kvs.top(&mut r).unwrap();
-        assert_eq!(kvs.skip(&mut r, 4).unwrap(), 0);
-        assert!(kvs.feed::<Msg>("nowhere").unwrap().is_empty());
-        assert!(!kvs.remove::<Msg>("nowhere", &1).unwrap());
-        // Appends after the reader was made are read from where it stands.
-        kvs.append("nowhere", &msg(1)).unwrap();
-        kvs.bot(&mut r).unwrap();
-        assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 1);
-    });
+backend_test! {
+    #[test]
+    fn an_unknown_feed_reads_as_empty() {
+        on_each_backend(|kvs| {
+            let w = kvs.writer("nowhere").unwrap();
+            assert_eq!((w.count, w.table, w.first, w.last), (0, None, None, None));
+            let mut r: Reader<Msg> = kvs.reader("nowhere").unwrap();
+            assert!(kvs.take(&mut r, 10).unwrap().is_empty());
+            assert!(kvs.next(&mut r).unwrap().is_none());
+            assert!(kvs.prev(&mut r).unwrap().is_none());
+            kvs.top(&mut r).unwrap();
+            assert_eq!(kvs.skip(&mut r, 4).unwrap(), 0);
+            assert!(kvs.feed::<Msg>("nowhere").unwrap().is_empty());
+            assert!(!kvs.remove::<Msg>("nowhere", &1).unwrap());
+            // Appends after the reader was made are read from where it stands.
+            kvs.append("nowhere", &msg(1)).unwrap();
+            kvs.bot(&mut r).unwrap();
+            assert_eq!(kvs.next(&mut r).unwrap().unwrap().id, 1);
+        });
+    }
 }
 
-#[test]
-fn the_writer_counts_and_knows_both_ends() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 4);
-        let w = kvs.writer("chat").unwrap();
-        assert_eq!(w.feed, "chat");
-        assert_eq!(w.table.as_deref(), Some("msgs"));
-        assert_eq!(w.count, 4);
-        assert_eq!(w.first, Some(KeyValue::Unsigned(1)));
-        assert_eq!(w.last, Some(KeyValue::Unsigned(4)));
-        assert!(kvs.remove::<Msg>("chat", &1).unwrap());
-        assert!(kvs.remove::<Msg>("chat", &4).unwrap());
-        let w = kvs.writer("chat").unwrap();
-        assert_eq!(w.count, 2);
-        assert_eq!(w.first, Some(KeyValue::Unsigned(2)));
-        assert_eq!(w.last, Some(KeyValue::Unsigned(3)));
-        assert!(kvs.remove::<Msg>("chat", &2).unwrap());
-        assert!(kvs.remove::<Msg>("chat", &3).unwrap());
-        assert!(!kvs.remove::<Msg>("chat", &3).unwrap());
-        let w = kvs.writer("chat").unwrap();
-        assert_eq!((w.count, w.first, w.last), (0, None, None));
-        assert_eq!(kvs.count::<Msg>().unwrap(), 4, "remove keeps the records");
-        // Positions are never reused: a new append goes after everything ever appended.
-        kvs.append("chat", &msg(2)).unwrap();
-        let w = kvs.writer("chat").unwrap();
-        assert_eq!((w.count, w.top), (1, 5));
-        let names: Vec<String> = kvs.writers().unwrap().into_iter().map(|w| w.feed).collect();
-        assert_eq!(names, ["chat"]);
-    });
+backend_test! {
+    #[test]
+    fn the_writer_counts_and_knows_both_ends() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 4);
+            let w = kvs.writer("chat").unwrap();
+            assert_eq!(w.feed, "chat");
+            assert_eq!(w.table.as_deref(), Some("msgs"));
+            assert_eq!(w.count, 4);
+            assert_eq!(w.first, Some(KeyValue::Unsigned(1)));
+            assert_eq!(w.last, Some(KeyValue::Unsigned(4)));
+            assert!(kvs.remove::<Msg>("chat", &1).unwrap());
+            assert!(kvs.remove::<Msg>("chat", &4).unwrap());
+            let w = kvs.writer("chat").unwrap();
+            assert_eq!(w.count, 2);
+            assert_eq!(w.first, Some(KeyValue::Unsigned(2)));
+            assert_eq!(w.last, Some(KeyValue::Unsigned(3)));
+            assert!(kvs.remove::<Msg>("chat", &2).unwrap());
+            assert!(kvs.remove::<Msg>("chat", &3).unwrap());
+            assert!(!kvs.remove::<Msg>("chat", &3).unwrap());
+            let w = kvs.writer("chat").unwrap();
+            assert_eq!((w.count, w.first, w.last), (0, None, None));
+            assert_eq!(kvs.count::<Msg>().unwrap(), 4, "remove keeps the records");
+            // Positions are never reused: a new append goes after everything ever appended.
+            kvs.append("chat", &msg(2)).unwrap();
+            let w = kvs.writer("chat").unwrap();
+            assert_eq!((w.count, w.top), (1, 5));
+            let names: Vec<String> = kvs.writers().unwrap().into_iter().map(|w| w.feed).collect();
+            assert_eq!(names, ["chat"]);
+        });
+    }
 }
 
-#[test]
-fn feed_order_is_append_order_and_appending_again_updates() {
-    on_each_backend(|kvs| {
-        for id in [5, 1, 3] {
-            kvs.append("chat", &msg(id)).unwrap();
-        }
-        let mut changed = msg(1);
-        changed.text = "edited".to_owned();
-        kvs.append("chat", &changed).unwrap();
-        let feed = kvs.feed::<Msg>("chat").unwrap();
-        assert_eq!(ids(&feed), [5, 1, 3], "no second link");
-        assert_eq!(feed[1].text, "edited");
-        assert_eq!(kvs.writer("chat").unwrap().count, 3);
-        // A plain put changes what the feed shows too: it links keys, not copies.
-        let mut again = msg(3);
-        again.text = "put".to_owned();
-        kvs.put(&again).unwrap();
-        assert_eq!(kvs.feed::<Msg>("chat").unwrap()[2].text, "put");
-        // Indexes are kept by append.
-        assert_eq!(
-            kvs.index::<Msg>(MsgField::Room, "general").unwrap().len(),
-            3
-        );
-    });
+backend_test! {
+    #[test]
+    fn feed_order_is_append_order_and_appending_again_updates() {
+        on_each_backend(|kvs| {
+            for id in [5, 1, 3] {
+                kvs.append("chat", &msg(id)).unwrap();
+            }
+            let mut changed = msg(1);
+            changed.text = "edited".to_owned();
+            kvs.append("chat", &changed).unwrap();
+            let feed = kvs.feed::<Msg>("chat").unwrap();
+            assert_eq!(ids(&feed), [5, 1, 3], "no second link");
+            assert_eq!(feed[1].text, "edited");
+            assert_eq!(kvs.writer("chat").unwrap().count, 3);
+            // A plain put changes what the feed shows too: it links keys, not copies.
+            let mut again = msg(3);
+            again.text = "put".to_owned();
+            kvs.put(&again).unwrap();
+            assert_eq!(kvs.feed::<Msg>("chat").unwrap()[2].text, "put");
+            // Indexes are kept by append.
+            assert_eq!(
+                kvs.index::<Msg>(MsgField::Room, "general").unwrap().len(),
+                3
+            );
+        });
+    }
 }
 
-#[test]
-fn removing_and_deleting_inside_a_page() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 10);
-        let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
-        assert_eq!(ids(&kvs.take(&mut r, 5).unwrap()), [1, 2, 3, 4, 5]);
-        // Ahead of the cursor: skipped when reached.
-        assert!(kvs.remove::<Msg>("chat", &6).unwrap());
-        assert!(kvs.delete::<Msg>(&7).unwrap());
-        // Behind it: not seen when going back.
-        assert!(kvs.remove::<Msg>("chat", &5).unwrap());
-        assert_eq!(ids(&kvs.take(&mut r, 3).unwrap()), [8, 9, 10]);
-        r.dir = Dir::Backward;
-        assert_eq!(ids(&kvs.take(&mut r, 10).unwrap()), [10, 9, 8, 4, 3, 2, 1]);
-        assert_eq!(kvs.writer("chat").unwrap().count, 7);
-        assert!(
-            kvs.get::<Msg>(&6).unwrap().is_some(),
-            "remove keeps the record"
-        );
-        assert!(kvs.get::<Msg>(&7).unwrap().is_none(), "delete removes it");
-        assert_eq!(
-            kvs.index::<Msg>(MsgField::Room, "general").unwrap().len(),
-            9
-        );
-    });
+backend_test! {
+    #[test]
+    fn removing_and_deleting_inside_a_page() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 10);
+            let mut r: Reader<Msg> = kvs.reader("chat").unwrap();
+            assert_eq!(ids(&kvs.take(&mut r, 5).unwrap()), [1, 2, 3, 4, 5]);
+            // Ahead of the cursor: skipped when reached.
+            assert!(kvs.remove::<Msg>("chat", &6).unwrap());
+            assert!(kvs.delete::<Msg>(&7).unwrap());
+            // Behind it: not seen when going back.
+            assert!(kvs.remove::<Msg>("chat", &5).unwrap());
+            assert_eq!(ids(&kvs.take(&mut r, 3).unwrap()), [8, 9, 10]);
+            r.dir = Dir::Backward;
+            assert_eq!(ids(&kvs.take(&mut r, 10).unwrap()), [10, 9, 8, 4, 3, 2, 1]);
+            assert_eq!(kvs.writer("chat").unwrap().count, 7);
+            assert!(
+                kvs.get::<Msg>(&6).unwrap().is_some(),
+                "remove keeps the record"
+            );
+            assert!(kvs.get::<Msg>(&7).unwrap().is_none(), "delete removes it");
+            assert_eq!(
+                kvs.index::<Msg>(MsgField::Room, "general").unwrap().len(),
+                9
+            );
+        });
+    }
 }
 
-#[test]
-fn one_record_in_two_feeds_and_delete_unlinks_both() {
-    on_each_backend(|kvs| {
-        fill(kvs, "a", 3);
-        kvs.append("b", &msg(2)).unwrap();
-        kvs.append("b", &msg(9)).unwrap();
-        assert_eq!(kvs.count::<Msg>().unwrap(), 4);
-        assert!(kvs.remove::<Msg>("b", &2).unwrap());
-        assert_eq!(
-            ids(&kvs.feed::<Msg>("a").unwrap()),
-            [1, 2, 3],
-            "only b lost it"
-        );
-        kvs.append("b", &msg(2)).unwrap();
-        assert_eq!(
-            ids(&kvs.feed::<Msg>("b").unwrap()),
-            [9, 2],
-            "relinked at the end"
-        );
-        assert!(kvs.delete::<Msg>(&2).unwrap());
-        assert_eq!(ids(&kvs.feed::<Msg>("a").unwrap()), [1, 3]);
-        assert_eq!(ids(&kvs.feed::<Msg>("b").unwrap()), [9]);
-        assert_eq!(kvs.writer("a").unwrap().count, 2);
-        assert_eq!(kvs.writer("b").unwrap().count, 1);
-        let w = kvs.writer("b").unwrap();
-        assert_eq!(w.first, Some(KeyValue::Unsigned(9)));
-        assert_eq!(w.last, Some(KeyValue::Unsigned(9)));
-    });
+backend_test! {
+    #[test]
+    fn one_record_in_two_feeds_and_delete_unlinks_both() {
+        on_each_backend(|kvs| {
+            fill(kvs, "a", 3);
+            kvs.append("b", &msg(2)).unwrap();
+            kvs.append("b", &msg(9)).unwrap();
+            assert_eq!(kvs.count::<Msg>().unwrap(), 4);
+            assert!(kvs.remove::<Msg>("b", &2).unwrap());
+            assert_eq!(
+                ids(&kvs.feed::<Msg>("a").unwrap()),
+                [1, 2, 3],
+                "only b lost it"
+            );
+            kvs.append("b", &msg(2)).unwrap();
+            assert_eq!(
+                ids(&kvs.feed::<Msg>("b").unwrap()),
+                [9, 2],
+                "relinked at the end"
+            );
+            assert!(kvs.delete::<Msg>(&2).unwrap());
+            assert_eq!(ids(&kvs.feed::<Msg>("a").unwrap()), [1, 3]);
+            assert_eq!(ids(&kvs.feed::<Msg>("b").unwrap()), [9]);
+            assert_eq!(kvs.writer("a").unwrap().count, 2);
+            assert_eq!(kvs.writer("b").unwrap().count, 1);
+            let w = kvs.writer("b").unwrap();
+            assert_eq!(w.first, Some(KeyValue::Unsigned(9)));
+            assert_eq!(w.last, Some(KeyValue::Unsigned(9)));
+        });
+    }
 }
 
 #[test]
@@ -328,108 +346,114 @@ fn readers_are_saved_and_loaded_across_reopen() {
     ));
 }
 
-#[test]
-fn a_feed_holds_one_table() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 2);
-        let word = Word {
-            text: "hi".to_owned(),
-            count: 1,
-        };
-        match kvs.append("chat", &word) {
-            Err(Error::Schema { table, reason }) => {
-                assert_eq!(table, "word");
-                assert!(reason.contains("msgs"), "{reason}");
+backend_test! {
+    #[test]
+    fn a_feed_holds_one_table() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 2);
+            let word = Word {
+                text: "hi".to_owned(),
+                count: 1,
+            };
+            match kvs.append("chat", &word) {
+                Err(Error::Schema { table, reason }) => {
+                    assert_eq!(table, "word");
+                    assert!(reason.contains("msgs"), "{reason}");
+                }
+                other => panic!("expected Schema, got {other:?}"),
             }
-            other => panic!("expected Schema, got {other:?}"),
-        }
-        assert!(
-            kvs.get::<Word>(&"hi".to_owned()).unwrap().is_none(),
-            "nothing written"
-        );
-        assert!(matches!(
-            kvs.reader::<Word>("chat"),
-            Err(Error::Schema { .. })
-        ));
-        assert!(matches!(
-            kvs.feed::<Word>("chat"),
-            Err(Error::Schema { .. })
-        ));
-        let r: Reader<Msg> = kvs.reader("chat").unwrap();
-        kvs.save_reader(&r).unwrap();
-        match kvs.load_reader::<Word>(r.id) {
-            Err(Error::Schema { table, reason }) => {
-                assert_eq!(table, "word");
-                assert!(reason.contains("msgs"), "{reason}");
-            }
-            other => panic!("expected Schema, got {other:?}"),
-        }
-        // A reader made on an empty feed finds out at its first read.
-        let mut early: Reader<Word> = kvs.reader("later").unwrap();
-        kvs.append("later", &msg(1)).unwrap();
-        assert!(matches!(kvs.take(&mut early, 1), Err(Error::Schema { .. })));
-    });
-}
-
-#[test]
-fn a_failed_append_writes_nothing() {
-    on_each_backend(|kvs| {
-        let mut first = msg(1);
-        first.nonce = Some("n".to_owned());
-        kvs.append("chat", &first).unwrap();
-        let mut clash = msg(2);
-        clash.nonce = Some("n".to_owned());
-        assert!(matches!(
-            kvs.append("chat", &clash),
-            Err(Error::Duplicate { .. })
-        ));
-        assert_eq!(kvs.writer("chat").unwrap().count, 1);
-        assert!(kvs.get::<Msg>(&2).unwrap().is_none());
-
-        let err = kvs.transaction(|tx| {
-            tx.append("chat", &msg(3))?;
-            tx.append("other", &msg(4))?;
-            assert_eq!(
-                tx.writer("chat")?.count,
-                2,
-                "a transaction sees its own appends"
+            assert!(
+                kvs.get::<Word>(&"hi".to_owned()).unwrap().is_none(),
+                "nothing written"
             );
-            assert_eq!(ids(&tx.feed::<Msg>("chat")?), [1, 3]);
-            tx.append("chat", &clash)?; // fails: the whole transaction rolls back
-            Ok(())
+            assert!(matches!(
+                kvs.reader::<Word>("chat"),
+                Err(Error::Schema { .. })
+            ));
+            assert!(matches!(
+                kvs.feed::<Word>("chat"),
+                Err(Error::Schema { .. })
+            ));
+            let r: Reader<Msg> = kvs.reader("chat").unwrap();
+            kvs.save_reader(&r).unwrap();
+            match kvs.load_reader::<Word>(r.id) {
+                Err(Error::Schema { table, reason }) => {
+                    assert_eq!(table, "word");
+                    assert!(reason.contains("msgs"), "{reason}");
+                }
+                other => panic!("expected Schema, got {other:?}"),
+            }
+            // A reader made on an empty feed finds out at its first read.
+            let mut early: Reader<Word> = kvs.reader("later").unwrap();
+            kvs.append("later", &msg(1)).unwrap();
+            assert!(matches!(kvs.take(&mut early, 1), Err(Error::Schema { .. })));
         });
-        assert!(matches!(err, Err(Error::Duplicate { .. })));
-        assert_eq!(kvs.writer("chat").unwrap().count, 1);
-        assert_eq!(kvs.writer("other").unwrap().count, 0);
-        assert_eq!(kvs.count::<Msg>().unwrap(), 1);
-        assert_eq!(ids(&kvs.feed::<Msg>("chat").unwrap()), [1]);
-    });
+    }
 }
 
-#[test]
-fn concurrent_appends_lose_nothing() {
-    on_each_backend(|kvs| {
-        std::thread::scope(|s| {
-            for t in 0..8u64 {
-                s.spawn(move || {
-                    for i in 0..50 {
-                        kvs.append("busy", &msg(t * 1000 + i)).unwrap();
-                    }
-                });
-            }
+backend_test! {
+    #[test]
+    fn a_failed_append_writes_nothing() {
+        on_each_backend(|kvs| {
+            let mut first = msg(1);
+            first.nonce = Some("n".to_owned());
+            kvs.append("chat", &first).unwrap();
+            let mut clash = msg(2);
+            clash.nonce = Some("n".to_owned());
+            assert!(matches!(
+                kvs.append("chat", &clash),
+                Err(Error::Duplicate { .. })
+            ));
+            assert_eq!(kvs.writer("chat").unwrap().count, 1);
+            assert!(kvs.get::<Msg>(&2).unwrap().is_none());
+
+            let err = kvs.transaction(|tx| {
+                tx.append("chat", &msg(3))?;
+                tx.append("other", &msg(4))?;
+                assert_eq!(
+                    tx.writer("chat")?.count,
+                    2,
+                    "a transaction sees its own appends"
+                );
+                assert_eq!(ids(&tx.feed::<Msg>("chat")?), [1, 3]);
+                tx.append("chat", &clash)?; // fails: the whole transaction rolls back
+                Ok(())
+            });
+            assert!(matches!(err, Err(Error::Duplicate { .. })));
+            assert_eq!(kvs.writer("chat").unwrap().count, 1);
+            assert_eq!(kvs.writer("other").unwrap().count, 0);
+            assert_eq!(kvs.count::<Msg>().unwrap(), 1);
+            assert_eq!(ids(&kvs.feed::<Msg>("chat").unwrap()), [1]);
         });
-        let w = kvs.writer("busy").unwrap();
-        assert_eq!((w.count, w.top), (400, 400), "one position per append");
-        let mut got = ids(&kvs.feed::<Msg>("busy").unwrap());
-        // Each thread's appends keep their order within the feed.
-        for t in 0..8u64 {
-            let mine: Vec<u64> = got.iter().copied().filter(|id| id / 1000 == t).collect();
-            assert_eq!(mine, (0..50).map(|i| t * 1000 + i).collect::<Vec<_>>());
-        }
-        got.sort_unstable();
-        got.dedup();
-        assert_eq!(got.len(), 400);
-    });
+    }
+}
+
+backend_test! {
+    #[test]
+    fn concurrent_appends_lose_nothing() {
+        on_each_backend(|kvs| {
+            std::thread::scope(|s| {
+                for t in 0..8u64 {
+                    s.spawn(move || {
+                        for i in 0..50 {
+                            kvs.append("busy", &msg(t * 1000 + i)).unwrap();
+                        }
+                    });
+                }
+            });
+            let w = kvs.writer("busy").unwrap();
+            assert_eq!((w.count, w.top), (400, 400), "one position per append");
+            let mut got = ids(&kvs.feed::<Msg>("busy").unwrap());
+            // Each thread's appends keep their order within the feed.
+            for t in 0..8u64 {
+                let mine: Vec<u64> = got.iter().copied().filter(|id| id / 1000 == t).collect();
+                assert_eq!(mine, (0..50).map(|i| t * 1000 + i).collect::<Vec<_>>());
+            }
+            got.sort_unstable();
+            got.dedup();
+            assert_eq!(got.len(), 400);
+        });
+    }
 }
 
 #[test]
@@ -463,27 +487,29 @@ fn readers_on_shared_handles_are_independent() {
     assert_eq!(ids_seen.len(), 4, "every reader got its own id");
 }
 
-#[test]
-fn dir_and_dump_show_the_stream_tables() {
-    on_each_backend(|kvs| {
-        fill(kvs, "chat", 3);
-        let r: Reader<Msg> = kvs.reader("chat").unwrap();
-        kvs.save_reader(&r).unwrap();
-        let dir = kvs.dir().unwrap();
-        let writer = dir.iter().find(|t| t.name == "#writer").unwrap();
-        assert_eq!(
-            (writer.schema.as_str(), writer.key_field.as_str()),
-            ("kvs_stream", "feed")
-        );
-        assert!(dir.iter().any(|t| t.name == "#reader"));
-        let dump = kvs.dump().unwrap();
-        let elements = |name: &str| dump.rows.iter().find(|r| r.name == name).unwrap().elements;
-        assert_eq!(elements("#writer"), 1);
-        assert_eq!(elements("#reader"), 1);
-        assert_eq!(elements("#feed"), 3);
-        assert_eq!(elements("#link"), 3);
-        assert!(dump.to_string().contains("#writer"));
-    });
+backend_test! {
+    #[test]
+    fn dir_and_dump_show_the_stream_tables() {
+        on_each_backend(|kvs| {
+            fill(kvs, "chat", 3);
+            let r: Reader<Msg> = kvs.reader("chat").unwrap();
+            kvs.save_reader(&r).unwrap();
+            let dir = kvs.dir().unwrap();
+            let writer = dir.iter().find(|t| t.name == "#writer").unwrap();
+            assert_eq!(
+                (writer.schema.as_str(), writer.key_field.as_str()),
+                ("kvs_stream", "feed")
+            );
+            assert!(dir.iter().any(|t| t.name == "#reader"));
+            let dump = kvs.dump().unwrap();
+            let elements = |name: &str| dump.rows.iter().find(|r| r.name == name).unwrap().elements;
+            assert_eq!(elements("#writer"), 1);
+            assert_eq!(elements("#reader"), 1);
+            assert_eq!(elements("#feed"), 3);
+            assert_eq!(elements("#link"), 3);
+            assert!(dump.to_string().contains("#writer"));
+        });
+    }
 }
 
 #[test]
@@ -672,12 +698,26 @@ mod model {
         }
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Twins as `backend_test!` makes them: on the local backends, and (ignored without a
+    /// cluster) on etcd.
+    mod feeds_and_a_reader_follow_the_model {
+        use super::{op, run};
+        use crate::common::{on_etcd, on_local_backends};
+        use proptest::prelude::*;
 
-        #[test]
-        fn feeds_and_a_reader_follow_the_model(ops in proptest::collection::vec(op(), 1..60)) {
-            super::on_each_backend(|kvs| run(kvs, &ops));
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn local(ops in proptest::collection::vec(op(), 1..60)) {
+                on_local_backends(|kvs| run(kvs, &ops));
+            }
+
+            #[test]
+            #[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+            fn etcd(ops in proptest::collection::vec(op(), 1..60)) {
+                on_etcd(|kvs| run(kvs, &ops));
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The etcd backend against a real 3-member cluster (`scripts/etcd-cluster.sh start`, which
 //! `.ci/run` does): conflicts, limits, unreachable clusters, and a leader killed mid-write.
-//! Each test says SKIPPED, and passes, when `KVS_TEST_ETCD` names no cluster.
+//! The tests that need the cluster are `#[ignore]`d, so that without one cargo reports them
+//! as ignored; `cargo test -p kvs-etcd -- --ignored` runs them on the cluster `KVS_TEST_ETCD`
+//! names, and they fail, saying so, when it names none.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -39,13 +41,13 @@ fn item(id: u64) -> Item {
     }
 }
 
-/// The cluster, or `None` (the test is skipped).
-fn cluster() -> Option<String> {
-    if let Ok(url) = std::env::var("KVS_TEST_ETCD") {
-        return Some(url.trim_end_matches('/').to_owned());
-    }
-    eprintln!("SKIPPED: KVS_TEST_ETCD names no etcd cluster (scripts/etcd-cluster.sh start)");
-    None
+/// The cluster that `KVS_TEST_ETCD` names; panics, saying how to start one, when it is not set.
+fn cluster() -> String {
+    let url = std::env::var("KVS_TEST_ETCD").expect(
+        "KVS_TEST_ETCD names no etcd cluster; start one with `scripts/etcd-cluster.sh start` \
+         and `export KVS_TEST_ETCD=\"$(scripts/etcd-cluster.sh url)\"` (bash .ci/run does both)",
+    );
+    url.trim_end_matches('/').to_owned()
 }
 
 /// A fresh database (prefix) on the cluster.
@@ -63,8 +65,9 @@ fn fresh(cluster: &str, name: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn a_conflicting_transaction_fails_whole_and_one_call_writes_retry() {
-    let Some(cluster) = cluster() else { return };
+    let cluster = cluster();
     let url = fresh(&cluster, "conflict");
     let a = Kvs::open(&url).unwrap();
     let b = Kvs::open(&url).unwrap(); // a second client, as another process would be
@@ -124,8 +127,9 @@ fn a_conflicting_transaction_fails_whole_and_one_call_writes_retry() {
 }
 
 #[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn seq_is_unique_across_clients_and_threads() {
-    let Some(cluster) = cluster() else { return };
+    let cluster = cluster();
     let url = fresh(&cluster, "seq");
     let clients: Vec<Arc<Kvs>> = (0..2).map(|_| Arc::new(Kvs::open(&url).unwrap())).collect();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -150,8 +154,9 @@ fn seq_is_unique_across_clients_and_threads() {
 }
 
 #[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn limits_are_typed_errors_and_nothing_is_split() {
-    let Some(cluster) = cluster() else { return };
+    let cluster = cluster();
     let url = fresh(&cluster, "limits");
     let kvs = Kvs::open(&url).unwrap();
     // The test cluster allows 16384 operations per transaction; this one has 3 x 6000.
@@ -209,16 +214,16 @@ fn cluster_dir() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs an etcd cluster that scripts/etcd-cluster.sh started: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn writes_go_on_when_the_leader_is_killed() {
-    let Some(cluster) = cluster() else { return };
+    let cluster = cluster();
     let dir = cluster_dir();
-    if !dir.join("m1.pid").exists() {
-        eprintln!(
-            "SKIPPED: no pid files in {} (the cluster was not started by scripts/etcd-cluster.sh)",
-            dir.display()
-        );
-        return;
-    }
+    assert!(
+        dir.join("m1.pid").exists(),
+        "no pid files in {}: this test kills and restarts members of a cluster that \
+         scripts/etcd-cluster.sh started, with the same KVS_ETCD_CLUSTER and KVS_ETCD_PORT_BASE",
+        dir.display()
+    );
     let url = fresh(&cluster, "failover");
     let kvs = Arc::new(Kvs::open(&url).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
@@ -333,9 +338,10 @@ fn check_acknowledged(kvs: &Kvs, acked: &[(u64, Instant)]) {
 }
 
 #[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn batched_reads_take_few_round_trips() {
     use kvs::{Backend, Config};
-    let Some(cluster) = cluster() else { return };
+    let cluster = cluster();
     let url = fresh(&cluster, "batch");
     let etcd = kvs::etcd::Etcd::open(&Config::parse(&url).unwrap()).unwrap();
     let keys: Vec<Vec<u8>> = (0..150u32).map(|i| i.to_be_bytes().to_vec()).collect();

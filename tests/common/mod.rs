@@ -1,5 +1,5 @@
 //! Shared pieces of the integration tests: record types, scratch directories, and the
-//! backends every test runs on.
+//! backends every test runs on (`backend_test!`).
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
@@ -83,11 +83,57 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs `test` on a fresh database of every backend under test: `mem:`, a redb file, and, when
-/// `KVS_TEST_ETCD` names a cluster (`etcd://HOST:PORT,...`, as `.ci/run` sets it), a fresh
-/// prefix on that cluster. `KVS_TEST_URL` instead runs it on that one URL alone (whose
-/// database must start empty of these tables).
-pub fn on_each_backend(test: impl Fn(&Kvs)) {
+/// Declares tests that run on every backend under test, each as two: `NAME::local` and
+/// `NAME::etcd`, the latter `#[ignore]`d so that without a cluster cargo reports it as ignored
+/// rather than passing it unrun. `cargo test -- --ignored` runs it (`bash .ci/run` does, with
+/// `KVS_TEST_ETCD` set).
+///
+/// ```ignore
+/// backend_test! {
+///     #[test]
+///     fn put_get() {
+///         on_each_backend(|kvs| { /* ... */ });
+///     }
+/// }
+/// ```
+///
+/// Inside the body, `on_each_backend(|kvs| ...)` runs the closure on a fresh database of every
+/// backend of that twin: in `local`, [`on_local_backends`] (`mem:` and a redb file, or
+/// `KVS_TEST_URL` alone); in `etcd`, [`on_etcd`] (a fresh prefix on the `KVS_TEST_ETCD`
+/// cluster, and a panic without one). There is no `on_each_backend` outside the macro, so a
+/// test cannot skip etcd unawares. The whole body runs in each twin.
+#[allow(unused_macros)] // not every test binary declares backend tests
+macro_rules! backend_test {
+    ($($(#[doc = $doc:expr])* #[test] fn $name:ident() $body:block)*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[test]
+            fn local() {
+                #[allow(unused_imports)]
+                use crate::common::on_local_backends as on_each_backend;
+                $body
+            }
+
+            #[test]
+            #[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+            fn etcd() {
+                #[allow(unused_imports)]
+                use crate::common::on_etcd as on_each_backend;
+                $body
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)] // likewise
+pub(crate) use backend_test;
+
+/// Runs `test` on a fresh database of each local backend, `mem:` and a redb file; or, when
+/// `KVS_TEST_URL` is set, on that one URL alone (whose database must start empty of these
+/// tables). `on_each_backend` in the `local` twin of a [`backend_test!`].
+pub fn on_local_backends(test: impl Fn(&Kvs)) {
     if let Ok(url) = std::env::var("KVS_TEST_URL") {
         test(&Kvs::open(&url).expect("open KVS_TEST_URL"));
         return;
@@ -95,9 +141,17 @@ pub fn on_each_backend(test: impl Fn(&Kvs)) {
     test(&Kvs::open("mem:").expect("open mem:"));
     let dir = TempDir::new();
     test(&Kvs::open(&dir.url("test.redb")).expect("open redb file"));
-    if let Some(url) = etcd_url() {
-        test(&Kvs::open(&url).expect("open etcd"));
-    }
+}
+
+/// Runs `test` on a fresh prefix of the etcd cluster that `KVS_TEST_ETCD` names
+/// (`etcd://HOST:PORT,...`, as `.ci/run` sets it), and panics, saying how to start one, when
+/// it is not set. `on_each_backend` in the ignored `etcd` twin of a [`backend_test!`].
+pub fn on_etcd(test: impl Fn(&Kvs)) {
+    let url = etcd_url().expect(
+        "KVS_TEST_ETCD names no etcd cluster; start one with `scripts/etcd-cluster.sh start` \
+         and `export KVS_TEST_ETCD=\"$(scripts/etcd-cluster.sh url)\"` (bash .ci/run does both)",
+    );
+    test(&Kvs::open(&url).expect("open etcd"));
 }
 
 /// A fresh database on the etcd cluster named by `KVS_TEST_ETCD`, if any: a prefix no other

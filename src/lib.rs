@@ -67,9 +67,8 @@
 
 pub use kvs_core::*;
 
-/// `#[derive(Table)]`: see the `kvs-derive` crate for its attributes.
 #[cfg(feature = "derive")]
-pub use kvs_derive::Table;
+pub use kvs_derive::{KeyEnum, Table};
 
 /// The redb backend (`redb:` and `mem:` URLs), linked into every program that uses kvs.
 pub use kvs_redb as redb;

@@ -76,6 +76,26 @@ struct PersonV6 {
     age: Vec<u32>,
 }
 
+/// An indexed field changed type: the new index cannot be built from the stored records.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "people", schema = "v7")]
+struct PersonV7 {
+    #[kvs(key)]
+    id: u64,
+    city: String,
+    #[kvs(index)]
+    age: String,
+}
+
+/// Another table of the same release, which opens whatever happens to `people`.
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "notes", schema = "v7")]
+struct Note {
+    #[kvs(key)]
+    id: u64,
+    text: String,
+}
+
 fn url(dir: &TempDir, schema: &str) -> String {
     format!("{}?schemas={schema}", dir.url("people.redb"))
 }
@@ -142,12 +162,20 @@ fn a_unique_index_over_duplicate_values_is_refused_with_nothing_written() {
         })
         .unwrap();
     }
-    match Kvs::open(&url(&dir, "v2")).unwrap_err() {
-        Error::Duplicate { table, field, .. } => {
-            assert_eq!((table.as_str(), field.as_str()), ("people", "age"));
+    // The table is refused, naming the value and both records; the database opens.
+    let v2 = Kvs::open(&url(&dir, "v2")).unwrap();
+    match v2.count::<PersonV2>().unwrap_err() {
+        Error::Schema { table, reason } => {
+            assert_eq!(table, "people");
+            assert!(
+                reason.contains("age") && reason.contains("1 and 4") && reason.contains("30"),
+                "{reason}"
+            );
         }
-        other => panic!("expected Duplicate, got {other:?}"),
+        other => panic!("expected Schema, got {other:?}"),
     }
+    assert_eq!(v2.refused().len(), 1);
+    drop(v2);
     // Still the v1 database: v1 opens without rebuilding anything, and its index works.
     let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
     assert_eq!(
@@ -187,7 +215,8 @@ fn a_dropped_index_loses_its_table() {
 fn a_changed_key_type_is_refused() {
     let dir = TempDir::new();
     seed(&dir);
-    match Kvs::open(&url(&dir, "v4")).unwrap_err() {
+    let v4 = Kvs::open(&url(&dir, "v4")).unwrap();
+    match v4.get::<PersonV4>("1").unwrap_err() {
         Error::Schema { table, reason } => {
             assert_eq!(table, "people");
             assert!(
@@ -197,8 +226,62 @@ fn a_changed_key_type_is_refused() {
         }
         other => panic!("expected Schema, got {other:?}"),
     }
+    drop(v4);
     let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
     assert_eq!(kvs.count::<PersonV1>().unwrap(), 3, "nothing lost");
+}
+
+#[test]
+fn an_indexed_field_that_changed_type_refuses_its_table_only() {
+    let dir = TempDir::new();
+    seed(&dir);
+    let kvs = Kvs::open(&url(&dir, "v7")).unwrap();
+    // The other tables work.
+    kvs.put(&Note {
+        id: 1,
+        text: "hi".into(),
+    })
+    .unwrap();
+    assert_eq!(kvs.count::<Note>().unwrap(), 1);
+    // The refused one says which index failed at open, on which record, and where to read
+    // about migrating.
+    let refused = kvs.refused();
+    assert_eq!(refused.len(), 1);
+    for err in [
+        refused.into_iter().next().unwrap(),
+        kvs.count::<PersonV7>().unwrap_err(),
+    ] {
+        match err {
+            Error::Schema { table, reason } => {
+                assert_eq!(table, "people");
+                assert!(
+                    reason.contains("index on age")
+                        && reason.contains("at open")
+                        && reason.contains("key 1")
+                        && reason.contains("SCHEMA.md"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected Schema, got {other:?}"),
+        }
+    }
+    assert!(kvs
+        .put(&PersonV7 {
+            id: 9,
+            city: "Oslo".into(),
+            age: "old".into(),
+        })
+        .is_err());
+    drop(kvs);
+    // Nothing of people was touched: v1 still reads every record through its index.
+    let kvs = Kvs::open(&url(&dir, "v1")).unwrap();
+    assert_eq!(
+        kvs.index::<PersonV1>(PersonV1Field::City, "Oslo")
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(kvs.count::<PersonV1>().unwrap(), 3);
 }
 
 #[test]

@@ -133,13 +133,18 @@ fn a_failed_open_creates_no_file() {
 }
 
 #[test]
-fn a_database_open_in_this_process_is_in_use() {
+fn a_database_open_in_this_process_is_already_open() {
     let dir = TempDir::new();
     let url = dir.url("busy.redb");
     let _first = Kvs::open(&url).unwrap();
+    // Not "in use by another process": the other handle is this process's own.
     match open_err(&url) {
-        Error::InUse { location } => assert!(location.contains("busy.redb")),
-        other => panic!("expected InUse, got {other:?}"),
+        Error::AlreadyOpen { location } => assert!(location.contains("busy.redb")),
+        other => panic!("expected AlreadyOpen, got {other:?}"),
+    }
+    match open_err(&format!("{url}?read_only=true")) {
+        Error::AlreadyOpen { location } => assert!(location.contains("busy.redb")),
+        other => panic!("expected AlreadyOpen, got {other:?}"),
     }
 }
 
@@ -202,7 +207,7 @@ fn a_read_only_open_reads_and_refuses_writes() {
     let missing = dir.path().join("missing.redb");
     assert!(matches!(
         Kvs::open(&format!("redb:{}?read_only=true", missing.display())),
-        Err(Error::NotKvs { .. })
+        Err(Error::Missing { .. })
     ));
     assert!(!missing.exists());
     assert!(matches!(

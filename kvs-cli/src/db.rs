@@ -12,7 +12,7 @@ use kvs::catalog::{self, CatalogEntry, CatalogIndex, SEQ_TABLE};
 use kvs::{Backend, Config, KeyType, ReadTx, WriteTx};
 use serde_json::Value;
 
-use crate::value::{decode_key, encode_json};
+use crate::value::{check_kind, decode_key, encode_json};
 use crate::Fail;
 
 /// How a command opens the database.
@@ -39,12 +39,24 @@ impl Db {
     pub fn open(url: &str, access: Access) -> Result<Db, Fail> {
         let mut config = Config::parse(url)?;
         if access == Access::Write {
+            // Read-only first, so that nothing is created or written before the file is known
+            // to be a kvs database; a file that needs crash recovery can only be checked once
+            // a read-write open has recovered it (the header check below then refuses a
+            // foreign one).
             let mut probe = config.clone();
             probe.read_only = true;
-            Db::open_config(&probe, true)?;
+            match Db::open_config(&probe, true) {
+                Ok(_) | Err(OpenFailure::Kvs(kvs::Error::NeedsRecovery { .. })) => {}
+                Err(OpenFailure::Kvs(kvs::Error::Missing { location })) => {
+                    return Err(Fail::new(format!(
+                        "{location} does not exist (`kvs import --create` makes a new database)"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         config.read_only = access == Access::Read;
-        let db = Db::open_config(&config, access != Access::Create)?;
+        let db = Db::open_config(&config, access != Access::Create).map_err(Fail::from)?;
         if access == Access::Create {
             // A new store gets its header (and empty catalog) before anything else is read.
             db.write(|w| {
@@ -57,13 +69,15 @@ impl Db {
         Ok(db)
     }
 
-    fn open_config(config: &Config, must_exist: bool) -> Result<Db, Fail> {
-        let backend = kvs::open_backend(config)?;
+    fn open_config(config: &Config, must_exist: bool) -> Result<Db, OpenFailure> {
+        let backend = kvs::open_backend(config).map_err(OpenFailure::Kvs)?;
         let location = backend.info().location;
         let db = Db { backend, location };
-        let header = db.read(|r| Ok(catalog::read_header(r, &db.location)?))?;
+        let header = db
+            .read(|r| Ok(catalog::read_header(r, &db.location)?))
+            .map_err(OpenFailure::Console)?;
         if header.is_none() && must_exist {
-            return Err(Fail::from(kvs::Error::NotKvs {
+            return Err(OpenFailure::Kvs(kvs::Error::NotKvs {
                 location: db.location.clone(),
                 reason: "it is empty: no kvs header".to_owned(),
             }));
@@ -118,10 +132,23 @@ impl Db {
     }
 }
 
-fn aborted() -> kvs::Error {
-    kvs::Error::Conflict {
-        reason: "aborted by the console".to_owned(),
+/// Why an open failed: kvs's typed error (which the caller may branch on), or the console's.
+enum OpenFailure {
+    Kvs(kvs::Error),
+    Console(Fail),
+}
+
+impl From<OpenFailure> for Fail {
+    fn from(e: OpenFailure) -> Fail {
+        match e {
+            OpenFailure::Kvs(e) => e.into(),
+            OpenFailure::Console(e) => e,
+        }
     }
+}
+
+fn aborted() -> kvs::Error {
+    kvs::Error::Aborted
 }
 
 fn finish<R>(done: kvs::Result<()>, out: Option<Result<R, Fail>>) -> Result<R, Fail> {
@@ -292,15 +319,47 @@ fn stored_index_values(
     index_values(entry, &record).map_err(|e| decode_error(e.to_string()))
 }
 
-/// Stores a record given as JSON, keeping its indexes exact and unique ones unique (the same
-/// write path as `Kvs::put`).
-pub fn put(w: &mut dyn WriteTx, entry: &CatalogEntry, record: &Value) -> Result<(), Fail> {
-    if !record.is_object() {
-        return Err(Fail::new(format!(
-            "a record of {} must be a JSON object",
-            entry.name
-        )));
+/// Why `record` is not one the application can read, as far as the catalog knows its fields:
+/// a field missing that the type requires, or a value of another kind than the field's.
+/// With `strict`, a field the catalog does not list is refused too (the application would
+/// drop it on its next write). Entries written before kvs recorded field kinds are checked
+/// for the key and indexes only.
+pub fn check_fields(entry: &CatalogEntry, record: &Value, strict: bool) -> Result<(), String> {
+    let Some(map) = record.as_object() else {
+        return Err(format!("a record of {} must be a JSON object", entry.name));
+    };
+    if entry.columns.is_empty() {
+        return Ok(());
     }
+    for column in &entry.columns {
+        match map.get(&column.name) {
+            None if column.optional => {}
+            None => return Err(format!("field {}.{} is missing", entry.name, column.name)),
+            Some(value) => check_kind(value, &column.kind)
+                .map_err(|why| format!("field {}.{}: {why}", entry.name, column.name))?,
+        }
+    }
+    if strict {
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !entry.columns.iter().any(|c| &c.name == *k))
+        {
+            return Err(format!(
+                "{unknown} is not a field of {} (fields: {})",
+                entry.name,
+                entry.fields.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Stores a record given as JSON, keeping its indexes exact and unique ones unique (the same
+/// write path as `Kvs::put`). A record the application could not read (see
+/// [`check_fields`]) is refused.
+pub fn put(w: &mut dyn WriteTx, entry: &CatalogEntry, record: &Value) -> Result<(), Fail> {
+    check_fields(entry, record, true)
+        .map_err(|why| Fail::new(format!("a record of {}: {why}", entry.name)))?;
     let key = record_key(entry, record)?;
     let new = index_values(entry, record)?;
     let bytes = rmp_serde::to_vec_named(record).map_err(|e| {
@@ -389,6 +448,11 @@ pub fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck, F
                     return Ok(true);
                 }
             };
+            if let Err(why) = check_fields(entry, &record, false) {
+                problems.push(format!(
+                    "record {shown} cannot be read by the application: {why}"
+                ));
+            }
             match record_key(entry, &record) {
                 Ok(k) if k == key => {}
                 Ok(_) => problems.push(format!(
@@ -454,8 +518,10 @@ pub fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck, F
 /// Rebuilds every index of `entry` from its records.
 pub fn rebuild_indexes(w: &mut dyn WriteTx, entry: &CatalogEntry) -> Result<(), Fail> {
     for (i, ix) in entry.indexes.iter().enumerate() {
-        catalog::rebuild_index(w, &entry.name, ix, &mut |key, record| {
-            Ok(stored_index_values(entry, key, record)?.swap_remove(i))
+        catalog::rebuild_index(w, &entry.name, &entry.key_type, ix, &mut |key, record| {
+            Ok(stored_index_values(entry, key, record)
+                .map(|mut values| values.swap_remove(i))
+                .map_err(|e| e.to_string()))
         })?;
     }
     Ok(())

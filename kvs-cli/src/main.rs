@@ -34,9 +34,10 @@ use clap::{Parser, Subcommand};
 With standard input from a pipe or file: runs one command per line."
 )]
 pub struct Cli {
-    /// The database URL (redb:PATH, or any backend linked in).
-    #[arg(long, global = true, env = "KVS_URL", default_value = kvs::DEFAULT_URL)]
-    pub db: String,
+    /// The database URL (redb:PATH, or any backend linked in) [default: `KVS_URL`, else
+    /// redb:kvs.redb].
+    #[arg(long, global = true)]
+    pub db: Option<String>,
     /// Print one JSON document on stdout and nothing else.
     #[arg(long, global = true)]
     pub json: bool,
@@ -169,12 +170,57 @@ impl From<std::io::Error> for Fail {
     }
 }
 
+impl Cli {
+    /// The database: `--db`, else `KVS_URL`, else [`kvs::DEFAULT_URL`]. (Read here rather than
+    /// by clap's `env`, which shows `--db` in every usage line once `KVS_URL` is set.)
+    pub fn url(&self) -> String {
+        self.db.clone().unwrap_or_else(|| {
+            std::env::var(kvs::KVS_URL).unwrap_or_else(|_| kvs::DEFAULT_URL.to_owned())
+        })
+    }
+}
+
+/// A clap error as one line: what is wrong, and the usage of the command it concerns.
+pub fn usage_error(e: &clap::Error) -> Fail {
+    let text = e.to_string();
+    let mut what = Vec::new();
+    let mut usage = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_owned());
+        } else if !line.is_empty() && !line.starts_with("For more information") && usage.is_none() {
+            what.push(
+                line.strip_prefix("error: ")
+                    .unwrap_or(line)
+                    .trim_end_matches(':'),
+            );
+        }
+    }
+    let what = what.join(" ");
+    Fail::new(match usage {
+        Some(usage) => format!("{what} (usage: {usage}; try --help)"),
+        None => what,
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: what was asked for, on stdout.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("kvs: {}", usage_error(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let url = cli.url();
     let result = match &cli.command {
-        Some(command) => commands::run(&cli.db, cli.json, command),
-        None if std::io::stdin().is_terminal() => shell::interactive(&cli.db, cli.json),
-        None => shell::piped(&cli.db, cli.json),
+        Some(command) => commands::run(&url, cli.json, command),
+        None if std::io::stdin().is_terminal() => shell::interactive(&url, cli.json),
+        None => shell::piped(&url, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -100,11 +100,12 @@ fn parse(line: &str, db: &str, json: bool) -> Result<Line, Fail> {
     let args = std::iter::once("kvs".to_owned()).chain(words);
     let matches = match Cli::command().try_get_matches_from(args) {
         Ok(m) => m,
-        Err(e) => return Ok(Line::Show(e.render().to_string())),
+        // Help asked for: shown. A usage error: one line on stderr, as any failed line.
+        Err(e) if !e.use_stderr() => return Ok(Line::Show(e.render().to_string())),
+        Err(e) => return Err(crate::usage_error(&e)),
     };
-    let explicit_db = matches.value_source("db") == Some(clap::parser::ValueSource::CommandLine);
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| Fail::new(e.to_string()))?;
-    let url = if explicit_db { cli.db } else { db.to_owned() };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| crate::usage_error(&e))?;
+    let url = cli.db.unwrap_or_else(|| db.to_owned());
     match cli.command {
         Some(command) => Ok(Line::Run(url, cli.json || json, command)),
         None => Ok(Line::Show("a command is needed: try help".to_owned())),
@@ -117,9 +118,8 @@ fn run_line(line: &str, db: &str, json: bool) -> (bool, bool) {
         Ok(Line::Nothing) => (true, false),
         Ok(Line::Exit) => (false, false),
         Ok(Line::Show(text)) => {
-            let failed = text.starts_with("error");
             let _ = commands::out(text.trim_end());
-            (true, failed)
+            (true, false)
         }
         Ok(Line::Run(url, json, command)) => match commands::run(&url, json, &command) {
             Ok(()) => (true, false),
@@ -149,7 +149,10 @@ pub fn piped(db: &str, json: bool) -> Result<(), Fail> {
     if failures == 0 {
         Ok(())
     } else {
-        Err(Fail::new(format!("{failures} commands failed")))
+        Err(Fail::new(format!(
+            "{failures} command{} failed",
+            if failures == 1 { "" } else { "s" }
+        )))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Keys and values without the Rust types: command-line text and JSON to the catalog's key
 //! types, and back.
 
-use kvs::{KeyType, KeyValue};
+use kvs::{FieldKind, KeyType, KeyValue};
 use serde_json::Value;
 
 use crate::Fail;
@@ -52,11 +52,14 @@ pub fn encode_text(text: &str, ty: &KeyType, what: &str) -> Result<Vec<u8>, Fail
                 .map_err(|_| bad(format!("expected {ty} as a JSON array, as in '[\"a\", 1]'")))?;
             return encode_json(&json, ty).ok_or_else(|| bad(format!("expected {ty}")));
         }
+        KeyType::Enum(_) => KeyValue::String(text.trim().to_owned()),
         other => return Err(bad(format!("the console cannot parse {other} values"))),
     };
     let mut out = Vec::new();
     if ty.encode(&value, &mut out) {
         Ok(out)
+    } else if let KeyType::Enum(names) = ty {
+        Err(bad(format!("expected one of {}", names.join(", "))))
     } else {
         Err(bad(format!("out of range for {ty}")))
     }
@@ -93,7 +96,7 @@ pub fn json_to_key(json: &Value, ty: &KeyType) -> Option<KeyValue> {
                 _ => return None,
             }
         }
-        KeyType::String => KeyValue::String(json.as_str()?.to_owned()),
+        KeyType::String | KeyType::Enum(_) => KeyValue::String(json.as_str()?.to_owned()),
         KeyType::Bytes => KeyValue::Bytes(
             json.as_array()?
                 .iter()
@@ -149,6 +152,73 @@ pub fn decode_key(ty: &KeyType, bytes: &[u8]) -> Option<Value> {
     rest.is_empty().then(|| key_to_json(&value))
 }
 
+/// Checks that `json` has the stored form `kind`; the error says what was expected.
+pub fn check_kind(json: &Value, kind: &FieldKind) -> Result<(), String> {
+    let fits = match kind {
+        FieldKind::Bool => json.is_boolean(),
+        FieldKind::Unsigned(bits) => json
+            .as_u64()
+            .is_some_and(|v| *bits >= 64 || v < (1u64 << bits)),
+        FieldKind::Signed(bits) => {
+            json.as_i64().is_some_and(|v| {
+                *bits >= 64 || (-(1i64 << (bits - 1))..(1i64 << (bits - 1))).contains(&v)
+            }) || (*bits > 64 && json.as_u64().is_some())
+        }
+        FieldKind::Float => json.is_number(),
+        FieldKind::Char => json.as_str().is_some_and(|s| s.chars().count() == 1),
+        FieldKind::String => json.is_string(),
+        FieldKind::Option(inner) => {
+            return if json.is_null() {
+                Ok(())
+            } else {
+                check_kind(json, inner)
+            }
+        }
+        FieldKind::Seq(inner) => match json.as_array() {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check_kind(item, inner).map_err(|why| format!("item {i}: {why}"))?;
+                }
+                true
+            }
+            None => false,
+        },
+        FieldKind::Tuple(parts) => match json.as_array() {
+            Some(items) if items.len() == parts.len() => {
+                for (i, (item, part)) in items.iter().zip(parts).enumerate() {
+                    check_kind(item, part).map_err(|why| format!("item {i}: {why}"))?;
+                }
+                true
+            }
+            _ => false,
+        },
+        FieldKind::Map(inner) => match json.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    check_kind(v, inner).map_err(|why| format!("entry {k:?}: {why}"))?;
+                }
+                true
+            }
+            None => false,
+        },
+        FieldKind::Enum(names) => json.as_str().is_some_and(|s| names.iter().any(|n| n == s)),
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("{json} is not {}", kind_phrase(kind)))
+    }
+}
+
+fn kind_phrase(kind: &FieldKind) -> String {
+    match kind {
+        FieldKind::Float | FieldKind::Enum(_) => kind.to_string(),
+        FieldKind::Tuple(parts) => format!("a tuple of {}: {kind}", parts.len()),
+        other => format!("a {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +247,13 @@ mod tests {
             encode_text("0x00ff", &KeyType::Bytes, "key").unwrap(),
             vec![0u8, 255].to_key_bytes()
         );
+        let status = KeyType::Enum(vec!["active".to_owned(), "on-hold".to_owned()]);
+        assert_eq!(
+            encode_text("on-hold", &status, "value").unwrap(),
+            1u32.to_be_bytes()
+        );
         for (text, ty) in [
+            ("closed", status),
             ("300", KeyType::U8),
             ("-1", KeyType::U64),
             ("x", KeyType::I32),

@@ -85,8 +85,9 @@ pub trait ReadTx {
     /// The names of all tables that exist.
     fn tables(&self) -> Result<Vec<String>>;
 
-    /// The bytes `table` occupies in storage, as far as the engine can tell (for reports).
-    fn stored_bytes(&self, table: &str) -> Result<u64>;
+    /// The bytes `table` occupies in storage (for reports), or `None` where the engine keeps
+    /// no size per table (etcd).
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>>;
 }
 
 /// Reads and writes inside a write transaction.
@@ -227,6 +228,18 @@ impl Config {
             let (key, value) = pair
                 .split_once('=')
                 .ok_or_else(|| Error::url(url, format!("parameter {pair:?} has no value")))?;
+            if query
+                .split('&')
+                .filter_map(|p| p.split_once('=').map(|(k, _)| k))
+                .filter(|k| *k == key)
+                .count()
+                > 1
+            {
+                return Err(Error::url(
+                    url,
+                    format!("parameter {key:?} is given more than once"),
+                ));
+            }
             match key {
                 "durability" => {
                     config.durability = match value {
@@ -363,6 +376,8 @@ mod tests {
             "mem:?durability=sometimes",
             "mem:?x",
             "mem:?schemas=",
+            "redb:a.redb?share=multi&share=single",
+            "mem:?durability=none&durability=none",
         ] {
             assert!(
                 matches!(Config::parse(url), Err(Error::Url { .. })),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
+use crate::field::FieldKind;
 use crate::key::KeyType;
 use crate::table::TableMeta;
 
@@ -43,10 +44,26 @@ pub struct CatalogEntry {
     pub key_field: String,
     /// The key's type, which decodes the stored keys.
     pub key_type: KeyType,
-    /// All field names, in declaration order.
+    /// The names of the stored fields, in declaration order, as they are stored (serde's
+    /// names).
     pub fields: Vec<String>,
     /// The indexes.
     pub indexes: Vec<CatalogIndex>,
+    /// The stored fields with their kinds (empty in entries written before kvs 0.1.1, which
+    /// recorded names only).
+    #[serde(default)]
+    pub columns: Vec<CatalogColumn>,
+}
+
+/// One stored field in a [`CatalogEntry`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogColumn {
+    /// The name it is stored under.
+    pub name: String,
+    /// Its stored form.
+    pub kind: FieldKind,
+    /// Whether a record may lack it (an `Option`, or a field with serde `default`).
+    pub optional: bool,
 }
 
 /// One index in a [`CatalogEntry`].
@@ -72,6 +89,18 @@ impl CatalogEntry {
             key_field: meta.key_field.to_owned(),
             key_type: (meta.key_type)(),
             fields: meta.fields.iter().map(|f| (*f).to_owned()).collect(),
+            columns: meta
+                .columns
+                .iter()
+                .map(|c| {
+                    let kind = (c.kind)();
+                    CatalogColumn {
+                        name: c.name.to_owned(),
+                        optional: c.defaulted || kind.is_option(),
+                        kind,
+                    }
+                })
+                .collect(),
             indexes: meta
                 .indexes
                 .iter()
@@ -226,120 +255,200 @@ pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta])
     Ok(true)
 }
 
+/// A table that open could not bring in line with its Rust type: the rest of the database
+/// opened, and every call on this table fails with [`Error::Schema`] and this reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The table.
+    pub table: String,
+    /// Why, and how to migrate, for people.
+    pub reason: String,
+}
+
 /// Brings the database in line with `tables`: creates what is new, builds new indexes from the
-/// existing records, drops the tables of removed indexes, and rejects what cannot be
-/// reconciled (a changed key type) with nothing written.
-pub fn reconcile(w: &mut dyn WriteTx, location: &str, tables: &[&'static TableMeta]) -> Result<()> {
+/// existing records and drops the tables of removed indexes. A table that cannot be
+/// reconciled (a changed key type, a record that no longer decodes while a new index is built
+/// from it, a new unique index over values held twice) is left exactly as it was and
+/// returned as a [`Refusal`]; the other tables are reconciled.
+pub fn reconcile(
+    w: &mut dyn WriteTx,
+    location: &str,
+    tables: &[&'static TableMeta],
+) -> Result<Vec<Refusal>> {
     if read_header(&*w, location)?.is_none() {
         write_header(w)?;
     }
     w.create_table(CATALOG_TABLE)?;
     w.create_table(SEQ_TABLE)?;
+    let mut refused = Vec::new();
     for meta in tables {
         let want = CatalogEntry::of(meta);
         let have = read_entry(&*w, meta.name)?;
         if have.as_ref() == Some(&want) {
             continue;
         }
-        w.create_table(meta.name)?;
-        if let Some(have) = &have {
-            if have.key_type != want.key_type {
-                return Err(Error::schema(
-                    meta.name,
-                    format!(
-                        "key type changed from {} (stored) to {} ({}); records cannot be read with the new key: migrate them or use a new table name",
-                        have.key_type, want.key_type, meta.rust_type
-                    ),
-                ));
-            }
-            for old in &have.indexes {
-                let kept = want.indexes.iter().any(|ix| ix == old);
-                if !kept {
-                    w.drop_table(&old.table)?;
-                }
-            }
+        match reconcile_table(w, meta, &want, have.as_ref())? {
+            Ok(()) => {}
+            Err(reason) => refused.push(Refusal {
+                table: meta.name.to_owned(),
+                reason,
+            }),
         }
-        for (i, ix) in want.indexes.iter().enumerate() {
-            let built = have
-                .as_ref()
-                .is_some_and(|have| have.indexes.iter().any(|old| old == ix));
-            if !built {
-                build_index(w, meta, i)?;
-            }
-        }
-        w.insert(
-            CATALOG_TABLE,
-            meta.name.as_bytes(),
-            &encode_internal(&want, meta.name)?,
-        )?;
     }
-    Ok(())
+    Ok(refused)
 }
 
-/// Builds index `i` of `meta` from the records in its table.
-fn build_index(w: &mut dyn WriteTx, meta: &TableMeta, i: usize) -> Result<()> {
-    let ix = &meta.indexes[i];
-    rebuild_index(
-        w,
-        meta.name,
-        &CatalogIndex {
-            field: ix.field.to_owned(),
-            table: ix.table.to_owned(),
-            unique: ix.unique,
-            value_type: (ix.value_type)(),
-        },
-        &mut |key, record| {
-            let mut indexed = Vec::new();
-            let has_value =
-                (meta.reindex)(record, i, &mut indexed).map_err(|reason| Error::Decode {
-                    table: meta.name.to_owned(),
-                    key: (meta.key_type)().render(key),
-                    reason,
-                })?;
-            Ok(has_value.then_some(indexed))
-        },
-    )
+/// [`reconcile`] for one table whose entry changed: checks and reads everything first, so
+/// that a refusal (the inner `Err`) writes nothing.
+fn reconcile_table(
+    w: &mut dyn WriteTx,
+    meta: &TableMeta,
+    want: &CatalogEntry,
+    have: Option<&CatalogEntry>,
+) -> Result<std::result::Result<(), String>> {
+    if let Some(have) = have {
+        if have.key_type != want.key_type {
+            return Ok(Err(format!(
+                "key type changed from {} (stored) to {} ({}): the stored keys cannot be read as the new type, so the table is refused and left as it was; migrate its records to a new table name (docs/SCHEMA.md)",
+                have.key_type, want.key_type, meta.rust_type
+            )));
+        }
+    }
+    let mut built = Vec::new();
+    for (i, ix) in want.indexes.iter().enumerate() {
+        if have.is_some_and(|have| have.indexes.iter().any(|old| old == ix)) {
+            continue;
+        }
+        let entries = collect_index(
+            &*w,
+            meta.name,
+            ix,
+            &(meta.key_type)(),
+            &mut |key, record| {
+                let mut indexed = Vec::new();
+                match (meta.reindex)(record, i, &mut indexed) {
+                Ok(has_value) => Ok(Ok(has_value.then_some(indexed))),
+                Err(reason) => Ok(Err(format!(
+                    "the index on {} was being built at open, and the record with key {} does not decode as {}: {reason}. The record was stored by an earlier version of the type (did the field change type?); the table is refused and left as it was, the rest of the database is open. To migrate, see docs/SCHEMA.md",
+                    ix.field,
+                    (meta.key_type)().render(key),
+                    meta.rust_type
+                ))),
+            }
+            },
+        )?;
+        match entries {
+            Ok(entries) => built.push((ix, entries)),
+            Err(reason) => return Ok(Err(reason)),
+        }
+    }
+    w.create_table(meta.name)?;
+    if let Some(have) = have {
+        for old in &have.indexes {
+            if !want.indexes.iter().any(|ix| ix == old) {
+                w.drop_table(&old.table)?;
+            }
+        }
+    }
+    for (ix, entries) in built {
+        write_index(w, ix, entries)?;
+    }
+    w.insert(
+        CATALOG_TABLE,
+        meta.name.as_bytes(),
+        &encode_internal(want, meta.name)?,
+    )?;
+    Ok(Ok(()))
 }
 
 /// What [`rebuild_index`] asks of each stored record: given its key and bytes, its encoded
-/// value for the index, or `None` when it is not indexed.
-pub type IndexValueOf<'a> = dyn FnMut(&[u8], &[u8]) -> Result<Option<Vec<u8>>> + 'a;
+/// value for the index (`None` when it is not indexed), or, as the inner `Err`, why the
+/// record cannot be indexed.
+pub type IndexValueOf<'a> =
+    dyn FnMut(&[u8], &[u8]) -> Result<std::result::Result<Option<Vec<u8>>, String>> + 'a;
 
-/// Empties the index table of `ix` and fills it again from the records of `table`:
-/// `value_of(key, record)` gives a stored record's encoded value for the index (`None`: not
-/// indexed). A value held twice in a unique index is [`Error::Duplicate`]. Tools without the
-/// Rust types (the console's `check --repair`) rebuild indexes with it too.
-pub fn rebuild_index(
-    w: &mut dyn WriteTx,
+/// The entries of index `ix` over the records of `table`, as `(value, key)`, or (inner `Err`)
+/// why they cannot be built: a record `value_of` refuses, or, for a unique index, a value held
+/// by two records (both keys and the value are named).
+fn collect_index(
+    r: &dyn ReadTx,
     table: &str,
     ix: &CatalogIndex,
+    key_type: &KeyType,
     value_of: &mut IndexValueOf<'_>,
-) -> Result<()> {
+) -> Result<std::result::Result<IndexEntries, String>> {
+    let mut entries: IndexEntries = Vec::new();
+    let mut problem = None;
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    r.scan(
+        table,
+        all,
+        false,
+        &mut |key, record| match value_of(key, record)? {
+            Ok(Some(value)) => {
+                entries.push((value, key.to_vec()));
+                Ok(true)
+            }
+            Ok(None) => Ok(true),
+            Err(reason) => {
+                problem = Some(reason);
+                Ok(false)
+            }
+        },
+    )?;
+    if let Some(problem) = problem {
+        return Ok(Err(problem));
+    }
+    if ix.unique {
+        entries.sort();
+        if let Some(pair) = entries.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Ok(Err(format!(
+                "the unique index on {} cannot be built: the records with keys {} and {} both hold {}; make the values unique (or drop `unique`) first",
+                ix.field,
+                key_type.render(&pair[0].1),
+                key_type.render(&pair[1].1),
+                ix.value_type.render(&pair[0].0),
+            )));
+        }
+    }
+    Ok(Ok(entries))
+}
+
+/// An index's entries as `(value, key)`, before they are written.
+type IndexEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Replaces the contents of the index table of `ix` with `entries`.
+fn write_index(w: &mut dyn WriteTx, ix: &CatalogIndex, entries: IndexEntries) -> Result<()> {
     w.drop_table(&ix.table)?;
     w.create_table(&ix.table)?;
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
-    w.scan(table, all, false, &mut |key, record| {
-        if let Some(value) = value_of(key, record)? {
-            entries.push((value, key.to_vec()));
-        }
-        Ok(true)
-    })?;
     for (value, key) in entries {
         if ix.unique {
-            if w.insert(&ix.table, &value, &key)?.is_some() {
-                return Err(Error::Duplicate {
-                    table: table.to_owned(),
-                    field: ix.field.clone(),
-                });
-            }
+            w.put(&ix.table, &value, &key)?;
         } else {
             let mut entry = value;
             entry.extend_from_slice(&key);
-            w.insert(&ix.table, &entry, &[])?;
+            w.put(&ix.table, &entry, &[])?;
         }
     }
     Ok(())
+}
+
+/// Empties the index table of `ix` and fills it again from the records of `table`:
+/// `value_of(key, record)` gives a stored record's encoded value for the index. A record it
+/// refuses, or a value held twice in a unique index, is [`Error::Schema`] naming the record,
+/// and nothing is written. Tools without the Rust types (the console's `check --repair`)
+/// rebuild indexes with it.
+pub fn rebuild_index(
+    w: &mut dyn WriteTx,
+    table: &str,
+    key_type: &KeyType,
+    ix: &CatalogIndex,
+    value_of: &mut IndexValueOf<'_>,
+) -> Result<()> {
+    match collect_index(&*w, table, ix, key_type, value_of)? {
+        Ok(entries) => write_index(w, ix, entries),
+        Err(reason) => Err(Error::schema(table, reason)),
+    }
 }
 
 fn encode_internal<T: Serialize>(value: &T, table: &str) -> Result<Vec<u8>> {

@@ -97,6 +97,31 @@ pub enum Error {
         location: String,
     },
 
+    /// The file is already open in this process, through another `Kvs` handle (or backend):
+    /// share that handle (`Arc<Kvs>`) instead of opening the file twice.
+    #[error("{location} is already open in this process: share one Kvs handle (Arc<Kvs>) rather than opening the file twice")]
+    AlreadyOpen {
+        /// The file.
+        location: String,
+    },
+
+    /// A read-only open of a database that does not exist (a read-only open never creates
+    /// one).
+    #[error("{location} does not exist (a read-only open never creates a database)")]
+    Missing {
+        /// The file or URL.
+        location: String,
+    },
+
+    /// The file was not closed cleanly (the process writing it died), or is damaged (redb's
+    /// read-only open cannot tell which), and needs crash recovery, which only a read-write
+    /// open does; the read-only open was refused and nothing was changed.
+    #[error("{location} was not closed cleanly (its writer stopped without closing it), or is damaged, and needs crash recovery, which only a read-write open does: `kvs check --repair` recovers it (or says what is damaged)")]
+    NeedsRecovery {
+        /// The file.
+        location: String,
+    },
+
     /// A write on a database opened read-only (`?read_only=true`); nothing was written.
     #[error("{location} is open read-only")]
     ReadOnly {
@@ -136,6 +161,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call on a `Kvs` handle inside that handle's own `transaction` closure, on the same
+    /// thread: it would wait forever for the transaction that is running. Use the closure's
+    /// `tx` instead. Nothing was done.
+    #[error("a call on the Kvs handle of {location} inside its own transaction: use `tx`, not the `Kvs` handle, inside `transaction` (the call would wait for the transaction that is running)")]
+    InTransaction {
+        /// The handle's URL.
+        location: String,
+    },
+
+    /// A transaction was rolled back because its closure failed. `Kvs` hands the closure's
+    /// own error back instead; a [`Backend`](crate::Backend) used directly returns this when
+    /// the closure it ran returned an error.
+    #[error("the transaction was rolled back: its closure failed")]
+    Aborted,
+
     /// An error of the storage engine or the operating system.
     #[error("storage error ({backend}): {source}")]
     Storage {
@@ -148,6 +188,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether retrying the same transaction may succeed: a [`Error::Conflict`] with a
+    /// concurrent transaction, or a backend without a leader for a moment
+    /// ([`Error::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Conflict { .. } | Error::Unavailable { .. })
+    }
+
     /// An [`Error::Schema`] for `table`.
     pub fn schema(table: impl Into<String>, reason: impl fmt::Display) -> Self {
         Error::Schema {

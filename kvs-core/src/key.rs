@@ -47,6 +47,9 @@ pub enum KeyType {
     Bytes,
     /// A tuple of up to four of the others.
     Tuple(Vec<KeyType>),
+    /// A unit-only enum (`#[derive(KeyEnum)]`): stored as the variant's position, a
+    /// big-endian `u32`, so values sort in declaration order; shown by these (serde) names.
+    Enum(Vec<String>),
 }
 
 impl fmt::Display for KeyType {
@@ -76,6 +79,7 @@ impl fmt::Display for KeyType {
                 }
                 return f.write_str(")");
             }
+            KeyType::Enum(names) => return write!(f, "enum {}", names.join("|")),
         };
         f.write_str(name)
     }
@@ -176,6 +180,10 @@ impl KeyType {
                     .map(|part| part.decode(bytes))
                     .collect::<Option<_>>()?,
             ),
+            KeyType::Enum(names) => {
+                let at = usize::try_from(u32::from_be_bytes(take(bytes)?)).ok()?;
+                KeyValue::String(names.get(at)?.clone())
+            }
         })
     }
 
@@ -235,6 +243,15 @@ impl KeyType {
             (KeyType::Bytes, KeyValue::Bytes(bytes)) => {
                 encode_bytes(bytes, out);
                 true
+            }
+            (KeyType::Enum(names), KeyValue::String(name)) => {
+                match names.iter().position(|n| n == name).map(u32::try_from) {
+                    Some(Ok(at)) => {
+                        out.extend_from_slice(&at.to_be_bytes());
+                        true
+                    }
+                    _ => false,
+                }
             }
             (KeyType::Tuple(types), KeyValue::Tuple(values)) => {
                 types.len() == values.len()
@@ -452,6 +469,91 @@ tuple_key! {
     (A 0, B 1)
     (A 0, B 1, C 2)
     (A 0, B 1, C 2, D 3)
+}
+
+/// A unit-only enum that can be a key or an indexed value: implemented by
+/// `#[derive(KeyEnum)]`, which also makes it a [`FieldType`](crate::FieldType) and an
+/// [`IndexArg`].
+///
+/// A value is stored as its variant's position in declaration order (a big-endian `u32`), so
+/// an index orders by declaration order; the catalog records the variant names as serde
+/// stores them, so tools without the Rust type show and parse names. Adding a variant
+/// changes the catalog entry: an index over the enum is rebuilt at the next open (a key of the
+/// enum's type is refused unless the variants were only appended).
+pub trait KeyEnum: 'static {
+    /// The variants' names as serde stores them, in declaration order.
+    const VARIANTS: &'static [&'static str];
+    /// The compile-time kind (see `kind`): one per enum type.
+    #[doc(hidden)]
+    const KIND: u64;
+    /// The variant's position in [`KeyEnum::VARIANTS`].
+    fn position(&self) -> u32;
+}
+
+impl<E: KeyEnum> Key for E {
+    const KIND: u64 = E::KIND;
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.position().to_be_bytes());
+    }
+    fn key_type() -> KeyType {
+        KeyType::Enum(E::VARIANTS.iter().map(|&v| v.to_owned()).collect())
+    }
+}
+
+impl<E: KeyEnum> IndexValue for E {
+    const KIND: u64 = E::KIND;
+    fn encode_index(&self, out: &mut Vec<u8>) -> bool {
+        self.encode_key(out);
+        true
+    }
+    fn value_type() -> KeyType {
+        <E as Key>::key_type()
+    }
+}
+
+impl<E: KeyEnum> IndexValue for Option<E> {
+    const KIND: u64 = E::KIND;
+    fn encode_index(&self, out: &mut Vec<u8>) -> bool {
+        self.as_ref().is_some_and(|value| value.encode_index(out))
+    }
+    fn value_type() -> KeyType {
+        <E as Key>::key_type()
+    }
+}
+
+/// A key passed to `get`, `delete` or `remove` for a table whose key type is `K`: `&K`, or a
+/// borrowed form (`&str` for a `String` key, `&[u8]` for a `Vec<u8>` key), as `index` takes
+/// borrowed values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a key of type `{K}`",
+    label = "expected a key of type `&{K}`",
+    note = "pass a reference to the table's key type (`&{K}`), or `&str` for a String key, `&[u8]` for a Vec<u8> key"
+)]
+pub trait KeyArg<K: Key> {
+    /// The key's encoding.
+    fn key_bytes(self) -> Vec<u8>;
+}
+
+impl<K: Key> KeyArg<K> for &K {
+    fn key_bytes(self) -> Vec<u8> {
+        self.to_key_bytes()
+    }
+}
+
+impl KeyArg<String> for &str {
+    fn key_bytes(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_bytes(self.as_bytes(), &mut out);
+        out
+    }
+}
+
+impl KeyArg<Vec<u8>> for &[u8] {
+    fn key_bytes(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_bytes(self, &mut out);
+        out
+    }
 }
 
 /// The type of an indexed field: any [`Key`] type, or an `Option` of one (`None` is not

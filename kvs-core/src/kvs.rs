@@ -3,9 +3,9 @@ use std::ops::RangeBounds;
 use std::time::{Duration, Instant};
 
 use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
-use crate::catalog::{self, CatalogEntry, CATALOG_TABLE, SEQ_TABLE};
+use crate::catalog::{self, CatalogEntry, Refusal, CATALOG_TABLE, SEQ_TABLE};
 use crate::error::{Error, Result};
-use crate::key::{IndexArg, Key, KeyType};
+use crate::key::{IndexArg, KeyArg, KeyType};
 use crate::ops;
 use crate::stream::{
     self, Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
@@ -25,8 +25,39 @@ pub struct Kvs {
     backend: Box<dyn Backend>,
     config: Config,
     tables: Vec<&'static TableMeta>,
+    /// The tables open could not reconcile: every call on one fails with its reason.
+    refused: Vec<Refusal>,
     /// Whether the stream tables are open (the `kvs_stream` schema is selected).
     streams: bool,
+    /// Names this handle in the thread's list of running transactions.
+    id: u64,
+}
+
+thread_local! {
+    /// The handles (by id) whose `transaction` closure runs on this thread, innermost last: a
+    /// call on one of them would wait for that very transaction.
+    static IN_TRANSACTION: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks a handle's transaction as running on this thread until dropped (a panic included).
+struct Running(u64);
+
+impl Running {
+    fn start(id: u64) -> Running {
+        IN_TRANSACTION.with(|running| running.borrow_mut().push(id));
+        Running(id)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        IN_TRANSACTION.with(|running| {
+            let mut running = running.borrow_mut();
+            if let Some(at) = running.iter().rposition(|&id| id == self.0) {
+                running.remove(at);
+            }
+        });
+    }
 }
 
 impl fmt::Debug for Kvs {
@@ -90,14 +121,21 @@ impl Kvs {
         config: Config,
         tables: Vec<&'static TableMeta>,
     ) -> Result<Kvs> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let location = backend.info().location;
         let mut current = false;
         backend.read(&mut |r| {
             current = catalog::is_current(r, &location, &tables)?;
             Ok(())
         })?;
+        let mut refused = Vec::new();
         if !current {
-            retry(|| backend.write(&mut |w| catalog::reconcile(w, &location, &tables)))?;
+            retry(|| {
+                backend.write(&mut |w| {
+                    refused = catalog::reconcile(w, &location, &tables)?;
+                    Ok(())
+                })
+            })?;
         }
         let streams = config
             .schemas
@@ -107,7 +145,9 @@ impl Kvs {
             backend,
             config,
             tables,
+            refused,
             streams,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -127,6 +167,18 @@ impl Kvs {
     /// The URL this database was opened with.
     pub fn url(&self) -> &str {
         &self.config.url
+    }
+
+    /// The tables that open could not bring in line with their Rust types (a changed key
+    /// type, a record that no longer decodes as a new index is built from it, a new unique
+    /// index over values held twice), each as the [`Error::Schema`] that every call on it
+    /// returns. The rest of the database is open; these tables were left as they were.
+    /// docs/SCHEMA.md says how to migrate them.
+    pub fn refused(&self) -> Vec<Error> {
+        self.refused
+            .iter()
+            .map(|r| Error::schema(&r.table, &r.reason))
+            .collect()
     }
 
     /// The open tables (Erlang `kvs:dir/0`): the record tables sorted by name, then, when the
@@ -213,15 +265,20 @@ impl Kvs {
         self.write_call(|tx| tx.put(record))
     }
 
-    /// The record with `key`, or `None`.
-    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T>> {
+    /// The record with `key`, or `None`. The key is `&K` for the table's key type `K`, or a
+    /// borrowed form: `&str` for a `String` key, `&[u8]` for a `Vec<u8>` key.
+    pub fn get<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<Option<T>> {
         self.check::<T>()?;
-        self.read(|r| ops::get(r, key))
+        self.read(|r| ops::get(r, &key.key_bytes()))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
-    pub fn delete<T: Table>(&self, key: &T::Key) -> Result<bool> {
-        self.write_call(|tx| tx.delete::<T>(key))
+    pub fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
+        let key = key.key_bytes();
+        self.write_call(|tx| {
+            tx.kvs.check::<T>()?;
+            ops::delete::<T>(tx.w, &key)
+        })
     }
 
     /// The records whose indexed `field` equals `value`, in key order: a range read on the
@@ -253,31 +310,154 @@ impl Kvs {
 
     /// Runs `f` in one write transaction: everything it does commits together if it returns
     /// `Ok`, and nothing does if it (or any call in it) returns `Err`, `seq` included.
+    ///
+    /// Inside `f`, use `tx`: a call on this `Kvs` handle would wait for the transaction that
+    /// is running, and fails at once with [`Error::InTransaction`] instead. On a replicated
+    /// backend (etcd) a transaction that read what a concurrent one wrote fails with
+    /// [`Error::Conflict`] and writes nothing; [`Kvs::transaction_retry`] runs it again.
     pub fn transaction<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        self.try_transaction(f)
+    }
+
+    /// [`Kvs::transaction`] whose closure fails with the application's own error type: an
+    /// `Err(e)` from `f` rolls everything back and comes back as that same `e`, unchanged;
+    /// kvs's own errors (from calls in `f`, or from the commit) reach the caller through
+    /// `E: From<kvs::Error>`.
+    ///
+    /// ```no_run
+    /// # use kvs_core::{Error, Kvs};
+    /// #[derive(Debug)]
+    /// enum ShopError { OutOfStock, Store(Error) }
+    /// impl From<Error> for ShopError {
+    ///     fn from(e: Error) -> Self { ShopError::Store(e) }
+    /// }
+    /// # let kvs = Kvs::open("mem:")?; // the kvs crate links the mem: backend
+    /// let sold = kvs.try_transaction(|tx| {
+    ///     let left = tx.seq("stock", 0)?;
+    ///     if left == 0 {
+    ///         return Err(ShopError::OutOfStock);
+    ///     }
+    ///     Ok(left)
+    /// });
+    /// assert!(matches!(sold, Err(ShopError::OutOfStock)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_transaction<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        match self.run_transaction(f) {
+            Ok(value) => Ok(value),
+            Err(Failed::Closure(e)) => Err(e),
+            Err(Failed::Kvs(e)) => Err(E::from(e)),
+        }
+    }
+
+    /// Runs the transaction `f`, and runs it again (from the start, on fresh reads) when a
+    /// concurrent transaction made it fail with [`Error::Conflict`], or the backend had no
+    /// leader for a moment ([`Error::Unavailable`]), for up to 30 seconds with growing,
+    /// jittered pauses. This is the call for portable read-modify-write code: on redb
+    /// neither error occurs and `f` runs once; on etcd, conflicts are how concurrent
+    /// transactions are kept serializable.
+    ///
+    /// `f` must be safe to run again: keep its effects inside `tx`. A closure error of type
+    /// `kvs::Error` that is a conflict is retried too; any other error comes back at once,
+    /// unchanged.
+    pub fn transaction_retry<R, E: From<Error> + 'static>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut outcome = None;
+        let retried = retry(|| match self.run_transaction(&mut f) {
+            Ok(value) => {
+                outcome = None;
+                Ok(value)
+            }
+            Err(Failed::Kvs(e)) => {
+                outcome = None;
+                Err(e)
+            }
+            Err(Failed::Closure(e)) => {
+                let transient = (&e as &dyn std::any::Any)
+                    .downcast_ref::<Error>()
+                    .is_some_and(Error::is_transient);
+                outcome = Some(e);
+                Err(if transient {
+                    Error::Conflict {
+                        reason: "the transaction's closure met a conflict".to_owned(),
+                    }
+                } else {
+                    Error::Aborted
+                })
+            }
+        });
+        match (retried, outcome) {
+            (Ok(value), _) => Ok(value),
+            (Err(Error::Aborted | Error::Conflict { .. } | Error::Unavailable { .. }), Some(e)) => {
+                Err(e)
+            }
+            (Err(e), _) => Err(E::from(e)),
+        }
+    }
+
+    /// Runs `f` in one backend write transaction, telling the closure's own error apart from
+    /// kvs's.
+    fn run_transaction<R, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, Failed<E>> {
+        self.not_in_transaction().map_err(Failed::Kvs)?;
+        let _running = Running::start(self.id);
         let mut f = Some(f);
         let mut out = None;
-        self.backend.write(&mut |w| {
-            let f = f.take().ok_or_else(|| Error::Conflict {
-                reason: "the backend ran the transaction twice".to_owned(),
-            })?;
-            out = Some(f(&mut Tx { w, kvs: self })?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| Error::Conflict {
-            reason: "the backend committed without running the transaction".to_owned(),
-        })
+        let mut failed = None;
+        let done = self.backend.write(&mut |w| {
+            // A backend runs this once; were it to run it again, there is no closure left.
+            let Some(f) = f.take() else {
+                return Err(Error::Aborted);
+            };
+            match f(&mut Tx { w, kvs: self }) {
+                Ok(value) => {
+                    out = Some(value);
+                    Ok(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Err(Error::Aborted)
+                }
+            }
+        });
+        match (done, out, failed) {
+            (_, _, Some(e)) => Err(Failed::Closure(e)),
+            (Ok(()), Some(value), None) => Ok(value),
+            (Err(e), _, None) => Err(Failed::Kvs(e)),
+            (Ok(()), None, None) => Err(Failed::Kvs(Error::Aborted)),
+        }
     }
 
     /// A one-call write (`put`, `seq`, ...): one transaction, run again when a replicated
-    /// backend reports a conflict or a lost leader (see [`retry`]). Every such call is safe to
-    /// repeat: `put`, `delete`, `append` and `save_reader` are idempotent, and a repeated `seq`
-    /// takes a new value (a value whose commit went unacknowledged is skipped, never reused).
+    /// backend reports a conflict or a lost leader. Every such call is safe to repeat: `put`,
+    /// `delete`, `append` and `save_reader` are idempotent, and a repeated `seq` takes a new
+    /// value (a value whose commit went unacknowledged is skipped, never reused).
     fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
-        retry(|| self.transaction(&f))
+        self.transaction_retry(f)
+    }
+
+    /// Fails when this handle's own transaction runs on this thread: the call would wait for
+    /// it forever.
+    fn not_in_transaction(&self) -> Result<()> {
+        if IN_TRANSACTION.with(|running| running.borrow().contains(&self.id)) {
+            Err(Error::InTransaction {
+                location: self.config.url.clone(),
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs `f` on one consistent snapshot.
     fn read<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        self.not_in_transaction()?;
         let mut f = Some(f);
         let mut out = None;
         self.backend.read(&mut |r| {
@@ -286,16 +466,19 @@ impl Kvs {
             }
             Ok(())
         })?;
-        out.ok_or_else(|| Error::Conflict {
-            reason: "the backend did not run the read".to_owned(),
-        })
+        out.ok_or(Error::Aborted)
     }
 
     /// Fails unless `T`'s table is open in this database, as `T`.
     fn check<T: Table>(&self) -> Result<()> {
         let meta = &T::META;
         match self.tables.binary_search_by_key(&meta.name, |m| m.name) {
-            Ok(i) if self.tables[i].rust_type == meta.rust_type => Ok(()),
+            Ok(i) if self.tables[i].rust_type == meta.rust_type => {
+                match self.refused.iter().find(|r| r.table == meta.name) {
+                    Some(refusal) => Err(Error::schema(&refusal.table, &refusal.reason)),
+                    None => Ok(()),
+                }
+            }
             Ok(i) => Err(Error::schema(
                 meta.name,
                 format!(
@@ -416,8 +599,12 @@ impl Kvs {
 
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
     /// feeds). Returns whether it was in the feed. O(log n).
-    pub fn remove<T: Table>(&self, feed: &str, key: &T::Key) -> Result<bool> {
-        self.write_call(|tx| tx.remove::<T>(feed, key))
+    pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
+        let key = key.key_bytes();
+        self.write_call(|tx| {
+            tx.kvs.check_stream::<T>()?;
+            stream::unlink(tx.w, feed, T::META.name, &key)
+        })
     }
 
     fn check_streams(&self) -> Result<()> {
@@ -473,6 +660,12 @@ fn stream_tables() -> [TableInfo; 2] {
     ]
 }
 
+/// How a transaction failed: its closure's own error, or kvs's.
+enum Failed<E> {
+    Closure(E),
+    Kvs(Error),
+}
+
 /// How long a one-call write keeps retrying conflicts and a lost leader.
 const RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -484,9 +677,7 @@ fn retry<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
     let mut pause = Duration::from_millis(1);
     loop {
         match f() {
-            Err(Error::Conflict { .. } | Error::Unavailable { .. })
-                if start.elapsed() < RETRY_FOR =>
-            {
+            Err(e) if e.is_transient() && start.elapsed() < RETRY_FOR => {
                 // Jitter from the clock, so that writers that collided do not collide again.
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -569,15 +760,15 @@ impl Tx<'_> {
     }
 
     /// [`Kvs::get`] inside the transaction (sees the transaction's own writes).
-    pub fn get<T: Table>(&self, key: &T::Key) -> Result<Option<T>> {
+    pub fn get<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<Option<T>> {
         self.kvs.check::<T>()?;
-        ops::get(&*self.w, key)
+        ops::get(&*self.w, &key.key_bytes())
     }
 
     /// [`Kvs::delete`] inside the transaction.
-    pub fn delete<T: Table>(&mut self, key: &T::Key) -> Result<bool> {
+    pub fn delete<T: Table>(&mut self, key: impl KeyArg<T::Key>) -> Result<bool> {
         self.kvs.check::<T>()?;
-        ops::delete::<T>(self.w, key)
+        ops::delete::<T>(self.w, &key.key_bytes())
     }
 
     /// [`Kvs::index`] inside the transaction.
@@ -608,9 +799,9 @@ impl Tx<'_> {
     }
 
     /// [`Kvs::remove`] inside the transaction.
-    pub fn remove<T: Table>(&mut self, feed: &str, key: &T::Key) -> Result<bool> {
+    pub fn remove<T: Table>(&mut self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
         self.kvs.check_stream::<T>()?;
-        stream::unlink(self.w, feed, T::META.name, &key.to_key_bytes())
+        stream::unlink(self.w, feed, T::META.name, &key.key_bytes())
     }
 
     /// [`Kvs::writer`] inside the transaction.
@@ -742,6 +933,15 @@ impl fmt::Display for Version {
     }
 }
 
+/// A size in MiB with two decimals, or `-` where the engine keeps none.
+pub fn megabytes(bytes: Option<u64>) -> String {
+    #[allow(clippy::cast_precision_loss)] // a report, two decimals
+    bytes.map_or_else(
+        || "-".to_owned(),
+        |bytes| format!("{:.2}", bytes as f64 / (1024.0 * 1024.0)),
+    )
+}
+
 /// What [`Kvs::dump`] reports: one row per table.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -762,8 +962,9 @@ pub struct DumpRow {
     pub storage: &'static str,
     /// `set` (one value per key), `unique` (a unique index) or `bag` (a non-unique index).
     pub kind: &'static str,
-    /// The bytes it occupies, as the engine reports them.
-    pub bytes: u64,
+    /// The bytes it occupies, as the engine reports them; `None` where the engine keeps no
+    /// size per table (etcd).
+    pub bytes: Option<u64>,
     /// The number of entries.
     pub elements: u64,
 }
@@ -783,12 +984,14 @@ impl fmt::Display for Dump {
             "NAME", "STORAGE", "TYPE", "MEMORY(MB)", "ELEMENTS"
         )?;
         for row in &self.rows {
-            #[allow(clippy::cast_precision_loss)] // a report, two decimals
-            let mb = row.bytes as f64 / (1024.0 * 1024.0);
             writeln!(
                 f,
-                "{:<width$}  {:<7}  {:<6}  {:>10.2}  {:>10}",
-                row.name, row.storage, row.kind, mb, row.elements
+                "{:<width$}  {:<7}  {:<6}  {:>10}  {:>10}",
+                row.name,
+                row.storage,
+                row.kind,
+                megabytes(row.bytes),
+                row.elements
             )?;
         }
         write!(

@@ -21,6 +21,7 @@
 mod backend;
 pub mod catalog;
 mod error;
+mod field;
 mod key;
 mod kvs;
 mod ops;
@@ -33,19 +34,19 @@ pub use crate::backend::{
     ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
-pub use crate::key::{IndexArg, IndexValue, Key, KeyType, KeyValue};
-pub use crate::kvs::{Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL};
+pub use crate::field::{FieldKind, FieldType};
+pub use crate::key::{IndexArg, IndexValue, Key, KeyArg, KeyEnum, KeyType, KeyValue};
+pub use crate::kvs::{
+    megabytes, Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL,
+};
 pub use crate::stream::{
     Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
 };
-pub use crate::table::{registered_tables, IndexField, IndexMeta, Reindex, Table, TableMeta};
+pub use crate::table::{
+    registered_tables, ColumnMeta, IndexField, IndexMeta, Reindex, Table, TableMeta,
+};
 
 #[doc(hidden)]
 pub use crate::key::kind;
 #[doc(hidden)]
 pub use crate::table::__private;
-
-// `BackendFactory` values are submitted by backend crates; re-exported so that they need no
-// direct dependency on inventory's version.
-#[doc(hidden)]
-pub use inventory;

@@ -26,8 +26,9 @@ pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {
     })
 }
 
-pub(crate) fn get<T: Table>(r: &dyn ReadTx, key: &T::Key) -> Result<Option<T>> {
-    read_record(r, &key.to_key_bytes())
+/// The record stored under the encoded `key`.
+pub(crate) fn get<T: Table>(r: &dyn ReadTx, key: &[u8]) -> Result<Option<T>> {
+    read_record(r, key)
 }
 
 /// The record stored under the encoded `key`, decoded straight from the backend's bytes.
@@ -220,10 +221,9 @@ fn remove_entry(
 
 /// Deletes the record under `key` and its index entries, learning the old index values from
 /// what `remove` hands back (one lookup, not a read and then a removal).
-pub(crate) fn delete<T: Table>(w: &mut dyn WriteTx, key: &T::Key) -> Result<bool> {
-    let key = key.to_key_bytes();
-    delete_values(w, T::META.name, T::META.indexes, &key, &|old| {
-        stored_index_values::<T>(old, &key)
+pub(crate) fn delete<T: Table>(w: &mut dyn WriteTx, key: &[u8]) -> Result<bool> {
+    delete_values(w, T::META.name, T::META.indexes, key, &|old| {
+        stored_index_values::<T>(old, key)
     })
 }
 

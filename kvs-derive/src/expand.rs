@@ -12,6 +12,8 @@ pub fn derive_table(input: &DeriveInput) -> syn::Result<TokenStream> {
     Ok(expand(&model))
 }
 
+// One quote! template per generated item: splitting it would scatter what is generated.
+#[allow(clippy::too_many_lines)]
 fn expand(model: &Model<'_>) -> TokenStream {
     let Model {
         ident,
@@ -25,13 +27,13 @@ fn expand(model: &Model<'_>) -> TokenStream {
     } = model;
     let key_ident = key.ident;
     let key_ty = key.ty;
-    let key_field = key.ident.to_string();
+    let key_field = &key.stored;
     let type_name = ident.to_string();
     let namespace = format_ident!("{}Field", ident);
 
     let key_type = quote_spanned!(key_ty.span()=> type Key = #key_ty;);
     let index_metas = indexes.iter().map(|ix| {
-        let field = ix.column.ident.to_string();
+        let field = &ix.column.stored;
         let table = format!("{name}#{field}");
         let unique = ix.unique;
         let ty = ix.column.ty;
@@ -51,6 +53,23 @@ fn expand(model: &Model<'_>) -> TokenStream {
         quote_spanned!(ty.span()=> #i => <#ty as #krate::IndexValue>::encode_index(&self.#field, out),)
     });
     let field_markers = field_markers(model, &namespace);
+    let field_names = fields.iter().map(|f| &f.stored);
+    let columns = fields.iter().map(|f| {
+        let stored = &f.stored;
+        let ty = f.ty;
+        let defaulted = f.defaulted;
+        quote! {
+            #krate::ColumnMeta {
+                name: #stored,
+                kind: || {
+                    #[allow(unused_imports)]
+                    use #krate::__private::{ProbeAny as _, ProbeKnown as _};
+                    (&&#krate::__private::Probe::<#ty>::new()).field_kind()
+                },
+                defaulted: #defaulted,
+            }
+        }
+    });
     let marker_impls = indexes.iter().enumerate().map(|(i, ix)| {
         let marker = &ix.marker;
         let ty = ix.column.ty;
@@ -79,7 +98,8 @@ fn expand(model: &Model<'_>) -> TokenStream {
                     rust_type: ::core::concat!(::core::module_path!(), "::", #type_name),
                     key_field: #key_field,
                     key_type: <#key_ty as #krate::Key>::key_type,
-                    fields: &[#(#fields),*],
+                    fields: &[#(#field_names),*],
+                    columns: &[#(#columns),*],
                     indexes: &[#(#index_metas),*],
                     reindex: #krate::__private::reindex::<#ident>,
                 };

@@ -6,6 +6,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Type, Visibility};
 
+use crate::serde_attr;
 use crate::symbol::{CRATE, DEFAULT_SCHEMA, INDEX, KEY, KVS, NAME, SCHEMA, UNIQUE};
 
 /// A table, as the derive understood it.
@@ -17,13 +18,20 @@ pub struct Model<'a> {
     pub krate: syn::Path,
     pub key: Column<'a>,
     pub indexes: Vec<IndexColumn<'a>>,
-    pub fields: Vec<String>,
+    /// The stored fields, in declaration order (a field serde never stores is left out).
+    pub fields: Vec<Column<'a>>,
 }
 
 /// A field.
+#[derive(Clone)]
 pub struct Column<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
+    /// The name it is stored under: serde's (after `rename` and `rename_all`).
+    pub stored: String,
+    /// Whether a stored record may lack it and still be read (serde `default`, or a field
+    /// serde never reads); `Option` fields are found optional from their type.
+    pub defaulted: bool,
 }
 
 /// An indexed field.
@@ -60,6 +68,8 @@ fn set_once<T>(errors: &mut Errors, slot: &mut Option<T>, value: T, span: Span, 
     }
 }
 
+// The field loop reads kvs's and serde's attributes together; both feed one Model.
+#[allow(clippy::too_many_lines)]
 pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     let mut errors = Errors::default();
 
@@ -72,22 +82,62 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     }
 
     let table = table_attrs(&input.attrs, &mut errors);
+    let mut refusals: Vec<(Span, String)> = Vec::new();
+    let container = serde_attr::container(&input.attrs, |span, word| {
+        refusals.push((
+            span,
+            format!("#[serde({word})] changes how the whole record is stored; kvs stores a record as a map of its named fields, which the catalog lists"),
+        ));
+    })
+    .unwrap_or_else(|e| {
+        errors.push(e);
+        serde_attr::Container::default()
+    });
 
     let mut key: Option<Column<'_>> = None;
     let mut indexes = Vec::new();
-    let mut field_names = Vec::new();
+    let mut stored_fields = Vec::new();
     for field in fields.into_iter().flatten() {
         let Some(ident) = &field.ident else { continue };
-        field_names.push(ident.unraw().to_string());
         let FieldAttrs {
             key: is_key,
             index: is_index,
             unique: is_unique,
         } = field_attrs(&field.attrs, &mut errors);
+        let serde = serde_attr::member(&field.attrs, |span, word| {
+            refusals.push((
+                span,
+                format!("#[serde({word})] with different names: kvs reads a record back under the name it stored it under"),
+            ));
+        })
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            serde_attr::Member::default()
+        });
+        let role = if is_key.is_some() {
+            Some("the key field")
+        } else if is_index.is_some() {
+            Some("an indexed field")
+        } else {
+            None
+        };
+        check_serde_field(&serde, role, &mut errors);
+        let rust_name = ident.unraw().to_string();
+        let stored = serde.rename.clone().unwrap_or_else(|| {
+            container
+                .rename_all
+                .map_or_else(|| rust_name.clone(), |rule| rule.field(&rust_name))
+        });
         let column = Column {
             ident,
             ty: &field.ty,
+            stored,
+            defaulted: role.is_none()
+                && (serde.default || container.default || serde.not_read.is_some()),
         };
+        if serde.not_stored.is_none() {
+            stored_fields.push(column.clone());
+        }
         if let Some(span) = is_key {
             if let Some(span) = is_index.or(is_unique) {
                 errors.at(
@@ -123,6 +173,9 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         );
     }
 
+    for (span, message) in refusals {
+        errors.at(&span, message);
+    }
     if let Some(error) = errors.0 {
         return Err(error);
     }
@@ -138,8 +191,51 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         krate: table.krate.unwrap_or_else(|| syn::parse_quote!(::kvs)),
         key,
         indexes,
-        fields: field_names,
+        fields: stored_fields,
     })
+}
+
+/// The predicates of `skip_serializing_if` under which an indexed field's index entry and
+/// its stored form agree: an absent field reads as `None`, which is not indexed.
+const SKIP_IF_NONE: &[&str] = &[
+    "Option::is_none",
+    "std::option::Option::is_none",
+    "core::option::Option::is_none",
+    "::std::option::Option::is_none",
+    "::core::option::Option::is_none",
+];
+
+/// Refuses, at their spans, the serde attributes whose stored form kvs cannot describe: on
+/// any field `flatten` (its fields' names are not known here), and on the key or an indexed
+/// field (`role`) anything that makes the stored value differ from the one kvs encodes.
+fn check_serde_field(serde: &serde_attr::Member, role: Option<&str>, errors: &mut Errors) {
+    if let Some(span) = serde.flatten {
+        errors.at(
+            &span,
+            "#[serde(flatten)] is not supported in a kvs table: the catalog lists every stored field by name, and a flattened field's names are not known to the derive; declare those fields in the struct",
+        );
+    }
+    let Some(role) = role else { return };
+    for (span, what) in [
+        (serde.not_stored, "a field serde does not store"),
+        (serde.not_read, "a field serde does not read back"),
+        (serde.custom, "a field with its own serde functions"),
+    ] {
+        if let Some(span) = span {
+            errors.at(
+                &span,
+                format!("{role} cannot be {what}: kvs encodes its value for the key or index, and tools without the Rust type (the console, import, check) read it from the stored record, so the two must agree"),
+            );
+        }
+    }
+    if let Some((path, span)) = &serde.skip_if {
+        if role == "the key field" || !SKIP_IF_NONE.contains(&path.as_str()) {
+            errors.at(
+                span,
+                format!("#[serde(skip_serializing_if)] on {role}: only `Option::is_none` on an indexed Option field is supported (an absent field reads as None, which is not indexed); with another predicate the stored record and its index entry would disagree"),
+            );
+        }
+    }
 }
 
 /// The struct's named fields, or `None` (with an error) for anything else.

@@ -10,3 +10,6 @@ pub const UNIQUE: &str = "unique";
 
 /// The schema of a table that names none.
 pub const DEFAULT_SCHEMA: &str = "default";
+
+/// serde's attribute, read for the names and presence of stored fields.
+pub const SERDE: &str = "serde";

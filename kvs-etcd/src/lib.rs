@@ -174,7 +174,7 @@ pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
     Ok(Box::new(Etcd::open(config)?))
 }
 
-kvs_core::inventory::submit! { BackendFactory { scheme: "etcd", open } }
+kvs_core::__private::inventory::submit! { BackendFactory { scheme: "etcd", open } }
 
 impl Etcd {
     /// Connects to the cluster `config` names (`etcd://HOST:PORT[,HOST:PORT...]/PREFIX`) and
@@ -765,9 +765,9 @@ impl ReadTx for EtcdRead<'_> {
         self.table_names()
     }
 
-    fn stored_bytes(&self, _table: &str) -> Result<u64> {
+    fn stored_bytes(&self, _table: &str) -> Result<Option<u64>> {
         // etcd reports sizes per member database, not per key range.
-        Ok(0)
+        Ok(None)
     }
 }
 
@@ -1120,7 +1120,7 @@ impl ReadTx for EtcdWrite<'_> {
         Ok(names.into_iter().collect())
     }
 
-    fn stored_bytes(&self, table: &str) -> Result<u64> {
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
         self.read.stored_bytes(table)
     }
 }

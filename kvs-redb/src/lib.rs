@@ -105,6 +105,76 @@ pub struct Redb {
     db: Db,
     durability: redb::Durability,
     info: BackendInfo,
+    /// The file, while this process has it open for writing.
+    _open: Option<OpenFile>,
+}
+
+/// The files this process has open for writing, so that a second open of one is reported as
+/// such rather than as another process's lock.
+static OPEN_FILES: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A file in [`OPEN_FILES`], removed on drop.
+struct OpenFile(std::path::PathBuf);
+
+impl OpenFile {
+    fn register(path: &Path) -> Option<OpenFile> {
+        let path = std::fs::canonicalize(path).ok()?;
+        OPEN_FILES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(path.clone());
+        Some(OpenFile(path))
+    }
+
+    fn is_open(path: &Path) -> bool {
+        std::fs::canonicalize(path).is_ok_and(|path| {
+            OPEN_FILES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&path)
+        })
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        let mut open = OPEN_FILES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = open.iter().position(|p| p == &self.0) {
+            open.swap_remove(at);
+        }
+    }
+}
+
+/// A file that redb finds locked: by this process ([`Error::AlreadyOpen`]) or another
+/// ([`Error::InUse`]).
+fn locked(path: &Path, location: &str) -> Error {
+    if OpenFile::is_open(path) {
+        Error::AlreadyOpen {
+            location: location.to_owned(),
+        }
+    } else {
+        Error::InUse {
+            location: location.to_owned(),
+        }
+    }
+}
+
+/// A file's I/O error, naming the file.
+fn io_error(location: &str, doing: &str, e: &std::io::Error) -> Error {
+    Error::storage("redb", format!("cannot {doing} {location}: {e}"))
+}
+
+/// Refuses a directory where a database file was named.
+fn not_a_directory(path: &Path, location: &str) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::NotKvs {
+            location: location.to_owned(),
+            reason: "it is a directory, not a file".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Redb {
@@ -199,6 +269,7 @@ impl Redb {
                 storage: "memory",
                 location: "mem:".to_owned(),
             },
+            _open: None,
         })
     }
 
@@ -237,6 +308,7 @@ impl Redb {
                 storage: "custom",
                 location: location.to_owned(),
             },
+            _open: None,
         })
     }
 
@@ -276,9 +348,8 @@ impl Redb {
             reason,
         };
         let in_use = |e: DatabaseError| match e {
-            DatabaseError::DatabaseAlreadyOpen => Error::InUse {
-                location: location.clone(),
-            },
+            DatabaseError::DatabaseAlreadyOpen => locked(path, &location),
+            DatabaseError::Storage(redb::StorageError::Io(e)) => io_error(&location, "open", &e),
             DatabaseError::UpgradeRequired(v) => not_kvs(format!(
                 "a redb file of format {v}, which redb {REDB_VERSION} cannot open"
             )),
@@ -287,13 +358,14 @@ impl Redb {
             }
             other => storage(other),
         };
+        not_a_directory(path, &location)?;
         match File::open(path) {
             Ok(mut file) => {
                 let mut head = Vec::with_capacity(REDB_MAGIC.len());
                 (&mut file)
                     .take(REDB_MAGIC.len() as u64)
                     .read_to_end(&mut head)
-                    .map_err(|e| storage(redb::StorageError::Io(e)))?;
+                    .map_err(|e| io_error(&location, "read", &e))?;
                 if !head.is_empty() {
                     if head != REDB_MAGIC {
                         return Err(not_kvs("not a redb file".to_owned()));
@@ -302,9 +374,14 @@ impl Redb {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                create_atomically(path).map_err(in_use)?;
+                create_atomically(path).map_err(|e| match e {
+                    DatabaseError::Storage(redb::StorageError::Io(e)) => {
+                        io_error(&location, "create", &e)
+                    }
+                    other => in_use(other),
+                })?;
             }
-            Err(e) => return Err(storage(redb::StorageError::Io(e))),
+            Err(e) => return Err(io_error(&location, "open", &e)),
         }
         let db = redb::Builder::new()
             .set_concurrency_mode(share)
@@ -319,6 +396,7 @@ impl Redb {
                 storage: "file",
                 location,
             },
+            _open: OpenFile::register(path),
         })
     }
 
@@ -339,16 +417,17 @@ impl Redb {
             location: location.clone(),
             reason: reason.to_owned(),
         };
+        not_a_directory(path, &location)?;
         let mut head = Vec::with_capacity(REDB_MAGIC.len());
         match File::open(path) {
             Ok(file) => file
                 .take(REDB_MAGIC.len() as u64)
                 .read_to_end(&mut head)
-                .map_err(|e| storage(redb::StorageError::Io(e)))?,
+                .map_err(|e| io_error(&location, "read", &e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(not_kvs("no such file"))
+                return Err(Error::Missing { location })
             }
-            Err(e) => return Err(storage(redb::StorageError::Io(e))),
+            Err(e) => return Err(io_error(&location, "open", &e)),
         };
         if head.is_empty() {
             return Err(not_kvs("the file is empty"));
@@ -380,6 +459,7 @@ impl Redb {
                             storage: "file",
                             location: location.clone(),
                         },
+                        _open: None,
                     };
                     backend.read(
                         &mut |r| match kvs_core::catalog::read_header(r, &location)? {
@@ -394,14 +474,7 @@ impl Redb {
                 ) => {
                     last = Some(e);
                 }
-                Err(DatabaseError::RepairAborted) => {
-                    return Err(Error::storage(
-                        "redb",
-                        format!(
-                            "{location} needs crash recovery, which only a read-write open does"
-                        ),
-                    ))
-                }
+                Err(DatabaseError::RepairAborted) => return Err(Error::NeedsRecovery { location }),
                 Err(DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
                     return Err(not_kvs(&format!("redb reports it corrupted: {reason}")))
                 }
@@ -409,7 +482,7 @@ impl Redb {
             }
         }
         match last {
-            Some(_) => Err(Error::InUse { location }),
+            Some(_) => Err(locked(path, &location)),
             None => Err(not_kvs("no concurrency mode opened it")),
         }
     }
@@ -423,11 +496,7 @@ impl Redb {
             Ok(db) => db,
             // Needs crash recovery, which only a writer does: leave the decision to open.
             Err(DatabaseError::RepairAborted) => return Ok(()),
-            Err(DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::InUse {
-                    location: location.to_owned(),
-                })
-            }
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path, location)),
             Err(DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
                 return Err(Error::NotKvs {
                     location: location.to_owned(),
@@ -745,8 +814,8 @@ impl ReadTx for RedbRead {
         guard(|| table_names(self.txn.list_tables()))
     }
 
-    fn stored_bytes(&self, table: &str) -> Result<u64> {
-        self.with(table, 0, table_bytes)
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
+        self.with(table, 0, table_bytes).map(Some)
     }
 }
 
@@ -805,8 +874,8 @@ impl ReadTx for RedbWrite<'_> {
         guard(|| table_names(self.txn.list_tables()))
     }
 
-    fn stored_bytes(&self, table: &str) -> Result<u64> {
-        self.with(table, |t| table_bytes(t))
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
+        self.with(table, |t| table_bytes(t)).map(Some)
     }
 }
 

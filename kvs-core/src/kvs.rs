@@ -10,7 +10,7 @@ use crate::ops;
 use crate::stream::{
     self, Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
 };
-use crate::table::{registered_tables, IndexField, Table, TableMeta};
+use crate::table::{registered_tables, IndexField, KindCheck, Table, TableMeta};
 
 /// The environment variable that [`Kvs::from_env`] reads.
 pub const KVS_URL: &str = "KVS_URL";
@@ -293,6 +293,8 @@ impl Kvs {
         field: impl IndexField<T>,
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
+        // Here, not in ops::index, so that a mismatch's note points at the caller's line.
+        const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
         self.check::<T>()?;
         self.read(|r| ops::index(r, field, &value))
     }
@@ -777,6 +779,7 @@ impl Tx<'_> {
         field: impl IndexField<T>,
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
+        const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
         self.kvs.check::<T>()?;
         ops::index(&*self.w, field, &value)
     }

@@ -312,19 +312,14 @@ pub fn index_keys(
     })
 }
 
-/// `field` is passed only for its type: with `F` and `V` inferred from the arguments, the
-/// callers' `impl Trait` parameters reach the compile-time check below.
+/// `field` is passed only for its type. The value's kind is checked against the field's by
+/// the public callers ([`KindCheck`](crate::table::KindCheck)), so that the error names the
+/// user's line.
 pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     r: &dyn ReadTx,
     _field: F,
     value: &V,
 ) -> Result<Vec<T>> {
-    const {
-        assert!(
-            <F::Value as crate::IndexValue>::KIND == V::KIND,
-            "the value passed to `index` does not have the indexed field's type: pass &str or String for a String field, an integer for an integer field, &[u8] or Vec<u8> for Vec<u8>, and the field's own type otherwise"
-        );
-    };
     let meta = &T::META;
     let ix = &meta.indexes[F::INDEX];
     let mut prefix = Vec::new();

@@ -91,6 +91,58 @@ pub trait IndexField<T: Table> {
     const INDEX: usize;
     /// The field's type.
     type Value: IndexValue;
+    /// What the compile-time check of a lookup value says when the value's kind is not the
+    /// field's, by the value's kind: an integer, a bool, a char, a string, bytes, anything
+    /// else. The derive names the field and its type in each.
+    #[doc(hidden)]
+    const MISMATCH: [&'static str; 6] = [
+        "this indexed field does not take an integer: pass a value of the field's own kind",
+        "this indexed field does not take a bool: pass a value of the field's own kind",
+        "this indexed field does not take a char: pass a value of the field's own kind",
+        "this indexed field does not take a string: pass a value of the field's own kind",
+        "this indexed field does not take bytes: pass a value of the field's own kind",
+        "this value is not of the indexed field's kind: pass a value of the field's own kind",
+    ];
+}
+
+/// The compile-time check that a lookup value has its field's kind: `&str` or `String` for a
+/// `String` field, any integer for an integer field, and so on.
+///
+/// A call written `const { KindCheck::<T, _, _>::new() }.tie(&field, &value)` directly in a
+/// public method fails to build, with the field's [`IndexField::MISMATCH`] message, while
+/// rustc instantiates that method: so its note points at the user's own call, not at a line
+/// of kvs (which a check in a helper function would).
+#[doc(hidden)]
+#[allow(clippy::type_complexity)] // a marker: it holds no T, F or V
+pub struct KindCheck<T, F, V: ?Sized>(std::marker::PhantomData<(fn() -> T, F, fn(&V))>);
+
+impl<T: Table, F: IndexField<T>, V: crate::IndexArg + ?Sized> KindCheck<T, F, V> {
+    const CHECK: () = {
+        let field = <F::Value as IndexValue>::KIND;
+        if field != V::KIND {
+            let at = match V::KIND {
+                crate::key::kind::INT => 0,
+                crate::key::kind::BOOL => 1,
+                crate::key::kind::CHAR => 2,
+                crate::key::kind::STRING => 3,
+                crate::key::kind::BYTES => 4,
+                _ => 5,
+            };
+            panic!("{}", F::MISMATCH[at]);
+        }
+    };
+
+    /// Evaluates the check (in a `const` block of the caller).
+    #[allow(clippy::new_without_default, clippy::let_unit_value)]
+    pub const fn new() -> Self {
+        let () = Self::CHECK;
+        KindCheck(std::marker::PhantomData)
+    }
+
+    /// Ties the check to the call's field and value, which infers `F` and `V`.
+    #[inline]
+    #[allow(clippy::unused_self)] // `self` is what carries the inferred types
+    pub fn tie(self, _field: &F, _value: &V) {}
 }
 
 /// A table's entry in the program-wide registry (submitted by `#[derive(Table)]`).

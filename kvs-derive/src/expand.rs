@@ -74,11 +74,13 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let marker = &ix.marker;
         let ty = ix.column.ty;
         let value = quote_spanned!(ty.span()=> type Value = #ty;);
+        let mismatch = mismatch_messages(&format!("{namespace}::{marker}"), ty);
         quote! {
             #[automatically_derived]
             impl #krate::IndexField<#ident> for #namespace::#marker {
                 const INDEX: usize = #i;
                 #value
+                const MISMATCH: [&'static str; 6] = [#(#mismatch),*];
             }
         }
     });
@@ -126,6 +128,67 @@ fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The messages of the compile-time check of a lookup value for the field `marker` of type
+/// `ty`, one per kind of value passed (in `IndexField::MISMATCH` order).
+fn mismatch_messages(marker: &str, ty: &syn::Type) -> Vec<String> {
+    let shown = quote!(#ty)
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",");
+    let hint = accepted(ty);
+    [
+        "an integer",
+        "a bool",
+        "a char",
+        "a string",
+        "bytes",
+        "another kind of value (a tuple or an enum of another type)",
+    ]
+    .iter()
+    .map(|value| format!("`{marker}` is a `{shown}` field, and this value is {value}: pass {hint}"))
+    .collect()
+}
+
+/// What a lookup of a field of type `ty` takes, for people (read from the type as written).
+fn accepted(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Tuple(t) => format!(
+            "a tuple of ({})",
+            t.elems.iter().map(accepted).collect::<Vec<_>>().join(", ")
+        ),
+        syn::Type::Path(p) => {
+            let Some(last) = p.path.segments.last() else {
+                return "a value of the field's own type".to_owned();
+            };
+            let name = last.ident.to_string();
+            let inner = match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) => {
+                    args.args.iter().find_map(|a| match a {
+                        syn::GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            };
+            match (name.as_str(), inner) {
+                ("Option", Some(inner)) => accepted(inner),
+                ("Vec", Some(_)) => "&[u8] or Vec<u8>".to_owned(),
+                ("String", _) => "&str or String".to_owned(),
+                ("bool", _) => "a bool".to_owned(),
+                ("char", _) => "a char".to_owned(),
+                (
+                    "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
+                    | "i128" | "isize",
+                    _,
+                ) => "an integer (any integer type)".to_owned(),
+                _ => format!("a `{name}`"),
+            }
+        }
+        _ => "a value of the field's own type".to_owned(),
     }
 }
 

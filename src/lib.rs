@@ -65,7 +65,33 @@
 //! [redb]: https://docs.rs/redb
 #![forbid(unsafe_code)]
 
-pub use kvs_core::*;
+// The application's API, listed (as redb's lib.rs lists its own) rather than globbed: a reader
+// of this file knows what kvs offers, and nothing that can break an invariant leaks out.
+pub use kvs_core::{
+    registered_tables, ColumnMeta, Config, Dir, Dump, DumpRow, Durability, Error, FieldKind,
+    FieldType, IndexArg, IndexField, IndexInfo, IndexMeta, IndexValue, Key, KeyArg, KeyEnum,
+    KeyType, KeyValue, Kvs, Reader, Reindex, Result, Table, TableInfo, TableMeta, Tx, Version,
+    Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
+};
+
+/// For backend authors: the storage seam a backend implements ([`backend::Backend`], its
+/// transactions, and the [`backend::BackendFactory`] that registers a URL scheme). The redb
+/// and etcd backends are written against it alone.
+pub mod backend {
+    pub use kvs_core::backend::*;
+}
+
+/// For tools without the application's Rust types (the `kvs` console is one): any kvs
+/// database through its catalog, records as JSON, writes that keep every invariant.
+pub use kvs_core::untyped;
+
+/// The catalog every kvs database stores: its entries, header and format version (reading it;
+/// writing it is `Kvs::open`'s and `untyped::Edit`'s).
+pub use kvs_core::catalog;
+
+// For generated code: the derive's registration and compile-time checks.
+#[doc(hidden)]
+pub use kvs_core::{__private, kind};
 
 #[cfg(feature = "derive")]
 pub use kvs_derive::{KeyEnum, Table};

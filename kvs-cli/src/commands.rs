@@ -1,19 +1,30 @@
 //! The commands: each opens the database as it needs (read-only unless it writes), does its
-//! work in one transaction, and prints one result.
+//! work in one transaction through kvs's untyped session, and prints one result. What a
+//! command does to the data is kvs-core's; this file parses, renders and reports.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
+use std::ops::Bound;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kvs::catalog::{self, CatalogEntry, CATALOG_TABLE, SEQ_TABLE};
-use kvs::{ReadTx, FEED_TABLE, LINK_TABLE, READER_TABLE, WRITER_TABLE};
+use kvs::untyped::{index_of, key_to_json, Access, CatalogEntry, Session};
 use serde_json::{json, Value};
 
-use crate::db::{self, Access, Db};
 use crate::show;
-use crate::value::{encode_text, key_to_json};
+use crate::value::encode_text;
 use crate::{Command, Fail};
+
+/// Opens the database at `url`, with a console's message for a write command on a database
+/// that does not exist.
+pub fn open(url: &str, access: Access) -> Result<Session, Fail> {
+    match Session::open(url, access) {
+        Err(kvs::Error::Missing { location }) if access != Access::Read => Err(Fail::new(format!(
+            "{location} does not exist (`kvs import --create` makes a new database)"
+        ))),
+        other => Ok(other?),
+    }
+}
 
 /// Runs one command against the database at `url`.
 // One arm per command, each short; the long ones call their own function.
@@ -24,22 +35,14 @@ pub fn run(url: &str, json: bool, command: &Command) -> Result<(), Fail> {
         Command::Ver => ver(url, json),
         Command::Dump => dump(url, json),
         Command::Count { table } => {
-            let db = Db::open(url, Access::Read)?;
-            let n = db.read(|r| {
-                // The stream tables that `dir` lists count too.
-                if ![WRITER_TABLE, READER_TABLE, FEED_TABLE, LINK_TABLE].contains(&table.as_str()) {
-                    db::entry(r, table)?;
-                }
-                Ok(r.len(table)?)
-            })?;
+            let n = open(url, Access::Read)?.read(|view| view.count(table))?;
             emit(json, &json!(n), || n.to_string())
         }
         Command::Get { table, key } => {
-            let db = Db::open(url, Access::Read)?;
-            let record = db.read(|r| {
-                let entry = db::entry(r, table)?;
+            let record = open(url, Access::Read)?.read(|view| {
+                let entry = view.entry(table)?;
                 let key_bytes = encode_text(key, &entry.key_type, &format!("key for {table}"))?;
-                db::get(r, &entry, &key_bytes)?.ok_or_else(|| {
+                view.get(&entry, &key_bytes)?.ok_or_else(|| {
                     Fail::from(kvs::Error::NotFound {
                         table: table.clone(),
                         key: entry.key_type.render(&key_bytes),
@@ -53,57 +56,56 @@ pub fn run(url: &str, json: bool, command: &Command) -> Result<(), Fail> {
             field,
             value,
         } => {
-            let db = Db::open(url, Access::Read)?;
-            let (entry, records) = db.read(|r| {
-                let entry = db::entry(r, table)?;
-                let ix = db::index_of(&entry, field)?;
+            let (entry, records) = open(url, Access::Read)?.read(|view| {
+                let entry = view.entry(table)?;
+                let ix = index_of(&entry, field)?;
                 let value =
                     encode_text(value, &ix.value_type, &format!("value for {table}.{field}"))?;
-                let records = db::index_keys(r, ix, &value)?
-                    .iter()
-                    .map(|key| {
-                        db::get(r, &entry, key)?.ok_or_else(|| {
-                            Fail::new(format!(
-                                "index {table}.{field} points at the missing record {}",
-                                entry.key_type.render(key)
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, Fail>>()?;
-                Ok((entry, records))
+                let records = view.index(&entry, ix, &value)?;
+                Ok::<_, Fail>((entry, records))
             })?;
             records_out(json, &entry, records)
         }
         Command::All { table, limit, from } => {
-            let db = Db::open(url, Access::Read)?;
-            let (entry, records) = db.read(|r| {
-                let entry = db::entry(r, table)?;
+            let (entry, records) = open(url, Access::Read)?.read(|view| {
+                let entry = view.entry(table)?;
                 let from = from
                     .as_deref()
                     .map(|k| encode_text(k, &entry.key_type, &format!("key for {table}")))
                     .transpose()?;
-                let records = db::scan(r, &entry, from.as_deref(), limit.unwrap_or(usize::MAX))?;
-                Ok((entry, records))
+                let limit = limit.unwrap_or(usize::MAX);
+                let mut records = Vec::new();
+                let start = from.as_deref().map_or(Bound::Unbounded, Bound::Included);
+                view.scan(
+                    &entry,
+                    (start, Bound::Unbounded),
+                    false,
+                    &mut |_, record| {
+                        if records.len() >= limit {
+                            return Ok(false);
+                        }
+                        records.push(record);
+                        Ok(true)
+                    },
+                )?;
+                Ok::<_, Fail>((entry, records))
             })?;
             records_out(json, &entry, records)
         }
         Command::Seq { name, incr } => {
             let value = if *incr == 0 {
-                let db = Db::open(url, Access::Read)?;
-                db.read(|r| Ok(kvs::raw::read_seq(r, name)?))?
+                open(url, Access::Read)?.read(|view| view.seq(name))?
             } else {
-                let db = Db::open(url, Access::Write)?;
-                db.write(|w| Ok(kvs::raw::seq(w, name, *incr)?))?
+                open(url, Access::Write)?.write(|edit| edit.seq(name, *incr))?
             };
             emit(json, &json!(value), || value.to_string())
         }
         Command::Delete { table, key } => {
-            let db = Db::open(url, Access::Write)?;
-            let (deleted, shown) = db.write(|w| {
-                let entry = db::entry(&*w, table)?;
+            let (deleted, shown) = open(url, Access::Write)?.write(|edit| {
+                let entry = edit.view().entry(table)?;
                 let key_bytes = encode_text(key, &entry.key_type, &format!("key for {table}"))?;
-                Ok((
-                    db::delete(w, &entry, &key_bytes)?,
+                Ok::<_, Fail>((
+                    edit.delete(&entry, &key_bytes)?,
                     entry.key_type.render(&key_bytes),
                 ))
             })?;
@@ -148,45 +150,13 @@ fn records_out(json: bool, entry: &CatalogEntry, records: Vec<Value>) -> Result<
     }
 }
 
-fn entry_json(e: &CatalogEntry) -> Value {
-    json!({
-        "name": e.name,
-        "schema": e.schema,
-        "rust_type": e.rust_type,
-        "key_field": e.key_field,
-        "key_type": e.key_type.to_string(),
-        "fields": e.fields,
-        "indexes": e.indexes.iter().map(|ix| json!({
-            "field": ix.field,
-            "unique": ix.unique,
-            "value_type": ix.value_type.to_string(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn stream_tables(r: &dyn ReadTx) -> Result<Vec<&'static str>, Fail> {
-    let present = r.tables()?;
-    Ok([WRITER_TABLE, READER_TABLE, FEED_TABLE, LINK_TABLE]
-        .into_iter()
-        .filter(|t| present.iter().any(|p| p == t))
-        .collect())
-}
-
 fn dir(url: &str, json: bool) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
-    let (entries, streams) = db.read(|r| Ok((catalog::entries(r)?, stream_tables(r)?)))?;
-    let has = |t: &str| streams.contains(&t);
+    let entries = open(url, Access::Read)?.dir()?;
     if json {
-        let mut list: Vec<Value> = entries.iter().map(entry_json).collect();
-        if has(WRITER_TABLE) {
-            list.push(json!({"name": WRITER_TABLE, "schema": "kvs_stream", "key_field": "feed", "key_type": "String"}));
-        }
-        if has(READER_TABLE) {
-            list.push(json!({"name": READER_TABLE, "schema": "kvs_stream", "key_field": "id", "key_type": "u64"}));
-        }
-        return out(&Value::Array(list).to_string());
+        // The catalog entries as stored: export writes the same form.
+        return out(&serde_json::to_string(&entries).map_err(|e| Fail::new(e.to_string()))?);
     }
-    let mut rows: Vec<Vec<String>> = entries
+    let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
             let indexes: Vec<String> = e
@@ -214,33 +184,15 @@ fn dir(url: &str, json: bool) -> Result<(), Fail> {
             ]
         })
         .collect();
-    if has(WRITER_TABLE) {
-        rows.push(vec![
-            WRITER_TABLE.into(),
-            "kvs_stream".into(),
-            "feed: String".into(),
-            "-".into(),
-            "kvs::Writer".into(),
-        ]);
-    }
-    if has(READER_TABLE) {
-        rows.push(vec![
-            READER_TABLE.into(),
-            "kvs_stream".into(),
-            "id: u64".into(),
-            "-".into(),
-            "kvs::Reader".into(),
-        ]);
-    }
     out(show::table(&["NAME", "SCHEMA", "KEY", "INDEXES", "TYPE"], &rows).trim_end())
 }
 
 fn ver(url: &str, json: bool) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
-    let header = db
-        .read(|r| Ok(catalog::read_header(r, db.location())?))?
+    let session = open(url, Access::Read)?;
+    let header = session
+        .read(|view| view.header())?
         .ok_or_else(|| Fail::new("no kvs header"))?;
-    let info = db.backend().info();
+    let info = session.info();
     let console = env!("CARGO_PKG_VERSION");
     emit(
         json,
@@ -260,35 +212,14 @@ fn ver(url: &str, json: bool) -> Result<(), Fail> {
 }
 
 fn dump(url: &str, json: bool) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
-    let info = db.backend().info();
-    let rows = db.read(|r| {
-        let mut names: Vec<(String, &str)> = Vec::new();
-        for e in catalog::entries(r)? {
-            names.push((e.name.clone(), "set"));
-            for ix in &e.indexes {
-                names.push((ix.table.clone(), if ix.unique { "unique" } else { "bag" }));
-            }
-        }
-        for t in stream_tables(r)? {
-            names.push((t.to_owned(), "set"));
-        }
-        names.push((SEQ_TABLE.to_owned(), "set"));
-        names.push((CATALOG_TABLE.to_owned(), "set"));
-        names
-            .into_iter()
-            .map(|(name, kind)| {
-                let bytes = r.stored_bytes(&name)?;
-                let elements = r.len(&name)?;
-                Ok((name, kind, bytes, elements))
-            })
-            .collect::<Result<Vec<_>, Fail>>()
-    })?;
+    let dump = open(url, Access::Read)?.dump()?;
+    let info = &dump.backend;
     if json {
-        let rows: Vec<Value> = rows
+        let rows: Vec<Value> = dump
+            .rows
             .iter()
-            .map(|(name, kind, bytes, elements)| {
-                json!({"name": name, "storage": info.storage, "type": kind, "bytes": bytes, "elements": elements})
+            .map(|r| {
+                json!({"name": r.name, "storage": r.storage, "type": r.kind, "bytes": r.bytes, "elements": r.elements})
             })
             .collect();
         return out(
@@ -299,21 +230,22 @@ fn dump(url: &str, json: bool) -> Result<(), Fail> {
             .to_string(),
         );
     }
-    let table_rows: Vec<Vec<String>> = rows
+    let rows: Vec<Vec<String>> = dump
+        .rows
         .iter()
-        .map(|(name, kind, bytes, elements)| {
+        .map(|r| {
             vec![
-                name.clone(),
-                info.storage.to_owned(),
-                (*kind).to_owned(),
-                kvs::megabytes(*bytes),
-                elements.to_string(),
+                r.name.clone(),
+                r.storage.to_owned(),
+                r.kind.to_owned(),
+                r.megabytes(),
+                r.elements.to_string(),
             ]
         })
         .collect();
     let text = show::table(
         &["NAME", "STORAGE", "TYPE", "MEMORY(MB)", "ELEMENTS"],
-        &table_rows,
+        &rows,
     );
     out(&format!(
         "{text}{} {} at {}",
@@ -350,63 +282,66 @@ fn progress(total: Option<u64>, what: &str) -> ProgressBar {
 }
 
 fn export(url: &str, tables: &[String]) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
+    let session = open(url, Access::Read)?;
     let stdout = std::io::stdout().lock();
     let mut w = std::io::BufWriter::new(stdout);
-    let result = db.read(|r| {
+    // A failed write (a closed pipe, `| head`) ends the export; kept apart from kvs's errors
+    // so that it is told by its kind, not by its message.
+    let mut io_error: Option<std::io::Error> = None;
+    let result = session.read(|view| {
         let entries = if tables.is_empty() {
-            catalog::entries(r)?
+            view.entries()?
         } else {
             tables
                 .iter()
-                .map(|t| db::entry(r, t))
-                .collect::<Result<_, _>>()?
+                .map(|t| view.entry(t))
+                .collect::<kvs::Result<_>>()?
         };
         let mut total = 0;
         for e in &entries {
-            total += r.len(&e.name)?;
+            total += view.count(&e.name)?;
         }
         let bar = progress(Some(total), "export");
+        let mut line = |w: &mut std::io::BufWriter<_>, doc: Value| match writeln!(w, "{doc}") {
+            Ok(()) => true,
+            Err(e) => {
+                io_error = Some(e);
+                false
+            }
+        };
         for e in &entries {
-            writeln!(w, "{}", json!({ "catalog": e }))?;
-            let mut failed = None;
-            r.scan(
-                &e.name,
-                (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
-                false,
-                &mut |key, bytes| {
-                    let line = db::record_json(e, key, bytes).and_then(|record| {
-                        writeln!(w, "{}", json!({ "table": e.name, "record": record }))
-                            .map_err(Fail::from)
-                    });
-                    if let Err(err) = line {
-                        failed = Some(err);
-                        return Ok(false);
-                    }
-                    bar.inc(1);
-                    Ok(true)
-                },
-            )?;
-            if let Some(err) = failed {
-                return Err(err);
+            if !line(&mut w, json!({ "catalog": e })) {
+                return Ok(());
+            }
+            let all = (Bound::Unbounded, Bound::Unbounded);
+            let mut stopped = false;
+            view.scan(e, all, false, &mut |_, record| {
+                if !line(&mut w, json!({ "table": e.name, "record": record })) {
+                    stopped = true;
+                    return Ok(false);
+                }
+                bar.inc(1);
+                Ok(true)
+            })?;
+            if stopped {
+                return Ok(());
             }
         }
         if tables.is_empty() {
-            for (name, value) in db::seqs(r)? {
-                writeln!(w, "{}", json!({ "seq": name, "value": value }))?;
+            for (name, value) in view.seqs()? {
+                if !line(&mut w, json!({ "seq": name, "value": value })) {
+                    return Ok(());
+                }
             }
         }
         bar.finish();
-        Ok(())
+        Ok::<_, Fail>(())
     });
+    result?;
     let flushed = w.flush();
-    match result {
-        Err(e) if e.to_string().contains("Broken pipe") => Ok(()),
-        Err(e) => Err(e),
-        Ok(()) => match flushed {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.map_err(Fail::from),
-        },
+    match io_error.map_or(flushed, Err) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(Fail::from),
     }
 }
 
@@ -449,7 +384,7 @@ struct Imported {
 }
 
 fn import(url: &str, json: bool, create: bool, batch: usize) -> Result<(), Fail> {
-    let db = Db::open(
+    let session = open(
         url,
         if create {
             Access::Create
@@ -484,39 +419,37 @@ fn import(url: &str, json: bool, create: bool, batch: usize) -> Result<(), Fail>
         if items.is_empty() {
             break;
         }
-        let created = db
-            .write(|w| {
+        let created = session
+            .write(|edit| {
                 let mut entries: HashMap<String, CatalogEntry> = HashMap::new();
                 let mut created = Vec::new();
                 let mut counts = (0u64, 0u64);
                 for (n, item) in &items {
-                    let at = |e: Fail| Fail::new(format!("line {n}: {e}"));
+                    let at = |e: kvs::Error| Fail::new(format!("line {n}: {e}"));
                     match item {
                         Item::Catalog(entry) => {
-                            let existed =
-                                catalog::read_entry(&*w, &entry.name).map_err(|e| at(e.into()))?;
-                            let effective = catalog::ensure_table(w, db.location(), entry)
-                                .map_err(|e| at(e.into()))?;
-                            if existed.is_none() {
+                            let existed = edit.view().entries().map_err(at)?;
+                            let effective = edit.ensure_table(entry).map_err(at)?;
+                            if !existed.iter().any(|e| e.name == entry.name) {
                                 created.push(entry.name.clone());
                             }
                             entries.insert(entry.name.clone(), effective);
                         }
                         Item::Record(table, record) => {
                             if !entries.contains_key(table) {
-                                let entry = db::entry(&*w, table).map_err(at)?;
+                                let entry = edit.view().entry(table).map_err(at)?;
                                 entries.insert(table.clone(), entry);
                             }
-                            db::put(w, &entries[table], record).map_err(at)?;
+                            edit.put(&entries[table], record).map_err(at)?;
                             counts.0 += 1;
                         }
                         Item::Seq(name, value) => {
-                            db::raise_seq(w, name, *value).map_err(at)?;
+                            edit.raise_seq(name, *value).map_err(at)?;
                             counts.1 += 1;
                         }
                     }
                 }
-                Ok((counts, created))
+                Ok::<_, Fail>((counts, created))
             })
             .map_err(|e| {
                 Fail::new(format!(
@@ -564,18 +497,18 @@ fn batch_failure(line: usize, why: &str, first: usize, done: &Imported) -> Fail 
 }
 
 fn check(url: &str, json: bool, repair: bool) -> Result<(), Fail> {
-    let db = Db::open(url, if repair { Access::Write } else { Access::Read })?;
-    let inspect = |db: &Db| {
-        db.read(|r| {
+    let session = open(url, if repair { Access::Write } else { Access::Read })?;
+    let inspect = |session: &Session| {
+        session.read(|view| {
             let mut tables = Vec::new();
-            for entry in catalog::entries(r)? {
-                let report = db::check_table(r, &entry)?;
+            for entry in view.entries()? {
+                let report = view.check_table(&entry)?;
                 tables.push((entry, report));
             }
-            Ok((tables, kvs::raw::check_feeds(r)?))
+            Ok::<_, kvs::Error>((tables, view.check_feeds()?))
         })
     };
-    let (mut tables, mut feeds) = inspect(&db)?;
+    let (mut tables, mut feeds) = inspect(&session)?;
     let mut repaired = Vec::new();
     if repair {
         let broken: Vec<&CatalogEntry> = tables
@@ -584,14 +517,14 @@ fn check(url: &str, json: bool, repair: bool) -> Result<(), Fail> {
             .map(|(entry, _)| entry)
             .collect();
         if !broken.is_empty() {
-            db.write(|w| {
+            session.write(|edit| {
                 for entry in &broken {
-                    db::rebuild_indexes(w, entry)?;
+                    edit.rebuild_indexes(entry)?;
                 }
-                Ok(())
+                Ok::<_, kvs::Error>(())
             })?;
             repaired = broken.iter().map(|e| e.name.clone()).collect();
-            (tables, feeds) = inspect(&db)?;
+            (tables, feeds) = inspect(&session)?;
         }
     }
     let problems: usize = tables.iter().map(|(_, r)| r.problems.len()).sum::<usize>() + feeds.len();
@@ -645,26 +578,8 @@ fn check(url: &str, json: bool, repair: bool) -> Result<(), Fail> {
 }
 
 fn feed(url: &str, json: bool, name: &str, limit: Option<usize>, back: bool) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
-    let found = db.read(|r| {
-        let w = kvs::raw::writer(r, name, &|t| db::key_type_of(r, t))?;
-        let Some(table) = w.table else {
-            return Ok(None);
-        };
-        let entry = db::entry(r, &table)?;
-        let records = kvs::raw::feed_keys(r, name, back, limit.unwrap_or(usize::MAX))?
-            .iter()
-            .map(|key| {
-                db::get(r, &entry, key)?.ok_or_else(|| {
-                    Fail::new(format!(
-                        "feed {name:?} links the missing record {}",
-                        entry.key_type.render(key)
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, Fail>>()?;
-        Ok(Some((entry, records)))
-    })?;
+    let found =
+        open(url, Access::Read)?.read(|view| view.feed(name, back, limit.unwrap_or(usize::MAX)))?;
     match found {
         Some((entry, records)) => records_out(json, &entry, records),
         None if json => out("[]"),
@@ -673,8 +588,7 @@ fn feed(url: &str, json: bool, name: &str, limit: Option<usize>, back: bool) -> 
 }
 
 fn writers(url: &str, json: bool) -> Result<(), Fail> {
-    let db = Db::open(url, Access::Read)?;
-    let writers = db.read(|r| Ok(kvs::raw::writers(r, &|t| db::key_type_of(r, t))?))?;
+    let writers = open(url, Access::Read)?.read(|view| view.writers())?;
     if json {
         let list: Vec<Value> = writers
             .iter()

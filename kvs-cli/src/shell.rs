@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches};
-use kvs::catalog::{self, CatalogEntry};
+use kvs::untyped::{Access, CatalogEntry};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -15,7 +15,6 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
-use crate::db::{Access, Db};
 use crate::{commands, Cli, Fail};
 
 /// The commands, for completion (clap's, plus the shell's own).
@@ -165,13 +164,13 @@ struct Completion {
 
 impl Completion {
     fn refresh(&self, db: &str) {
-        let Ok(open) = Db::open(db, Access::Read) else {
+        let Ok(session) = commands::open(db, Access::Read) else {
             return;
         };
-        if let Ok(entries) = open.read(|r| Ok(catalog::entries(r)?)) {
+        if let Ok(entries) = session.read(|view| view.entries()) {
             *self.tables.borrow_mut() = entries;
         }
-        if let Ok(writers) = open.read(|r| Ok(kvs::raw::writers(r, &|_| Ok(None))?)) {
+        if let Ok(writers) = session.read(|view| view.writers()) {
             *self.feeds.borrow_mut() = writers.into_iter().map(|w| w.feed).collect();
         }
     }

@@ -181,7 +181,11 @@ fn read_commands_show_the_database_and_change_nothing() {
         .iter()
         .find(|t| t["name"] == "users")
         .unwrap();
-    assert_eq!(users["key_type"], "u64");
+    // The catalog entry as stored, the same form export writes.
+    assert_eq!(users["key_type"], "U64");
+    let export = ok(&url, &["export", "users"]);
+    let first: Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+    assert_eq!(first["catalog"], *users);
     assert_eq!(
         users["fields"],
         serde_json::json!(["id", "email", "city", "name"])

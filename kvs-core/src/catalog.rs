@@ -1,5 +1,7 @@
 //! The catalog stored in every kvs database, and its reconciliation with the tables linked into
-//! the program at open.
+//! the program at open. Reading it is public; what writes it (reconciling, creating a table,
+//! rebuilding an index) is the crate's own, reached through [`Kvs::open`](crate::Kvs::open)
+//! and [`untyped::Edit`](crate::untyped::Edit).
 
 use serde::{Deserialize, Serialize};
 
@@ -144,7 +146,7 @@ pub fn entries(r: &dyn ReadTx) -> Result<Vec<CatalogEntry>> {
 /// console's import): writes the header of an empty store, and, when the catalog has no entry
 /// for the table, the entry and its tables. Returns the entry in effect: the stored one when
 /// there is one, which must then have the same key type.
-pub fn ensure_table(
+pub(crate) fn ensure_table(
     w: &mut dyn WriteTx,
     location: &str,
     entry: &CatalogEntry,
@@ -270,7 +272,7 @@ pub struct Refusal {
 /// reconciled (a changed key type, a record that no longer decodes while a new index is built
 /// from it, a new unique index over values held twice) is left exactly as it was and
 /// returned as a [`Refusal`]; the other tables are reconciled.
-pub fn reconcile(
+pub(crate) fn reconcile(
     w: &mut dyn WriteTx,
     location: &str,
     tables: &[&'static TableMeta],
@@ -364,7 +366,7 @@ fn reconcile_table(
 /// What [`rebuild_index`] asks of each stored record: given its key and bytes, its encoded
 /// value for the index (`None` when it is not indexed), or, as the inner `Err`, why the
 /// record cannot be indexed.
-pub type IndexValueOf<'a> =
+pub(crate) type IndexValueOf<'a> =
     dyn FnMut(&[u8], &[u8]) -> Result<std::result::Result<Option<Vec<u8>>, String>> + 'a;
 
 /// The entries of index `ix` over the records of `table`, as `(value, key)`, or (inner `Err`)
@@ -438,7 +440,7 @@ fn write_index(w: &mut dyn WriteTx, ix: &CatalogIndex, entries: IndexEntries) ->
 /// refuses, or a value held twice in a unique index, is [`Error::Schema`] naming the record,
 /// and nothing is written. Tools without the Rust types (the console's `check --repair`)
 /// rebuild indexes with it.
-pub fn rebuild_index(
+pub(crate) fn rebuild_index(
     w: &mut dyn WriteTx,
     table: &str,
     key_type: &KeyType,

@@ -70,6 +70,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// Stored bytes that break kvs's format, whatever the Rust types: an index entry or a feed
+    /// link pointing at a missing record, a counter or position of the wrong width, an
+    /// unreadable writer or reader. Not caused by the call; `kvs check` finds such damage and
+    /// `kvs check --repair` rebuilds indexes.
+    #[error("corrupt data in {table}{}: {reason}", if key.is_empty() { String::new() } else { format!(" at {key}") })]
+    Corrupt {
+        /// The table holding the bytes.
+        table: String,
+        /// The key, rendered for people (empty where the damage has no one key).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A record given without its Rust type (by the console's `import`, through
+    /// [`untyped`](crate::untyped)) that does not fit the table's catalog: a field missing, a
+    /// value of another kind, a field the table does not have. Nothing was written.
+    #[error("a record for {table} does not fit its catalog: {reason}")]
+    Invalid {
+        /// The table.
+        table: String,
+        /// What does not fit, naming the field.
+        reason: String,
+    },
+
     /// A record that serde cannot encode.
     #[error("cannot encode a record for table {table}: {reason}")]
     Encode {
@@ -211,6 +236,19 @@ impl Error {
         Error::Storage {
             backend,
             source: source.into(),
+        }
+    }
+
+    /// An [`Error::Corrupt`] in `table` at `key`.
+    pub(crate) fn corrupt(
+        table: impl Into<String>,
+        key: impl Into<String>,
+        reason: impl fmt::Display,
+    ) -> Self {
+        Error::Corrupt {
+            table: table.into(),
+            key: key.into(),
+            reason: reason.to_string(),
         }
     }
 

@@ -1,16 +1,22 @@
+//! [`Kvs`]: an open database with the tables of the program, and the typed calls on it.
+
 use std::fmt;
 use std::ops::RangeBounds;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
-use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
-use crate::catalog::{self, CatalogEntry, Refusal, CATALOG_TABLE, SEQ_TABLE};
+use crate::backend::{open_backend, Backend, Config, ReadTx};
+use crate::catalog::{self, CatalogEntry, Refusal};
 use crate::error::{Error, Result};
 use crate::key::{IndexArg, KeyArg, KeyType};
-use crate::ops;
-use crate::stream::{
-    self, Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
-};
-use crate::table::{registered_tables, IndexField, KindCheck, Table, TableMeta};
+use crate::record;
+use crate::report::{self, Dump, TableInfo, Version};
+use crate::retry::retry;
+use crate::select::select_tables;
+use crate::stream::{self, Dir, Reader, Writer, STREAM_SCHEMA, WRITER_TABLE};
+use crate::table::{IndexField, KindCheck, Table, TableMeta};
+use crate::tx::Tx;
+use crate::untyped::Session;
+use crate::write;
 
 /// The environment variable that [`Kvs::from_env`] reads.
 pub const KVS_URL: &str = "KVS_URL";
@@ -22,13 +28,17 @@ pub const DEFAULT_URL: &str = "redb:kvs.redb";
 /// `Kvs` is `Send + Sync`; share one handle across threads with `Arc`. Every write call
 /// (`put`, `delete`, `seq`) is one atomic commit; [`Kvs::transaction`] groups calls into one.
 pub struct Kvs {
-    backend: Box<dyn Backend>,
+    /// The database, as tools without the Rust types see it.
+    session: Session,
     config: Config,
     tables: Vec<&'static TableMeta>,
     /// The tables open could not reconcile: every call on one fails with its reason.
     refused: Vec<Refusal>,
     /// Whether the stream tables are open (the `kvs_stream` schema is selected).
-    streams: bool,
+    pub(crate) streams: bool,
+    /// Whether the database has feeds (or this handle appended to one): only then does a
+    /// delete look for feed links to remove, so streams cost nothing where none are used.
+    pub(crate) feeds_exist: AtomicBool,
     /// Names this handle in the thread's list of running transactions.
     id: u64,
 }
@@ -124,8 +134,10 @@ impl Kvs {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let location = backend.info().location;
         let mut current = false;
+        let mut feeds_exist = false;
         backend.read(&mut |r| {
             current = catalog::is_current(r, &location, &tables)?;
+            feeds_exist = r.tables()?.iter().any(|t| t == WRITER_TABLE);
             Ok(())
         })?;
         let mut refused = Vec::new();
@@ -142,11 +154,12 @@ impl Kvs {
             .as_ref()
             .is_none_or(|schemas| schemas.iter().any(|s| s == STREAM_SCHEMA));
         Ok(Kvs {
-            backend,
+            session: Session::attach(backend),
             config,
             tables,
             refused,
             streams,
+            feeds_exist: AtomicBool::new(feeds_exist),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -185,13 +198,9 @@ impl Kvs {
     /// `kvs_stream` schema is open (it is unless a URL's `schemas` list leaves it out), the
     /// stream tables `#writer` and `#reader`.
     pub fn dir(&self) -> Result<Vec<TableInfo>> {
-        let mut dir: Vec<TableInfo> = self
-            .tables
-            .iter()
-            .map(|meta| CatalogEntry::of(meta).into())
-            .collect();
+        let mut dir: Vec<TableInfo> = self.tables.iter().map(|m| CatalogEntry::of(m)).collect();
         if self.streams {
-            dir.extend(stream_tables());
+            dir.extend(report::stream_entries());
         }
         Ok(dir)
     }
@@ -201,52 +210,22 @@ impl Kvs {
         Version {
             kvs: env!("CARGO_PKG_VERSION"),
             format: catalog::FORMAT,
-            backend: self.backend.info(),
+            backend: self.session.info(),
         }
     }
 
     /// A per-table report: name, storage, type, size and element count of every record,
     /// index and system table (Erlang `kvs:dump/0`).
     pub fn dump(&self) -> Result<Dump> {
-        let info = self.backend.info();
-        let storage = info.storage;
-        self.read(|r| {
-            let mut rows = Vec::new();
-            let mut row = |name: &str, kind: &'static str| -> Result<()> {
-                rows.push(DumpRow {
-                    name: name.to_owned(),
-                    storage,
-                    kind,
-                    bytes: r.stored_bytes(name)?,
-                    elements: r.len(name)?,
-                });
-                Ok(())
-            };
-            for meta in &self.tables {
-                row(meta.name, "set")?;
-                for ix in meta.indexes {
-                    row(ix.table, if ix.unique { "unique" } else { "bag" })?;
-                }
-            }
-            if self.streams {
-                for table in [WRITER_TABLE, READER_TABLE, FEED_TABLE, LINK_TABLE] {
-                    row(table, "set")?;
-                }
-            }
-            row(SEQ_TABLE, "set")?;
-            row(CATALOG_TABLE, "set")?;
-            Ok(Dump {
-                backend: info.clone(),
-                rows,
-            })
-        })
+        let entries: Vec<CatalogEntry> = self.tables.iter().map(|m| CatalogEntry::of(m)).collect();
+        self.read(|r| report::dump(r, self.session.info(), &entries, self.streams))
     }
 
     /// Adds `incr` to the counter `name` (created at 0) and returns the new value; `incr = 0`
     /// reads it. Atomic and durable: no value is handed out twice (Erlang `kvs:seq/2`).
     pub fn seq(&self, name: &str, incr: u64) -> Result<u64> {
         if incr == 0 {
-            self.read(|r| ops::read_seq(r, name))
+            self.read(|r| write::read_seq(r, name))
         } else {
             self.write_call(|tx| tx.seq(name, incr))
         }
@@ -255,7 +234,7 @@ impl Kvs {
     /// The number of records in `T`'s table, in O(1).
     pub fn count<T: Table>(&self) -> Result<u64> {
         self.check::<T>()?;
-        self.read(ops::count::<T>)
+        self.read(record::count::<T>)
     }
 
     /// Stores `record`, replacing the record with the same key and keeping every index exact.
@@ -269,7 +248,7 @@ impl Kvs {
     /// borrowed form: `&str` for a `String` key, `&[u8]` for a `Vec<u8>` key.
     pub fn get<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<Option<T>> {
         self.check::<T>()?;
-        self.read(|r| ops::get(r, &key.key_bytes()))
+        self.read(|r| record::get(r, &key.key_bytes()))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
@@ -277,7 +256,7 @@ impl Kvs {
         let key = key.key_bytes();
         self.write_call(|tx| {
             tx.kvs.check::<T>()?;
-            ops::delete::<T>(tx.w, &key)
+            tx.delete_encoded::<T>(&key)
         })
     }
 
@@ -293,10 +272,10 @@ impl Kvs {
         field: impl IndexField<T>,
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
-        // Here, not in ops::index, so that a mismatch's note points at the caller's line.
+        // Here, not in record::index, so that a mismatch's note points at the caller's line.
         const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
         self.check::<T>()?;
-        self.read(|r| ops::index(r, field, &value))
+        self.read(|r| record::index(r, field, &value))
     }
 
     /// Every record of `T`, in key order.
@@ -307,7 +286,7 @@ impl Kvs {
     /// The records whose keys are in `range`, in key order.
     pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
         self.check::<T>()?;
-        self.read(|r| ops::range::<T>(r, &range))
+        self.read(|r| record::range::<T>(r, &range))
     }
 
     /// Runs `f` in one write transaction: everything it does commits together if it returns
@@ -413,7 +392,7 @@ impl Kvs {
         let mut f = Some(f);
         let mut out = None;
         let mut failed = None;
-        let done = self.backend.write(&mut |w| {
+        let done = self.session.backend().write(&mut |w| {
             // A backend runs this once; were it to run it again, there is no closure left.
             let Some(f) = f.take() else {
                 return Err(Error::Aborted);
@@ -462,7 +441,7 @@ impl Kvs {
         self.not_in_transaction()?;
         let mut f = Some(f);
         let mut out = None;
-        self.backend.read(&mut |r| {
+        self.session.backend().read(&mut |r| {
             if let Some(f) = f.take() {
                 out = Some(f(r)?);
             }
@@ -472,7 +451,7 @@ impl Kvs {
     }
 
     /// Fails unless `T`'s table is open in this database, as `T`.
-    fn check<T: Table>(&self) -> Result<()> {
+    pub(crate) fn check<T: Table>(&self) -> Result<()> {
         let meta = &T::META;
         match self.tables.binary_search_by_key(&meta.name, |m| m.name) {
             Ok(i) if self.tables[i].rust_type == meta.rust_type => {
@@ -526,7 +505,12 @@ impl Kvs {
     /// The writers of every feed, by feed name.
     pub fn writers(&self) -> Result<Vec<Writer>> {
         self.check_streams()?;
-        self.read(|r| crate::raw::writers(r, &|table| self.key_type(r, table)))
+        self.read(|r| {
+            stream::feeds(r)?
+                .iter()
+                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
+                .collect()
+        })
     }
 
     /// A new reader of `feed`, positioned before the oldest element and paging
@@ -609,7 +593,7 @@ impl Kvs {
         })
     }
 
-    fn check_streams(&self) -> Result<()> {
+    pub(crate) fn check_streams(&self) -> Result<()> {
         if self.streams {
             Ok(())
         } else {
@@ -623,13 +607,13 @@ impl Kvs {
         }
     }
 
-    fn check_stream<T: Table>(&self) -> Result<()> {
+    pub(crate) fn check_stream<T: Table>(&self) -> Result<()> {
         self.check_streams()?;
         self.check::<T>()
     }
 
     /// The key type of `table`: from the program when it is open, else from the catalog.
-    fn key_type(&self, r: &dyn ReadTx, table: &str) -> Result<Option<KeyType>> {
+    pub(crate) fn key_type(&self, r: &dyn ReadTx, table: &str) -> Result<Option<KeyType>> {
         match self.tables.binary_search_by_key(&table, |m| m.name) {
             Ok(i) => Ok(Some((self.tables[i].key_type)())),
             Err(_) => Ok(catalog::read_entry(r, table)?.map(|entry| entry.key_type)),
@@ -637,370 +621,8 @@ impl Kvs {
     }
 }
 
-/// The stream tables as [`Kvs::dir`] lists them.
-fn stream_tables() -> [TableInfo; 2] {
-    let fields = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
-    [
-        TableInfo {
-            name: WRITER_TABLE.to_owned(),
-            schema: STREAM_SCHEMA.to_owned(),
-            rust_type: "kvs::Writer".to_owned(),
-            key_field: "feed".to_owned(),
-            key_type: KeyType::String,
-            indexes: Vec::new(),
-            fields: fields(&["feed", "table", "count", "top", "first", "last"]),
-        },
-        TableInfo {
-            name: READER_TABLE.to_owned(),
-            schema: STREAM_SCHEMA.to_owned(),
-            rust_type: "kvs::Reader".to_owned(),
-            key_field: "id".to_owned(),
-            key_type: KeyType::U64,
-            indexes: Vec::new(),
-            fields: fields(&["id", "feed", "table", "pos", "dir"]),
-        },
-    ]
-}
-
 /// How a transaction failed: its closure's own error, or kvs's.
 enum Failed<E> {
     Closure(E),
     Kvs(Error),
-}
-
-/// How long a one-call write keeps retrying conflicts and a lost leader.
-const RETRY_FOR: Duration = Duration::from_secs(30);
-
-/// Runs `f` until it does not fail with [`Error::Conflict`] or [`Error::Unavailable`], for up
-/// to [`RETRY_FOR`], with growing, jittered pauses. On redb neither error occurs, and this is
-/// one call.
-fn retry<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match f() {
-            Err(e) if e.is_transient() && start.elapsed() < RETRY_FOR => {
-                // Jitter from the clock, so that writers that collided do not collide again.
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                std::thread::sleep(pause.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0));
-                pause = (pause * 2).min(Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The tables of this program that `config` opens, checked for clashes.
-fn select_tables(config: &Config) -> Result<Vec<&'static TableMeta>> {
-    let all = registered_tables();
-    for meta in &all {
-        if meta.name.is_empty() || meta.name.starts_with('#') {
-            return Err(Error::schema(
-                meta.name,
-                "table names must be non-empty and must not start with '#'",
-            ));
-        }
-    }
-    let selected: Vec<&'static TableMeta> = match &config.schemas {
-        None => all,
-        Some(schemas) => {
-            for name in schemas {
-                if name != STREAM_SCHEMA && !all.iter().any(|m| m.schema == name || m.name == name)
-                {
-                    return Err(Error::schema(
-                        name.as_str(),
-                        "listed in the URL's schemas, but no registered table has that name or schema",
-                    ));
-                }
-            }
-            all.into_iter()
-                .filter(|m| schemas.iter().any(|s| s == m.schema || s == m.name))
-                .collect()
-        }
-    };
-    // Sorted by name, so clashes are neighbours.
-    for pair in selected.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(Error::schema(
-                pair[0].name,
-                format!(
-                    "claimed by two types, {} and {}; give one a different #[kvs(name = ...)] or put them in different schemas",
-                    pair[0].rust_type, pair[1].rust_type
-                ),
-            ));
-        }
-    }
-    Ok(selected)
-}
-
-/// A write transaction, with the read and write calls of [`Kvs`].
-///
-/// Made by [`Kvs::transaction`]; what it writes commits when the closure returns `Ok`.
-pub struct Tx<'a> {
-    w: &'a mut dyn WriteTx,
-    kvs: &'a Kvs,
-}
-
-impl Tx<'_> {
-    /// [`Kvs::seq`] inside the transaction.
-    pub fn seq(&mut self, name: &str, incr: u64) -> Result<u64> {
-        ops::seq(self.w, name, incr)
-    }
-
-    /// [`Kvs::count`] inside the transaction.
-    pub fn count<T: Table>(&self) -> Result<u64> {
-        self.kvs.check::<T>()?;
-        ops::count::<T>(&*self.w)
-    }
-
-    /// [`Kvs::put`] inside the transaction.
-    pub fn put<T: Table>(&mut self, record: &T) -> Result<()> {
-        self.kvs.check::<T>()?;
-        ops::put(self.w, record)
-    }
-
-    /// [`Kvs::get`] inside the transaction (sees the transaction's own writes).
-    pub fn get<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<Option<T>> {
-        self.kvs.check::<T>()?;
-        ops::get(&*self.w, &key.key_bytes())
-    }
-
-    /// [`Kvs::delete`] inside the transaction.
-    pub fn delete<T: Table>(&mut self, key: impl KeyArg<T::Key>) -> Result<bool> {
-        self.kvs.check::<T>()?;
-        ops::delete::<T>(self.w, &key.key_bytes())
-    }
-
-    /// [`Kvs::index`] inside the transaction.
-    pub fn index<T: Table>(
-        &self,
-        field: impl IndexField<T>,
-        value: impl IndexArg,
-    ) -> Result<Vec<T>> {
-        const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
-        self.kvs.check::<T>()?;
-        ops::index(&*self.w, field, &value)
-    }
-
-    /// [`Kvs::all`] inside the transaction.
-    pub fn all<T: Table>(&self) -> Result<Vec<T>> {
-        self.range::<T>(..)
-    }
-
-    /// [`Kvs::range`] inside the transaction.
-    pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-        self.kvs.check::<T>()?;
-        ops::range::<T>(&*self.w, &range)
-    }
-
-    /// [`Kvs::append`] inside the transaction.
-    pub fn append<T: Table>(&mut self, feed: &str, record: &T) -> Result<()> {
-        self.kvs.check_stream::<T>()?;
-        stream::append(self.w, feed, record)
-    }
-
-    /// [`Kvs::remove`] inside the transaction.
-    pub fn remove<T: Table>(&mut self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
-        self.kvs.check_stream::<T>()?;
-        stream::unlink(self.w, feed, T::META.name, &key.key_bytes())
-    }
-
-    /// [`Kvs::writer`] inside the transaction.
-    pub fn writer(&self, feed: &str) -> Result<Writer> {
-        self.kvs.check_streams()?;
-        let r: &dyn ReadTx = &*self.w;
-        stream::writer(r, feed, &|table| self.kvs.key_type(r, table))
-    }
-
-    /// [`Kvs::feed`] inside the transaction.
-    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
-        self.kvs.check_stream::<T>()?;
-        stream::feed(&*self.w, feed)
-    }
-
-    /// [`Kvs::reader`] inside the transaction.
-    pub fn reader<T: Table>(&mut self, feed: &str) -> Result<Reader<T>> {
-        self.kvs.check_stream::<T>()?;
-        stream::new_reader(self.w, feed)
-    }
-
-    /// [`Kvs::take`] inside the transaction (sees the transaction's own appends).
-    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
-        self.kvs.check_stream::<T>()?;
-        stream::take(&*self.w, r, n, r.dir, false)
-    }
-
-    /// [`Kvs::save_reader`] inside the transaction.
-    pub fn save_reader<T: Table>(&mut self, r: &Reader<T>) -> Result<()> {
-        self.kvs.check_stream::<T>()?;
-        stream::save_reader(self.w, r)
-    }
-
-    /// [`Kvs::remove_reader`] inside the transaction.
-    pub fn remove_reader(&mut self, id: u64) -> Result<bool> {
-        self.kvs.check_streams()?;
-        stream::remove_reader(self.w, id)
-    }
-}
-
-/// One table, as [`Kvs::dir`] lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TableInfo {
-    /// The table name.
-    pub name: String,
-    /// The schema it belongs to.
-    pub schema: String,
-    /// The Rust type.
-    pub rust_type: String,
-    /// The key field.
-    pub key_field: String,
-    /// The key's type.
-    pub key_type: KeyType,
-    /// The indexed fields.
-    pub indexes: Vec<IndexInfo>,
-    /// All field names.
-    pub fields: Vec<String>,
-}
-
-/// One index of a [`TableInfo`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct IndexInfo {
-    /// The indexed field.
-    pub field: String,
-    /// Whether values are unique.
-    pub unique: bool,
-    /// The indexed value's type.
-    pub value_type: KeyType,
-}
-
-impl From<CatalogEntry> for TableInfo {
-    fn from(entry: CatalogEntry) -> TableInfo {
-        TableInfo {
-            name: entry.name,
-            schema: entry.schema,
-            rust_type: entry.rust_type,
-            key_field: entry.key_field,
-            key_type: entry.key_type,
-            indexes: entry
-                .indexes
-                .into_iter()
-                .map(|ix| IndexInfo {
-                    field: ix.field,
-                    unique: ix.unique,
-                    value_type: ix.value_type,
-                })
-                .collect(),
-            fields: entry.fields,
-        }
-    }
-}
-
-impl fmt::Display for TableInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (key {}: {}",
-            self.name, self.key_field, self.key_type
-        )?;
-        for ix in &self.indexes {
-            let unique = if ix.unique { "unique " } else { "" };
-            write!(f, ", {unique}index {}: {}", ix.field, ix.value_type)?;
-        }
-        f.write_str(")")
-    }
-}
-
-/// What [`Kvs::ver`] reports.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Version {
-    /// The kvs version.
-    pub kvs: &'static str,
-    /// The on-disk format version.
-    pub format: u32,
-    /// The backend.
-    pub backend: BackendInfo,
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "kvs {} (format {}) on {} {}",
-            self.kvs, self.format, self.backend.engine, self.backend.version
-        )
-    }
-}
-
-/// A size in MiB with two decimals, or `-` where the engine keeps none.
-pub fn megabytes(bytes: Option<u64>) -> String {
-    #[allow(clippy::cast_precision_loss)] // a report, two decimals
-    bytes.map_or_else(
-        || "-".to_owned(),
-        |bytes| format!("{:.2}", bytes as f64 / (1024.0 * 1024.0)),
-    )
-}
-
-/// What [`Kvs::dump`] reports: one row per table.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Dump {
-    /// The backend.
-    pub backend: BackendInfo,
-    /// One row per table.
-    pub rows: Vec<DumpRow>,
-}
-
-/// One table in a [`Dump`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct DumpRow {
-    /// The table name.
-    pub name: String,
-    /// Where it lives (`file`, `memory`).
-    pub storage: &'static str,
-    /// `set` (one value per key), `unique` (a unique index) or `bag` (a non-unique index).
-    pub kind: &'static str,
-    /// The bytes it occupies, as the engine reports them; `None` where the engine keeps no
-    /// size per table (etcd).
-    pub bytes: Option<u64>,
-    /// The number of entries.
-    pub elements: u64,
-}
-
-impl fmt::Display for Dump {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self
-            .rows
-            .iter()
-            .map(|r| r.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        writeln!(
-            f,
-            "{:<width$}  {:<7}  {:<6}  {:>10}  {:>10}",
-            "NAME", "STORAGE", "TYPE", "MEMORY(MB)", "ELEMENTS"
-        )?;
-        for row in &self.rows {
-            writeln!(
-                f,
-                "{:<width$}  {:<7}  {:<6}  {:>10}  {:>10}",
-                row.name,
-                row.storage,
-                row.kind,
-                megabytes(row.bytes),
-                row.elements
-            )?;
-        }
-        write!(
-            f,
-            "{} {} at {}",
-            self.backend.engine, self.backend.version, self.backend.location
-        )
-    }
 }

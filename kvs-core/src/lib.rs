@@ -18,17 +18,24 @@
 //! [`BackendFactory`] for their URL scheme.
 #![forbid(unsafe_code)]
 
-mod backend;
+pub mod backend;
 pub mod catalog;
 mod error;
 mod field;
+mod json;
 mod key;
 mod kvs;
-mod ops;
-pub mod raw;
+mod record;
+mod report;
+mod retry;
+mod select;
 mod stream;
 mod table;
+mod tx;
+pub mod untyped;
+mod write;
 
+// Backend crates name these at the root; applications reach them through `kvs::backend`.
 pub use crate::backend::{
     open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ManyVisitor,
     ReadTx, Visitor, WriteTx,
@@ -36,15 +43,15 @@ pub use crate::backend::{
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyArg, KeyEnum, KeyType, KeyValue};
-pub use crate::kvs::{
-    megabytes, Dump, DumpRow, IndexInfo, Kvs, TableInfo, Tx, Version, DEFAULT_URL, KVS_URL,
-};
+pub use crate::kvs::{Kvs, DEFAULT_URL, KVS_URL};
+pub use crate::report::{Dump, DumpRow, IndexInfo, TableInfo, Version};
 pub use crate::stream::{
     Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
 };
 pub use crate::table::{
     registered_tables, ColumnMeta, IndexField, IndexMeta, Reindex, Table, TableMeta,
 };
+pub use crate::tx::Tx;
 
 #[doc(hidden)]
 pub use crate::key::kind;

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use crate::key::{encode_bytes, Key, KeyType, KeyValue};
-use crate::ops;
+use crate::record;
 use crate::table::Table;
+use crate::write;
 
 /// The schema of the stream tables; list it in a URL's `schemas` to open streams with it.
 pub const STREAM_SCHEMA: &str = "kvs_stream";
@@ -186,7 +187,7 @@ fn link_key(table: &str, key: &[u8], feed: &str) -> Vec<u8> {
 }
 
 fn corrupt(table: &str, reason: impl fmt::Display) -> Error {
-    Error::schema(table, reason)
+    Error::corrupt(table, "", reason)
 }
 
 fn decode_pos(table: &str, bytes: &[u8]) -> Result<u64> {
@@ -248,7 +249,7 @@ pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> R
             .ok_or_else(|| corrupt(WRITER_TABLE, format!("feed {feed:?} is out of positions")))?
     };
     // Checked before the first write: a unique violation leaves nothing behind.
-    ops::put_at(w, record, &key)?;
+    record::put_at(w, record, &key)?;
     if linked {
         return Ok(());
     }
@@ -298,7 +299,7 @@ pub(crate) fn unlink(w: &mut dyn WriteTx, feed: &str, table: &str, key: &[u8]) -
 /// Unlinks the record `key` of `table` from every feed it is in (its delete).
 pub(crate) fn unlink_all(w: &mut dyn WriteTx, table: &str, key: &[u8]) -> Result<()> {
     let prefix = link_prefix(table, key);
-    let end = ops::prefix_end(&prefix);
+    let end = write::prefix_end(&prefix);
     let mut feeds = Vec::new();
     w.scan(
         LINK_TABLE,
@@ -356,7 +357,7 @@ fn walk(
         return Ok(());
     }
     let cursor = element_key(prefix, pos);
-    let end = ops::prefix_end(prefix);
+    let end = write::prefix_end(prefix);
     let range = match dir {
         Dir::Forward => (
             Bound::Excluded(cursor.as_slice()),
@@ -384,7 +385,7 @@ fn linked_records<T: Table>(r: &dyn ReadTx, feed: &str, keys: &[Vec<u8>]) -> Res
     let mut records = Vec::with_capacity(keys.len());
     r.get_many(T::META.name, &keys, &mut |i, bytes| match bytes {
         Some(bytes) => {
-            records.push(ops::decode(bytes, keys[i])?);
+            records.push(record::decode(bytes, keys[i])?);
             Ok(())
         }
         None => Err(corrupt(
@@ -664,7 +665,7 @@ pub(crate) fn feeds(r: &dyn ReadTx) -> Result<Vec<String>> {
 /// A new reader of `feed` at its oldest end, saved under a fresh id.
 pub(crate) fn new_reader<T: Table>(w: &mut dyn WriteTx, feed: &str) -> Result<Reader<T>> {
     check_feed::<T>(feed, read_writer(&*w, feed)?.as_ref())?;
-    let id = ops::seq(w, READER_SEQ, 1)?;
+    let id = write::seq(w, READER_SEQ, 1)?;
     let reader = Reader {
         id,
         feed: feed.to_owned(),

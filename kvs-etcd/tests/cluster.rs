@@ -340,7 +340,8 @@ fn check_acknowledged(kvs: &Kvs, acked: &[(u64, Instant)]) {
 #[test]
 #[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn batched_reads_take_few_round_trips() {
-    use kvs::{Backend, Config};
+    use kvs::backend::Backend;
+    use kvs::Config;
     let cluster = cluster();
     let url = fresh(&cluster, "batch");
     let etcd = kvs::etcd::Etcd::open(&Config::parse(&url).unwrap()).unwrap();

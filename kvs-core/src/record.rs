@@ -1,0 +1,160 @@
+//! The typed record calls, written once over the backend's transaction traits and shared by
+//! [`Kvs`](crate::Kvs) (one transaction per call) and [`Tx`](crate::Tx) (many calls in one
+//! transaction): records encoded and decoded as their Rust type, and their index values.
+
+use std::ops::{Bound, RangeBounds};
+
+use crate::backend::{ReadTx, WriteTx};
+use crate::error::{Error, Result};
+use crate::key::{IndexArg, Key};
+use crate::table::{IndexField, Table};
+use crate::write::{self, IndexValues};
+
+pub(crate) fn encode<T: Table>(record: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(record).map_err(|e| Error::Encode {
+        table: T::META.name.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+        table: T::META.name.to_owned(),
+        key: (T::META.key_type)().render(key),
+        reason: e.to_string(),
+    })
+}
+
+/// The record stored under the encoded `key`.
+pub(crate) fn get<T: Table>(r: &dyn ReadTx, key: &[u8]) -> Result<Option<T>> {
+    read_record(r, key)
+}
+
+/// The record stored under the encoded `key`, decoded straight from the backend's bytes.
+pub(crate) fn read_record<T: Table>(r: &dyn ReadTx, key: &[u8]) -> Result<Option<T>> {
+    let mut record = None;
+    r.get_with(T::META.name, key, &mut |bytes| {
+        record = Some(decode(bytes, key)?);
+        Ok(())
+    })?;
+    Ok(record)
+}
+
+/// The encoded value of each index of `record` (`None` where the field is `None`).
+fn index_values<T: Table>(record: &T) -> IndexValues {
+    (0..T::META.indexes.len())
+        .map(|i| {
+            let mut out = Vec::new();
+            record.encode_index(i, &mut out).then_some(out)
+        })
+        .collect()
+}
+
+/// The index values of the record stored as `bytes`.
+fn stored_index_values<T: Table>(bytes: &[u8], key: &[u8]) -> Result<IndexValues> {
+    Ok(index_values(&decode::<T>(bytes, key)?))
+}
+
+/// Stores `record` and keeps its indexes exact.
+///
+/// Writes first and reads what the writes replaced, rather than reading before writing: the
+/// record's `insert` hands back the old record (whose index values say which entries to
+/// move), and a unique entry's `insert` hands back its holder. A clash puts every replaced
+/// value back before returning [`Error::Duplicate`], so a failed put leaves the transaction
+/// holding what it held, even when the caller goes on to commit it.
+pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
+    put_at(w, record, &record.key().to_key_bytes())
+}
+
+/// [`put`] for a caller that has encoded the record's key already.
+pub(crate) fn put_at<T: Table>(w: &mut dyn WriteTx, record: &T, key: &[u8]) -> Result<()> {
+    let meta = &T::META;
+    let bytes = encode(record)?;
+    let new = index_values(record);
+    write::put_values(w, meta.name, meta.indexes, key, &bytes, &new, &|old| {
+        stored_index_values::<T>(old, key)
+    })
+}
+
+/// Deletes the record under `key` and its index entries, learning the old index values from
+/// what `remove` hands back (one lookup, not a read and then a removal).
+pub(crate) fn delete<T: Table>(w: &mut dyn WriteTx, key: &[u8]) -> Result<bool> {
+    write::delete_values(w, T::META.name, T::META.indexes, key, &|old| {
+        stored_index_values::<T>(old, key)
+    })
+}
+
+/// `field` is passed only for its type. The value's kind is checked against the field's by
+/// the public callers ([`KindCheck`](crate::table::KindCheck)), so that the error names the
+/// user's line.
+pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
+    r: &dyn ReadTx,
+    _field: F,
+    value: &V,
+) -> Result<Vec<T>> {
+    let meta = &T::META;
+    let ix = &meta.indexes[F::INDEX];
+    let mut prefix = Vec::new();
+    if !value.encode_as(&(ix.value_type)(), &mut prefix) {
+        return Ok(Vec::new());
+    }
+    // The matching keys, end to end in one buffer: one allocation, not one per hit.
+    let mut keys: Vec<u8> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    write::index_keys(r, ix.table, ix.unique, &prefix, &mut |key| {
+        keys.extend_from_slice(key);
+        ends.push(keys.len());
+        Ok(())
+    })?;
+    let mut start = 0;
+    let keys: Vec<&[u8]> = ends
+        .iter()
+        .map(|&end| {
+            let key = &keys[start..end];
+            start = end;
+            key
+        })
+        .collect();
+    let mut records = Vec::with_capacity(keys.len());
+    // One batched read: a remote backend fetches the k records in few round trips.
+    r.get_many(meta.name, &keys, &mut |i, bytes| match bytes {
+        Some(bytes) => {
+            records.push(decode(bytes, keys[i])?);
+            Ok(())
+        }
+        None => Err(Error::corrupt(
+            ix.table,
+            (meta.key_type)().render(keys[i]),
+            format!("the index on {} points at a missing record", ix.field),
+        )),
+    })?;
+    Ok(records)
+}
+
+pub(crate) fn count<T: Table>(r: &dyn ReadTx) -> Result<u64> {
+    r.len(T::META.name)
+}
+
+pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) -> Result<Vec<T>> {
+    let encode_bound = |bound: Bound<&T::Key>| match bound {
+        Bound::Included(k) => Bound::Included(k.to_key_bytes()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_key_bytes()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let start = encode_bound(range.start_bound());
+    let end = encode_bound(range.end_bound());
+    let mut records = Vec::new();
+    r.scan(
+        T::META.name,
+        (
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
+        ),
+        false,
+        &mut |key, bytes| {
+            records.push(decode(bytes, key)?);
+            Ok(true)
+        },
+    )?;
+    Ok(records)
+}

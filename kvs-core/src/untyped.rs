@@ -1,0 +1,699 @@
+//! Any kvs database without its Rust types: the catalog says what the tables are, and records
+//! are read and written as the self-describing `MessagePack` they are stored as, shown as JSON
+//! values. The console is built on it; the typed [`Kvs`](crate::Kvs) wraps a [`Session`].
+//!
+//! Writes keep the invariants of the typed API: a record and its index entries change in one
+//! transaction, unique indexes are enforced, a deleted record leaves no feed pointing at it,
+//! and a record that the catalog says the application could not read is refused.
+//!
+//! ```
+//! use kvs_core::untyped::{Access, Session};
+//! # fn show(url: &str) -> kvs_core::Result<()> {
+//! let session = Session::open(url, Access::Read)?;
+//! for entry in session.dir()? {
+//!     let count = session.read(|view| view.count(&entry.name))?;
+//!     println!("{} ({count} records)", entry.name);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use serde_json::Value;
+
+use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
+use crate::catalog::{self, SEQ_TABLE};
+use crate::error::{Error, Result};
+use crate::key::KeyType;
+use crate::report::{self, Dump};
+use crate::stream::{self, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, WRITER_TABLE};
+use crate::write::{self, IndexValues};
+
+pub use crate::catalog::{CatalogColumn, CatalogEntry, CatalogIndex, Header};
+pub use crate::json::{check_kind, decode_key, encode_json, json_to_key, key_to_json};
+
+/// How a tool opens a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only: never creates or modifies anything ([`Error::Missing`] when there is no
+    /// database).
+    Read,
+    /// Read and write an existing kvs database. A file whose writer died is recovered.
+    Write,
+    /// Read and write, creating the database if there is none.
+    Create,
+}
+
+/// An open kvs database, seen through its catalog.
+pub struct Session {
+    backend: Box<dyn Backend>,
+    location: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Opens the database at `url`. A read-only open, and a write open of an existing
+    /// database, are checked to be a kvs database before anything is written: a write open
+    /// probes read-only first, unless the file needs crash recovery, which only the
+    /// read-write open does (and the header check after it still refuses a foreign file).
+    pub fn open(url: &str, access: Access) -> Result<Session> {
+        let mut config = Config::parse(url)?;
+        if access == Access::Write {
+            let mut probe = config.clone();
+            probe.read_only = true;
+            match Session::open_config(&probe, true) {
+                Ok(_) | Err(Error::NeedsRecovery { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        config.read_only = access == Access::Read;
+        let session = Session::open_config(&config, access != Access::Create)?;
+        if access == Access::Create {
+            // A new store gets its header (and empty catalog) before anything else is read.
+            session.write(|edit| {
+                if catalog::read_header(&*edit.w, edit.location)?.is_none() {
+                    catalog::reconcile(edit.w, edit.location, &[])?;
+                }
+                Ok::<_, Error>(())
+            })?;
+        }
+        Ok(session)
+    }
+
+    fn open_config(config: &Config, must_exist: bool) -> Result<Session> {
+        let session = Session::attach(open_backend(config)?);
+        #[allow(clippy::redundant_closure_for_method_calls)] // a method path is not general enough
+        let header = session.read(|view| view.header())?;
+        if header.is_none() && must_exist {
+            return Err(Error::NotKvs {
+                location: session.location.clone(),
+                reason: "it is empty: no kvs header".to_owned(),
+            });
+        }
+        Ok(session)
+    }
+
+    /// A session over a backend opened by the caller, which has checked (or will check) that
+    /// it holds a kvs database.
+    pub fn attach(backend: Box<dyn Backend>) -> Session {
+        let location = backend.info().location;
+        Session { backend, location }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// What the backend is.
+    pub fn info(&self) -> BackendInfo {
+        self.backend.info()
+    }
+
+    /// Where the data lives.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Runs `f` on one consistent snapshot.
+    pub fn read<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&View<'_>) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let mut f = Some(f);
+        let mut out = None;
+        let done = self.backend.read(&mut |r| {
+            if let Some(f) = f.take() {
+                let result = f(&View {
+                    r,
+                    location: &self.location,
+                });
+                let failed = result.is_err();
+                out = Some(result);
+                if failed {
+                    return Err(Error::Aborted);
+                }
+            }
+            Ok(())
+        });
+        finish(done, out)
+    }
+
+    /// Runs `f` in one write transaction, committed if it returns `Ok`.
+    pub fn write<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Edit<'_>) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
+        let mut f = Some(f);
+        let mut out = None;
+        let done = self.backend.write(&mut |w| {
+            let f = f.take().ok_or(Error::Aborted)?;
+            let result = f(&mut Edit {
+                w,
+                location: &self.location,
+            });
+            let failed = result.is_err();
+            out = Some(result);
+            if failed {
+                Err(Error::Aborted)
+            } else {
+                Ok(())
+            }
+        });
+        finish(done, out)
+    }
+
+    /// The tables: every catalog entry, then the stream tables that exist.
+    pub fn dir(&self) -> Result<Vec<CatalogEntry>> {
+        self.read(|view| {
+            let mut dir = view.entries()?;
+            let present = view.r.tables()?;
+            dir.extend(
+                report::stream_entries()
+                    .into_iter()
+                    .filter(|e| present.contains(&e.name)),
+            );
+            Ok(dir)
+        })
+    }
+
+    /// Per table: name, storage, kind, size and element count.
+    pub fn dump(&self) -> Result<Dump> {
+        let info = self.backend.info();
+        self.read(|view| {
+            let entries = view.entries()?;
+            let present = view.r.tables()?;
+            let streams = present.iter().any(|t| t == WRITER_TABLE);
+            report::dump(view.r, info, &entries, streams)
+        })
+    }
+}
+
+fn finish<R, E: From<Error>>(
+    done: Result<()>,
+    out: Option<std::result::Result<R, E>>,
+) -> std::result::Result<R, E> {
+    match (done, out) {
+        (_, Some(Err(e))) => Err(e),
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Some(Ok(value))) => Ok(value),
+        (Ok(()), None) => Err(Error::Aborted.into()),
+    }
+}
+
+/// The read calls of a [`Session`], inside one snapshot (or write transaction).
+pub struct View<'a> {
+    r: &'a dyn ReadTx,
+    location: &'a str,
+}
+
+/// The write calls of a [`Session`], inside one write transaction; its reads see its writes.
+pub struct Edit<'a> {
+    w: &'a mut dyn WriteTx,
+    location: &'a str,
+}
+
+impl View<'_> {
+    /// The database's header (`None` for an empty store).
+    pub fn header(&self) -> Result<Option<Header>> {
+        catalog::read_header(self.r, self.location)
+    }
+
+    /// Every catalog entry, by table name.
+    pub fn entries(&self) -> Result<Vec<CatalogEntry>> {
+        catalog::entries(self.r)
+    }
+
+    /// The catalog entry of `table`, or [`Error::Schema`] naming the tables there are.
+    pub fn entry(&self, table: &str) -> Result<CatalogEntry> {
+        if let Some(entry) = catalog::read_entry(self.r, table)? {
+            return Ok(entry);
+        }
+        let names: Vec<String> = self.entries()?.into_iter().map(|e| e.name).collect();
+        Err(Error::schema(
+            table,
+            format!(
+                "no such table (tables: {})",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ))
+    }
+
+    /// The number of entries in `table`: a record table, or one of the stream tables.
+    pub fn count(&self, table: &str) -> Result<u64> {
+        if ![WRITER_TABLE, READER_TABLE, FEED_TABLE, LINK_TABLE].contains(&table) {
+            self.entry(table)?;
+        }
+        self.r.len(table)
+    }
+
+    /// The record with the encoded `key`, as JSON.
+    pub fn get(&self, entry: &CatalogEntry, key: &[u8]) -> Result<Option<Value>> {
+        let mut record = None;
+        self.r.get_with(&entry.name, key, &mut |bytes| {
+            record = Some(record_json(entry, key, bytes)?);
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    /// Visits the records with encoded keys in `range` in key order (descending if
+    /// `reverse`), as JSON with their encoded keys, until `visit` returns `Ok(false)`.
+    pub fn scan(
+        &self,
+        entry: &CatalogEntry,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], Value) -> Result<bool>,
+    ) -> Result<()> {
+        self.r.scan(&entry.name, range, reverse, &mut |key, bytes| {
+            visit(key, record_json(entry, key, bytes)?)
+        })
+    }
+
+    /// The records whose `ix` value is the encoded `value`, in key order.
+    pub fn index(
+        &self,
+        entry: &CatalogEntry,
+        ix: &CatalogIndex,
+        value: &[u8],
+    ) -> Result<Vec<Value>> {
+        let mut keys = Vec::new();
+        write::index_keys(self.r, &ix.table, ix.unique, value, &mut |key| {
+            keys.push(key.to_vec());
+            Ok(())
+        })?;
+        keys.iter()
+            .map(|key| {
+                self.get(entry, key)?.ok_or_else(|| Error::Corrupt {
+                    table: ix.table.clone(),
+                    key: entry.key_type.render(key),
+                    reason: format!("the index on {} points at a missing record", ix.field),
+                })
+            })
+            .collect()
+    }
+
+    /// The value of counter `name` (0 if it was never used).
+    pub fn seq(&self, name: &str) -> Result<u64> {
+        write::read_seq(self.r, name)
+    }
+
+    /// Every counter, by name.
+    pub fn seqs(&self) -> Result<Vec<(String, u64)>> {
+        let mut names = Vec::new();
+        self.r.scan(
+            SEQ_TABLE,
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |name, _| {
+                names.push(String::from_utf8_lossy(name).into_owned());
+                Ok(true)
+            },
+        )?;
+        names
+            .into_iter()
+            .map(|name| Ok((name.clone(), self.seq(&name)?)))
+            .collect()
+    }
+
+    /// The writers of every feed.
+    pub fn writers(&self) -> Result<Vec<Writer>> {
+        stream::feeds(self.r)?
+            .iter()
+            .map(|feed| stream::writer(self.r, feed, &|t| self.key_type(t)))
+            .collect()
+    }
+
+    /// The table of `feed` and up to `limit` of its records, oldest first (newest first when
+    /// `back`); `None` for a feed never appended to.
+    pub fn feed(
+        &self,
+        feed: &str,
+        back: bool,
+        limit: usize,
+    ) -> Result<Option<(CatalogEntry, Vec<Value>)>> {
+        let writer = stream::writer(self.r, feed, &|t| self.key_type(t))?;
+        let Some(table) = writer.table else {
+            return Ok(None);
+        };
+        let entry = self.entry(&table)?;
+        let records = stream::feed_keys(self.r, feed, back, limit)?
+            .iter()
+            .map(|key| {
+                self.get(&entry, key)?.ok_or_else(|| Error::Corrupt {
+                    table: FEED_TABLE.to_owned(),
+                    key: entry.key_type.render(key),
+                    reason: format!("feed {feed:?} links a missing record of {table}"),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((entry, records)))
+    }
+
+    /// Checks every record of `entry` (its key, that it decodes, that its key field matches
+    /// and that it fits the catalog's field kinds) and every index entry against the records.
+    pub fn check_table(&self, entry: &CatalogEntry) -> Result<TableCheck> {
+        check_table(self.r, entry)
+    }
+
+    /// Checks that the stream tables agree; the problems found, for people.
+    pub fn check_feeds(&self) -> Result<Vec<String>> {
+        stream::check(self.r)
+    }
+
+    fn key_type(&self, table: &str) -> Result<Option<KeyType>> {
+        Ok(catalog::read_entry(self.r, table)?.map(|e| e.key_type))
+    }
+}
+
+impl Edit<'_> {
+    /// The read calls, seeing this transaction's writes.
+    pub fn view(&self) -> View<'_> {
+        View {
+            r: &*self.w,
+            location: self.location,
+        }
+    }
+
+    /// Stores a record given as JSON, keeping its indexes exact and unique ones unique (the
+    /// write path of `Kvs::put`). A record the application could not read (see
+    /// [`check_fields`]) is [`Error::Invalid`], and nothing is written.
+    pub fn put(&mut self, entry: &CatalogEntry, record: &Value) -> Result<()> {
+        check_fields(entry, record, true).map_err(|reason| Error::Invalid {
+            table: entry.name.clone(),
+            reason,
+        })?;
+        let key = record_key(entry, record)?;
+        let new = index_values(entry, record)?;
+        let bytes = rmp_serde::to_vec_named(record).map_err(|e| Error::Encode {
+            table: entry.name.clone(),
+            reason: e.to_string(),
+        })?;
+        write::put_values(
+            self.w,
+            &entry.name,
+            &entry.indexes,
+            &key,
+            &bytes,
+            &new,
+            &|old| stored_index_values(entry, &key, old),
+        )
+    }
+
+    /// Deletes the record with the encoded `key`, its index entries and its feed links;
+    /// returns whether it existed.
+    pub fn delete(&mut self, entry: &CatalogEntry, key: &[u8]) -> Result<bool> {
+        let deleted = write::delete_values(self.w, &entry.name, &entry.indexes, key, &|old| {
+            stored_index_values(entry, key, old)
+        })?;
+        if deleted {
+            stream::unlink_all(self.w, &entry.name, key)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Adds `incr` to counter `name` and returns the new value.
+    pub fn seq(&mut self, name: &str, incr: u64) -> Result<u64> {
+        write::seq(self.w, name, incr)
+    }
+
+    /// Raises counter `name` to at least `value` (a restore never moves a counter back).
+    pub fn raise_seq(&mut self, name: &str, value: u64) -> Result<()> {
+        let current = write::read_seq(&*self.w, name)?;
+        if current < value {
+            write::seq(self.w, name, value - current)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every index of `entry` from its records.
+    pub fn rebuild_indexes(&mut self, entry: &CatalogEntry) -> Result<()> {
+        for (i, ix) in entry.indexes.iter().enumerate() {
+            catalog::rebuild_index(
+                self.w,
+                &entry.name,
+                &entry.key_type,
+                ix,
+                &mut |key, record| {
+                    Ok(stored_index_values(entry, key, record)
+                        .map(|mut values| values.swap_remove(i))
+                        .map_err(|e| e.to_string()))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Makes `entry`'s table exist (with its header, for an empty store); returns the entry in
+    /// effect, the stored one when there is one (which must have the same key type).
+    pub fn ensure_table(&mut self, entry: &CatalogEntry) -> Result<CatalogEntry> {
+        catalog::ensure_table(self.w, self.location, entry)
+    }
+}
+
+/// A stored record as JSON.
+pub fn record_json(entry: &CatalogEntry, key: &[u8], bytes: &[u8]) -> Result<Value> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+        table: entry.name.clone(),
+        key: entry.key_type.render(key),
+        reason: e.to_string(),
+    })
+}
+
+/// The encoded key of a record given as JSON.
+pub fn record_key(entry: &CatalogEntry, record: &Value) -> Result<Vec<u8>> {
+    let invalid = |reason: String| Error::Invalid {
+        table: entry.name.clone(),
+        reason,
+    };
+    let field = record
+        .get(&entry.key_field)
+        .ok_or_else(|| invalid(format!("the key field {} is missing", entry.key_field)))?;
+    encode_json(field, &entry.key_type).ok_or_else(|| {
+        invalid(format!(
+            "the key field {} is {field}, not a {}",
+            entry.key_field, entry.key_type
+        ))
+    })
+}
+
+/// The encoded value of each index of a record given as JSON (`None` for a null or missing
+/// field): the one function from a stored record to its index values for tools without the
+/// Rust types.
+pub fn index_values(entry: &CatalogEntry, record: &Value) -> Result<IndexValues> {
+    entry
+        .indexes
+        .iter()
+        .map(|ix| match record.get(&ix.field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                encode_json(value, &ix.value_type)
+                    .map(Some)
+                    .ok_or_else(|| Error::Invalid {
+                        table: entry.name.clone(),
+                        reason: format!(
+                            "the indexed field {} is {value}, not a {}",
+                            ix.field, ix.value_type
+                        ),
+                    })
+            }
+        })
+        .collect()
+}
+
+/// The index values of a stored record of `entry` (the one a write replaces or deletes).
+fn stored_index_values(entry: &CatalogEntry, key: &[u8], bytes: &[u8]) -> Result<IndexValues> {
+    let record = record_json(entry, key, bytes)?;
+    index_values(entry, &record).map_err(|e| Error::Decode {
+        table: entry.name.clone(),
+        key: entry.key_type.render(key),
+        reason: e.to_string(),
+    })
+}
+
+/// Why `record` is not one the application can read, as far as the catalog knows its fields:
+/// a field missing that the type requires, or a value of another kind than the field's.
+/// With `strict`, a field the catalog does not list is refused too (the application would
+/// drop it on its next write). Entries written before kvs recorded field kinds are checked
+/// for the key and indexes only.
+pub fn check_fields(
+    entry: &CatalogEntry,
+    record: &Value,
+    strict: bool,
+) -> std::result::Result<(), String> {
+    let Some(map) = record.as_object() else {
+        return Err(format!("a record of {} must be a JSON object", entry.name));
+    };
+    if entry.columns.is_empty() {
+        return Ok(());
+    }
+    for column in &entry.columns {
+        match map.get(&column.name) {
+            None if column.optional => {}
+            None => return Err(format!("field {}.{} is missing", entry.name, column.name)),
+            Some(value) => check_kind(value, &column.kind)
+                .map_err(|why| format!("field {}.{}: {why}", entry.name, column.name))?,
+        }
+    }
+    if strict {
+        if let Some(unknown) = map
+            .keys()
+            .find(|k| !entry.columns.iter().any(|c| &c.name == *k))
+        {
+            return Err(format!(
+                "{unknown} is not a field of {} (fields: {})",
+                entry.name,
+                entry.fields.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The index of `entry` on `field`, or [`Error::Schema`] naming the indexed fields.
+pub fn index_of<'e>(entry: &'e CatalogEntry, field: &str) -> Result<&'e CatalogIndex> {
+    entry
+        .indexes
+        .iter()
+        .find(|ix| ix.field == field)
+        .ok_or_else(|| {
+            let fields: Vec<&str> = entry.indexes.iter().map(|ix| ix.field.as_str()).collect();
+            let why = if entry.fields.iter().any(|f| f == field) {
+                "is not indexed"
+            } else {
+                "is not a field"
+            };
+            Error::schema(
+                &entry.name,
+                format!(
+                    "{field} {why} (indexed fields: {})",
+                    if fields.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        fields.join(", ")
+                    }
+                ),
+            )
+        })
+}
+
+/// What [`View::check_table`] finds in one table.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct TableCheck {
+    /// Records scanned.
+    pub records: u64,
+    /// Problems, for people.
+    pub problems: Vec<String>,
+    /// Whether some problems are in indexes (which [`Edit::rebuild_indexes`] repairs).
+    pub index_problems: bool,
+}
+
+fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut out = value.to_vec();
+    out.extend_from_slice(key);
+    out
+}
+
+fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck> {
+    let mut report = TableCheck::default();
+    let mut expected: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
+    let mut unique_values: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
+    let mut problems = Vec::new();
+    r.scan(
+        &entry.name,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |key, bytes| {
+            report.records += 1;
+            let shown = entry.key_type.render(key);
+            if decode_key(&entry.key_type, key).is_none() {
+                problems.push(format!("key {shown} is not a {}", entry.key_type));
+            }
+            let record = match record_json(entry, key, bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    return Ok(true);
+                }
+            };
+            if let Err(why) = check_fields(entry, &record, false) {
+                problems.push(format!(
+                    "record {shown} cannot be read by the application: {why}"
+                ));
+            }
+            match record_key(entry, &record) {
+                Ok(k) if k == key => {}
+                Ok(_) => problems.push(format!(
+                    "record {shown} holds another key in {}",
+                    entry.key_field
+                )),
+                Err(e) => problems.push(format!("record {shown}: {e}")),
+            }
+            match index_values(entry, &record) {
+                Ok(values) => {
+                    for (i, (ix, value)) in entry.indexes.iter().zip(values).enumerate() {
+                        let Some(value) = value else { continue };
+                        if ix.unique && !unique_values[i].insert(value.clone()) {
+                            problems.push(format!(
+                                "unique index {} holds a value twice (record {shown})",
+                                ix.field
+                            ));
+                        }
+                        expected[i].insert(entry_key(&value, key));
+                    }
+                }
+                Err(e) => problems.push(format!("record {shown}: {e}")),
+            }
+            Ok(true)
+        },
+    )?;
+    report.problems = problems;
+    for (ix, expected) in entry.indexes.iter().zip(expected) {
+        let mut actual = BTreeSet::new();
+        r.scan(
+            &ix.table,
+            (Bound::Unbounded, Bound::Unbounded),
+            false,
+            &mut |k, v| {
+                actual.insert(if ix.unique {
+                    entry_key(k, v)
+                } else {
+                    k.to_vec()
+                });
+                Ok(true)
+            },
+        )?;
+        let missing = expected.difference(&actual).count();
+        let stale = actual.difference(&expected).count();
+        if missing > 0 {
+            report.index_problems = true;
+            report.problems.push(format!(
+                "index {}: {missing} entries missing for records that hold the value",
+                ix.field
+            ));
+        }
+        if stale > 0 {
+            report.index_problems = true;
+            report.problems.push(format!(
+                "index {}: {stale} entries point at no record or a stale value",
+                ix.field
+            ));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,156 @@
+//! Reading a redb table, written once for both transactions, and the read transaction.
+
+use std::cell::RefCell;
+use std::ops::Bound;
+
+use kvs_core::{KeyRange, ReadTx, Result, Visitor};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableError};
+
+use crate::guard::{guard, reentered};
+use crate::open_tables::OpenTables;
+use crate::{definition, storage, Bytes};
+
+pub(crate) fn scan_table(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    range: KeyRange<'_>,
+    reverse: bool,
+    visit: &mut Visitor<'_>,
+) -> Result<()> {
+    if is_empty_range(range) {
+        return Ok(());
+    }
+    let iter = table.range::<&[u8]>(range).map_err(storage)?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<Bytes>, redb::AccessGuard<Bytes>) = item.map_err(storage)?;
+        visit(k.value(), v.value())
+    };
+    if reverse {
+        for item in iter.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in iter {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lends the value under `key` to `visit`, straight from redb's page.
+pub(crate) fn lend(
+    table: &impl ReadableTable<Bytes, Bytes>,
+    key: &[u8],
+    visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<bool> {
+    match table.get(key).map_err(storage)? {
+        Some(value) => {
+            visit(value.value())?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
+fn is_empty_range((start, end): KeyRange<'_>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+        _ => false,
+    }
+}
+
+pub(crate) fn table_names(
+    handles: redb::Result<impl Iterator<Item = redb::UntypedTableHandle>>,
+) -> Result<Vec<String>> {
+    Ok(handles
+        .map_err(storage)?
+        .map(|h| redb::TableHandle::name(&h).to_owned())
+        .collect())
+}
+
+pub(crate) fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
+    let stats = table.stats().map_err(storage)?;
+    Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
+}
+
+/// A read transaction, with each table opened once.
+pub(crate) struct RedbRead {
+    txn: ReadTransaction,
+    tables: RefCell<OpenTables<Option<ReadOnlyTable<Bytes, Bytes>>>>,
+}
+
+impl RedbRead {
+    pub(crate) fn new(txn: ReadTransaction) -> RedbRead {
+        RedbRead {
+            txn,
+            tables: RefCell::new(OpenTables::new()),
+        }
+    }
+
+    /// Runs `f` on `name`, or returns `empty` when the table does not exist.
+    fn with<R>(
+        &self,
+        name: &str,
+        empty: R,
+        f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
+    ) -> Result<R> {
+        let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
+        guard(|| {
+            let table =
+                tables.get_or_open(name, || match self.txn.open_table(definition(name)) {
+                    Ok(table) => Ok(Some(table)),
+                    Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                    Err(e) => Err(storage(e)),
+                })?;
+            match table {
+                Some(table) => f(table),
+                None => Ok(empty),
+            }
+        })
+    }
+}
+
+impl ReadTx for RedbRead {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, None, |t| {
+            Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, false, |t| lend(t, key, visit))
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.with(table, (), |t| scan_table(t, range, reverse, visit))
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        self.with(table, 0, |t| t.len().map_err(storage))
+    }
+
+    fn tables(&self) -> Result<Vec<String>> {
+        guard(|| table_names(self.txn.list_tables()))
+    }
+
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
+        self.with(table, 0, table_bytes).map(Some)
+    }
+}

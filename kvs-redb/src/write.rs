@@ -1,0 +1,115 @@
+//! The write transaction: each table it touches is opened once and kept open until commit.
+
+use std::cell::RefCell;
+
+use kvs_core::{KeyRange, ReadTx, Result, Visitor, WriteTx};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+
+use crate::guard::{guard, reentered};
+use crate::open_tables::OpenTables;
+use crate::read::{lend, scan_table, table_bytes, table_names};
+use crate::{definition, storage, Bytes};
+
+/// A write transaction, with each table opened once and kept open until commit.
+pub(crate) struct RedbWrite<'t> {
+    txn: &'t WriteTransaction,
+    tables: RefCell<OpenTables<Table<'t, Bytes, Bytes>>>,
+}
+
+impl<'t> RedbWrite<'t> {
+    /// A write transaction in `txn`, with no table open yet.
+    pub(crate) fn new(txn: &'t WriteTransaction) -> RedbWrite<'t> {
+        RedbWrite {
+            txn,
+            tables: RefCell::new(OpenTables::new()),
+        }
+    }
+
+    fn with<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
+    ) -> Result<R> {
+        let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
+        guard(|| {
+            f(tables.get_or_open(name, || {
+                self.txn.open_table(definition(name)).map_err(storage)
+            })?)
+        })
+    }
+}
+
+impl ReadTx for RedbWrite<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn get_with(
+        &self,
+        table: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        self.with(table, |t| lend(t, key, visit))
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        range: KeyRange<'_>,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        self.with(table, |t| scan_table(t, range, reverse, visit))
+    }
+
+    fn len(&self, table: &str) -> Result<u64> {
+        self.with(table, |t| t.len().map_err(storage))
+    }
+
+    fn tables(&self) -> Result<Vec<String>> {
+        guard(|| table_names(self.txn.list_tables()))
+    }
+
+    fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
+        self.with(table, |t| table_bytes(t)).map(Some)
+    }
+}
+
+impl WriteTx for RedbWrite<'_> {
+    fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.insert(key, value)
+                .map_err(storage)?
+                .map(|old| old.value().to_vec()))
+        })
+    }
+
+    fn remove(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with(table, |t| {
+            Ok(t.remove(key)
+                .map_err(storage)?
+                .map(|old| old.value().to_vec()))
+        })
+    }
+
+    fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with(table, |t| t.insert(key, value).map(drop).map_err(storage))
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) -> Result<()> {
+        self.with(table, |t| t.remove(key).map(drop).map_err(storage))
+    }
+
+    fn create_table(&mut self, table: &str) -> Result<()> {
+        self.with(table, |_| Ok(()))
+    }
+
+    fn drop_table(&mut self, table: &str) -> Result<bool> {
+        // redb refuses to delete a table that is open in the transaction.
+        self.tables.get_mut().close(table);
+        guard(|| self.txn.delete_table(definition(table)).map_err(storage))
+    }
+}

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{ReadTx, WriteTx};
+use crate::backend::{open_backend, Backend, Config, ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use crate::field::FieldKind;
 use crate::key::KeyType;
@@ -242,6 +242,29 @@ pub fn read_header(r: &dyn ReadTx, location: &str) -> Result<Option<Header>> {
             Ok(Some(header))
         }
     }
+}
+
+/// Opens the backend `config` names, having first decided, read-only, that the storage holds a
+/// kvs database or nothing: the backend reports what it holds, kvs-core decides, and a foreign
+/// store is refused ([`Error::NotKvs`]) before a read-write open could write to it (redb
+/// repairs a file at open). A store that does not exist is created unless `must_exist`
+/// ([`Error::Missing`] then); one that needs crash recovery is left to the read-write open,
+/// after which open checks its header again.
+pub(crate) fn open_checked(config: &Config, must_exist: bool) -> Result<Box<dyn Backend>> {
+    if !config.read_only {
+        let mut probe = config.clone();
+        probe.read_only = true;
+        match open_backend(&probe) {
+            Ok(backend) => {
+                let location = backend.info().location;
+                backend.read(&mut |r| read_header(r, &location).map(drop))?;
+            }
+            Err(Error::Missing { .. }) if !must_exist => {}
+            Err(Error::NeedsRecovery { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    open_backend(config)
 }
 
 /// Whether the database already matches `tables` exactly, so that open need not write.

@@ -4,15 +4,15 @@ use std::fmt;
 use std::ops::RangeBounds;
 use std::sync::atomic::AtomicBool;
 
-use crate::backend::{open_backend, Backend, Config, ReadTx};
+use crate::backend::{Backend, Config, ReadTx};
 use crate::catalog::{self, CatalogEntry, Refusal};
 use crate::error::{Error, Result};
-use crate::key::{IndexArg, KeyArg, KeyType};
+use crate::key::{IndexArg, KeyArg};
 use crate::record;
 use crate::report::{self, Dump, TableInfo, Version};
 use crate::retry::retry;
 use crate::select::select_tables;
-use crate::stream::{self, Dir, Reader, Writer, STREAM_SCHEMA, WRITER_TABLE};
+use crate::stream::{STREAM_SCHEMA, WRITER_TABLE};
 use crate::table::{IndexField, KindCheck, Table, TableMeta};
 use crate::tx::Tx;
 use crate::untyped::Session;
@@ -30,8 +30,8 @@ pub const DEFAULT_URL: &str = "redb:kvs.redb";
 pub struct Kvs {
     /// The database, as tools without the Rust types see it.
     session: Session,
-    config: Config,
-    tables: Vec<&'static TableMeta>,
+    pub(crate) config: Config,
+    pub(crate) tables: Vec<&'static TableMeta>,
     /// The tables open could not reconcile: every call on one fails with its reason.
     refused: Vec<Refusal>,
     /// Whether the stream tables are open (the `kvs_stream` schema is selected).
@@ -109,7 +109,7 @@ impl Kvs {
     /// ```
     pub fn open_with(config: Config) -> Result<Kvs> {
         let tables = select_tables(&config)?;
-        let backend = open_backend(&config)?;
+        let backend = catalog::open_checked(&config, false)?;
         Kvs::attach(backend, config, tables)
     }
 
@@ -136,6 +136,13 @@ impl Kvs {
         let mut current = false;
         let mut feeds_exist = false;
         backend.read(&mut |r| {
+            if config.read_only && catalog::read_header(r, &location)?.is_none() {
+                return Err(Error::NotKvs {
+                    location: location.clone(),
+                    reason: "it is empty: no kvs header (a read-only open does not create one)"
+                        .to_owned(),
+                });
+            }
             current = catalog::is_current(r, &location, &tables)?;
             feeds_exist = r.tables()?.iter().any(|t| t == WRITER_TABLE);
             Ok(())
@@ -420,7 +427,7 @@ impl Kvs {
     /// backend reports a conflict or a lost leader. Every such call is safe to repeat: `put`,
     /// `delete`, `append` and `save_reader` are idempotent, and a repeated `seq` takes a new
     /// value (a value whose commit went unacknowledged is skipped, never reused).
-    fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
         self.transaction_retry(f)
     }
 
@@ -437,7 +444,7 @@ impl Kvs {
     }
 
     /// Runs `f` on one consistent snapshot.
-    fn read<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
         self.not_in_transaction()?;
         let mut f = Some(f);
         let mut out = None;
@@ -474,149 +481,6 @@ impl Kvs {
                     self.config.url
                 ),
             )),
-        }
-    }
-}
-
-/// Streams (Erlang `kvs_stream`): feeds of records in append order, paged by readers.
-///
-/// A feed is named by any string and holds records of one table, in the order they were
-/// appended (not key order); its first append creates it and binds it to that table. A record
-/// may be in many feeds. Each call is one atomic commit (or one consistent read): the record,
-/// its index entries, its link and the feed's counts change together. The `kvs` crate's
-/// documentation has an example.
-impl Kvs {
-    /// Stores `record` in its table (indexes kept exact) and links it at the newest end of
-    /// `feed`; a record already in the feed is updated in place, not linked twice. O(log n).
-    ///
-    /// A feed holds one table's records: appending a record of another table is
-    /// [`Error::Schema`] and writes nothing.
-    pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
-        self.write_call(|tx| tx.append(feed, record))
-    }
-
-    /// The feed's writer: its table, count and oldest and newest keys, in O(1) reads. An
-    /// unknown feed reads as empty (count 0).
-    pub fn writer(&self, feed: &str) -> Result<Writer> {
-        self.check_streams()?;
-        self.read(|r| stream::writer(r, feed, &|table| self.key_type(r, table)))
-    }
-
-    /// The writers of every feed, by feed name.
-    pub fn writers(&self) -> Result<Vec<Writer>> {
-        self.check_streams()?;
-        self.read(|r| {
-            stream::feeds(r)?
-                .iter()
-                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
-                .collect()
-        })
-    }
-
-    /// A new reader of `feed`, positioned before the oldest element and paging
-    /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
-    /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
-    pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
-        self.write_call(|tx| tx.reader(feed))
-    }
-
-    /// Up to `n` records from the reader's cursor in `r.dir`, in the order passed (newest first
-    /// when paging backward); the cursor moves past them. At an end it returns fewer, then
-    /// none. O(log n + k). The reader is not saved: see [`Kvs::save_reader`].
-    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::take(tx, r, n, r.dir, true))
-    }
-
-    /// The element after the cursor (toward the newest), moving past it; `None` at the end.
-    pub fn next<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Forward, true)?.pop()))
-    }
-
-    /// The element before the cursor (toward the oldest), moving before it; `None` at the end.
-    /// `next` then `prev` return the same element.
-    pub fn prev<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| Ok(stream::take(tx, r, 1, Dir::Backward, true)?.pop()))
-    }
-
-    /// Moves the cursor past up to `n` elements in `r.dir` without reading the records
-    /// (Erlang's `drop`); returns how many it passed.
-    pub fn skip<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<usize> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::skip(tx, r, n, r.dir))
-    }
-
-    /// Moves the cursor after the newest element; elements appended later are ahead of it.
-    pub fn top<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::top(tx, r))
-    }
-
-    /// Moves the cursor before the oldest element.
-    pub fn bot<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::bot(tx, r))
-    }
-
-    /// Stores the reader (its feed, cursor and direction) under its id.
-    pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
-        self.write_call(|tx| tx.save_reader(r))
-    }
-
-    /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
-    /// if it reads another table than `T`'s.
-    pub fn load_reader<T: Table>(&self, id: u64) -> Result<Reader<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::load_reader(tx, id))
-    }
-
-    /// Deletes the reader saved under `id`; returns whether it existed.
-    pub fn remove_reader(&self, id: u64) -> Result<bool> {
-        self.write_call(|tx| tx.remove_reader(id))
-    }
-
-    /// Every record of `feed`, oldest first (the one call that reads a whole feed).
-    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| stream::feed(tx, feed))
-    }
-
-    /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
-    /// feeds). Returns whether it was in the feed. O(log n).
-    pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
-        let key = key.key_bytes();
-        self.write_call(|tx| {
-            tx.kvs.check_stream::<T>()?;
-            stream::unlink(tx.w, feed, T::META.name, &key)
-        })
-    }
-
-    pub(crate) fn check_streams(&self) -> Result<()> {
-        if self.streams {
-            Ok(())
-        } else {
-            Err(Error::schema(
-                STREAM_SCHEMA,
-                format!(
-                    "streams are not open in {}: add {STREAM_SCHEMA} to its schemas list",
-                    self.config.url
-                ),
-            ))
-        }
-    }
-
-    pub(crate) fn check_stream<T: Table>(&self) -> Result<()> {
-        self.check_streams()?;
-        self.check::<T>()
-    }
-
-    /// The key type of `table`: from the program when it is open, else from the catalog.
-    pub(crate) fn key_type(&self, r: &dyn ReadTx, table: &str) -> Result<Option<KeyType>> {
-        match self.tables.binary_search_by_key(&table, |m| m.name) {
-            Ok(i) => Ok(Some((self.tables[i].key_type)())),
-            Err(_) => Ok(catalog::read_entry(r, table)?.map(|entry| entry.key_type)),
         }
     }
 }

@@ -14,12 +14,15 @@
 //! ```
 //!
 //! Applications depend on the `kvs` crate, which re-exports this API together with the derive
-//! and the redb backend; backend authors implement [`Backend`] and register a
-//! [`BackendFactory`] for their URL scheme.
+//! and the redb backend; backend authors implement [`backend::Backend`] and register a
+//! [`backend::BackendFactory`] for their URL scheme; tools that work on any kvs database
+//! without its Rust types (the console) use [`untyped::Session`]. The README's Layout section
+//! maps the files of this crate.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod catalog;
+mod cursor;
 mod error;
 mod field;
 mod json;
@@ -30,7 +33,10 @@ mod report;
 mod retry;
 mod select;
 mod stream;
+mod streams;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tx;
 pub mod untyped;
 mod write;

@@ -97,7 +97,7 @@ impl fmt::Display for CatalogEntry {
     }
 }
 
-/// What [`Kvs::ver`] reports.
+/// What [`Kvs::ver`](crate::Kvs::ver) reports.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Version {
@@ -128,7 +128,7 @@ fn megabytes(bytes: Option<u64>) -> String {
     )
 }
 
-/// What [`Kvs::dump`] reports: one row per table.
+/// What [`Kvs::dump`](crate::Kvs::dump) reports: one row per table.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Dump {

@@ -91,11 +91,11 @@ pub struct Reader<T> {
     pub feed: String,
     /// Which way [`Kvs::take`](crate::Kvs::take) and [`Kvs::skip`](crate::Kvs::skip) move.
     pub dir: Dir,
-    pos: u64,
+    pub(crate) pos: u64,
     /// Whether the feed is known to hold `T`'s table: a feed's table never changes once its
     /// writer exists, so a reader checks it until it has seen it once (in a committed state).
-    bound: bool,
-    record: PhantomData<fn() -> T>,
+    pub(crate) bound: bool,
+    pub(crate) record: PhantomData<fn() -> T>,
 }
 
 impl<T> Reader<T> {
@@ -141,62 +141,53 @@ impl<T> Eq for Reader<T> {}
 /// A writer as stored in [`WRITER_TABLE`] (a `MessagePack` map).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct WriterState {
-    table: String,
-    count: u64,
+    pub(crate) table: String,
+    pub(crate) count: u64,
     /// The highest position handed out.
-    top: u64,
+    pub(crate) top: u64,
     /// The oldest element's position (0: none).
-    first: u64,
+    pub(crate) first: u64,
     /// The newest element's position (0: none).
-    last: u64,
+    pub(crate) last: u64,
 }
 
-/// A reader as stored in [`READER_TABLE`] (a `MessagePack` map).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct ReaderState {
-    feed: String,
-    table: String,
-    pos: u64,
-    dir: Dir,
-}
-
-fn feed_prefix(feed: &str) -> Vec<u8> {
+pub(crate) fn feed_prefix(feed: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(feed.len() + 10);
     encode_bytes(feed.as_bytes(), &mut out);
     out
 }
 
-fn element_key(prefix: &[u8], pos: u64) -> Vec<u8> {
+pub(crate) fn element_key(prefix: &[u8], pos: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 8);
     out.extend_from_slice(prefix);
     out.extend_from_slice(&pos.to_be_bytes());
     out
 }
 
-fn link_prefix(table: &str, key: &[u8]) -> Vec<u8> {
+pub(crate) fn link_prefix(table: &str, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.len() + key.len() + 4);
     encode_bytes(table.as_bytes(), &mut out);
     out.extend_from_slice(key);
     out
 }
 
-fn link_key(table: &str, key: &[u8], feed: &str) -> Vec<u8> {
+pub(crate) fn link_key(table: &str, key: &[u8], feed: &str) -> Vec<u8> {
     let mut out = link_prefix(table, key);
     encode_bytes(feed.as_bytes(), &mut out);
     out
 }
 
-fn corrupt(table: &str, reason: impl fmt::Display) -> Error {
+pub(crate) fn corrupt(table: &str, reason: impl fmt::Display) -> Error {
     Error::corrupt(table, "", reason)
 }
 
-fn decode_pos(table: &str, bytes: &[u8]) -> Result<u64> {
+pub(crate) fn decode_pos(table: &str, bytes: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
         .map_err(|_| corrupt(table, format!("a position of {} bytes, not 8", bytes.len())))
 }
 
-fn read_writer(r: &dyn ReadTx, feed: &str) -> Result<Option<WriterState>> {
+pub(crate) fn read_writer(r: &dyn ReadTx, feed: &str) -> Result<Option<WriterState>> {
     r.get(WRITER_TABLE, feed.as_bytes())?
         .map(|bytes| {
             rmp_serde::from_slice(&bytes)
@@ -205,7 +196,7 @@ fn read_writer(r: &dyn ReadTx, feed: &str) -> Result<Option<WriterState>> {
         .transpose()
 }
 
-fn write_writer(w: &mut dyn WriteTx, feed: &str, state: &WriterState) -> Result<()> {
+pub(crate) fn write_writer(w: &mut dyn WriteTx, feed: &str, state: &WriterState) -> Result<()> {
     let bytes = rmp_serde::to_vec_named(state).map_err(|e| Error::Encode {
         table: WRITER_TABLE.to_owned(),
         reason: e.to_string(),
@@ -214,7 +205,7 @@ fn write_writer(w: &mut dyn WriteTx, feed: &str, state: &WriterState) -> Result<
 }
 
 /// Fails unless the feed (if it exists) holds records of `T`'s table.
-fn check_feed<T: Table>(feed: &str, state: Option<&WriterState>) -> Result<()> {
+pub(crate) fn check_feed<T: Table>(feed: &str, state: Option<&WriterState>) -> Result<()> {
     match state {
         Some(state) if state.table != T::META.name => Err(Error::schema(
             T::META.name,
@@ -328,174 +319,6 @@ pub(crate) fn unlink_all(w: &mut dyn WriteTx, table: &str, key: &[u8]) -> Result
     Ok(())
 }
 
-/// The position of the nearest element strictly after (`Forward`) or before (`Backward`)
-/// `pos` in the feed with `prefix`.
-fn neighbour(r: &dyn ReadTx, prefix: &[u8], pos: u64, dir: Dir) -> Result<Option<u64>> {
-    // A cursor at `pos` has the element at `pos` behind it; before it is `pos - 1`.
-    let cursor = match dir {
-        Dir::Forward => pos,
-        Dir::Backward => pos.saturating_sub(1),
-    };
-    let mut found = None;
-    walk(r, prefix, cursor, dir, 1, &mut |p, _| {
-        found = Some(p);
-        Ok(())
-    })?;
-    Ok(found)
-}
-
-/// Visits up to `n` elements `(position, record key)` from the cursor `pos` in `dir`.
-fn walk(
-    r: &dyn ReadTx,
-    prefix: &[u8],
-    pos: u64,
-    dir: Dir,
-    n: usize,
-    visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<()> {
-    if n == 0 {
-        return Ok(());
-    }
-    let cursor = element_key(prefix, pos);
-    let end = write::prefix_end(prefix);
-    let range = match dir {
-        Dir::Forward => (
-            Bound::Excluded(cursor.as_slice()),
-            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-        ),
-        Dir::Backward => (Bound::Excluded(prefix), Bound::Included(cursor.as_slice())),
-    };
-    let mut seen = 0;
-    r.scan(
-        FEED_TABLE,
-        range,
-        dir == Dir::Backward,
-        &mut |element, key| {
-            let p = decode_pos(FEED_TABLE, &element[prefix.len()..])?;
-            visit(p, key)?;
-            seen += 1;
-            Ok(seen < n)
-        },
-    )
-}
-
-/// The records a feed links to, in the order of `keys`, in one batched read.
-fn linked_records<T: Table>(r: &dyn ReadTx, feed: &str, keys: &[Vec<u8>]) -> Result<Vec<T>> {
-    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-    let mut records = Vec::with_capacity(keys.len());
-    r.get_many(T::META.name, &keys, &mut |i, bytes| match bytes {
-        Some(bytes) => {
-            records.push(record::decode(bytes, keys[i])?);
-            Ok(())
-        }
-        None => Err(corrupt(
-            T::META.name,
-            format!(
-                "feed {feed:?} links the missing record {}",
-                (T::META.key_type)().render(keys[i])
-            ),
-        )),
-    })?;
-    Ok(records)
-}
-
-/// Reads up to `n` records from the reader's cursor in `dir` and moves the cursor past them.
-///
-/// `committed` says that `r` reads committed data (not a transaction that may roll back), so
-/// that the reader may remember its feed's table.
-pub(crate) fn take<T: Table>(
-    r: &dyn ReadTx,
-    reader: &mut Reader<T>,
-    n: usize,
-    dir: Dir,
-    committed: bool,
-) -> Result<Vec<T>> {
-    let (keys, pos) = step(r, reader, n, dir, committed)?;
-    let records = linked_records(r, &reader.feed, &keys)?;
-    reader.pos = pos;
-    Ok(records)
-}
-
-/// Moves the reader's cursor by up to `n` elements in `dir` without reading them; returns how
-/// many it passed.
-pub(crate) fn skip<T: Table>(
-    r: &dyn ReadTx,
-    reader: &mut Reader<T>,
-    n: usize,
-    dir: Dir,
-) -> Result<usize> {
-    let (keys, pos) = step(r, reader, n, dir, true)?;
-    reader.pos = pos;
-    Ok(keys.len())
-}
-
-/// The keys of up to `n` elements from the reader's cursor in `dir`, and the cursor after them.
-fn step<T: Table>(
-    r: &dyn ReadTx,
-    reader: &mut Reader<T>,
-    n: usize,
-    dir: Dir,
-    committed: bool,
-) -> Result<(Vec<Vec<u8>>, u64)> {
-    if !reader.bound {
-        let state = read_writer(r, &reader.feed)?;
-        check_feed::<T>(&reader.feed, state.as_ref())?;
-        reader.bound = committed && state.is_some();
-    }
-    let mut keys = Vec::with_capacity(n.min(1024));
-    let mut pos = reader.pos;
-    walk(
-        r,
-        &feed_prefix(&reader.feed),
-        reader.pos,
-        dir,
-        n,
-        &mut |p, key| {
-            keys.push(key.to_vec());
-            // Forward, the cursor moves past the element; backward, to just before it.
-            pos = match dir {
-                Dir::Forward => p,
-                Dir::Backward => p.saturating_sub(1),
-            };
-            Ok(())
-        },
-    )?;
-    Ok((keys, pos))
-}
-
-/// Moves the cursor after the newest element.
-pub(crate) fn top<T: Table>(r: &dyn ReadTx, reader: &mut Reader<T>) -> Result<()> {
-    let state = read_writer(r, &reader.feed)?;
-    check_feed::<T>(&reader.feed, state.as_ref())?;
-    reader.pos = state.map_or(0, |s| s.top);
-    Ok(())
-}
-
-/// Moves the cursor before the oldest element.
-pub(crate) fn bot<T: Table>(r: &dyn ReadTx, reader: &mut Reader<T>) -> Result<()> {
-    check_feed::<T>(&reader.feed, read_writer(r, &reader.feed)?.as_ref())?;
-    reader.pos = 0;
-    Ok(())
-}
-
-/// Every record of `feed`, oldest first.
-pub(crate) fn feed<T: Table>(r: &dyn ReadTx, feed: &str) -> Result<Vec<T>> {
-    check_feed::<T>(feed, read_writer(r, feed)?.as_ref())?;
-    let mut keys = Vec::new();
-    walk(
-        r,
-        &feed_prefix(feed),
-        0,
-        Dir::Forward,
-        usize::MAX,
-        &mut |_, key| {
-            keys.push(key.to_vec());
-            Ok(())
-        },
-    )?;
-    linked_records(r, feed, &keys)
-}
-
 /// The writer of `feed`; `key_type` gives the key type of its table, when known.
 pub(crate) fn writer(
     r: &dyn ReadTx,
@@ -564,7 +387,7 @@ pub(crate) fn feed_keys(
     Ok(keys)
 }
 
-/// The problems in the stream tables (see `raw::check_feeds`).
+/// The problems in the stream tables (see `untyped::View::check_feeds`).
 pub(crate) fn check(r: &dyn ReadTx) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let all_feeds = feeds(r)?;
@@ -662,73 +485,55 @@ pub(crate) fn feeds(r: &dyn ReadTx) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// A new reader of `feed` at its oldest end, saved under a fresh id.
-pub(crate) fn new_reader<T: Table>(w: &mut dyn WriteTx, feed: &str) -> Result<Reader<T>> {
-    check_feed::<T>(feed, read_writer(&*w, feed)?.as_ref())?;
-    let id = write::seq(w, READER_SEQ, 1)?;
-    let reader = Reader {
-        id,
-        feed: feed.to_owned(),
-        dir: Dir::Forward,
-        pos: 0,
-        bound: false,
-        record: PhantomData,
+/// The position of the nearest element strictly after (`Forward`) or before (`Backward`)
+/// `pos` in the feed with `prefix`.
+pub(crate) fn neighbour(r: &dyn ReadTx, prefix: &[u8], pos: u64, dir: Dir) -> Result<Option<u64>> {
+    // A cursor at `pos` has the element at `pos` behind it; before it is `pos - 1`.
+    let cursor = match dir {
+        Dir::Forward => pos,
+        Dir::Backward => pos.saturating_sub(1),
     };
-    save_reader(w, &reader)?;
-    Ok(reader)
-}
-
-/// Stores the reader under its id.
-pub(crate) fn save_reader<T: Table>(w: &mut dyn WriteTx, reader: &Reader<T>) -> Result<()> {
-    let state = ReaderState {
-        feed: reader.feed.clone(),
-        table: T::META.name.to_owned(),
-        pos: reader.pos,
-        dir: reader.dir,
-    };
-    let bytes = rmp_serde::to_vec_named(&state).map_err(|e| Error::Encode {
-        table: READER_TABLE.to_owned(),
-        reason: e.to_string(),
+    let mut found = None;
+    walk(r, prefix, cursor, dir, 1, &mut |p, _| {
+        found = Some(p);
+        Ok(())
     })?;
-    w.insert(READER_TABLE, &reader.id.to_be_bytes(), &bytes)?;
-    Ok(())
+    Ok(found)
 }
 
-/// The reader saved under `id`.
-pub(crate) fn load_reader<T: Table>(r: &dyn ReadTx, id: u64) -> Result<Reader<T>> {
-    let Some(bytes) = r.get(READER_TABLE, &id.to_be_bytes())? else {
-        return Err(Error::NotFound {
-            table: READER_TABLE.to_owned(),
-            key: id.to_string(),
-        });
-    };
-    let state: ReaderState = rmp_serde::from_slice(&bytes)
-        .map_err(|e| corrupt(READER_TABLE, format!("unreadable reader {id}: {e}")))?;
-    if state.table != T::META.name {
-        return Err(Error::schema(
-            T::META.name,
-            format!(
-                "reader {id} reads feed {:?} of table {}, not of {} ({})",
-                state.feed,
-                state.table,
-                T::META.name,
-                T::META.rust_type
-            ),
-        ));
+/// Visits up to `n` elements `(position, record key)` from the cursor `pos` in `dir`.
+pub(crate) fn walk(
+    r: &dyn ReadTx,
+    prefix: &[u8],
+    pos: u64,
+    dir: Dir,
+    n: usize,
+    visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    if n == 0 {
+        return Ok(());
     }
-    Ok(Reader {
-        id,
-        feed: state.feed,
-        dir: state.dir,
-        pos: state.pos,
-        bound: false,
-        record: PhantomData,
-    })
-}
-
-/// Deletes the reader saved under `id`; returns whether it existed.
-pub(crate) fn remove_reader(w: &mut dyn WriteTx, id: u64) -> Result<bool> {
-    Ok(w.remove(READER_TABLE, &id.to_be_bytes())?.is_some())
+    let cursor = element_key(prefix, pos);
+    let end = write::prefix_end(prefix);
+    let range = match dir {
+        Dir::Forward => (
+            Bound::Excluded(cursor.as_slice()),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        ),
+        Dir::Backward => (Bound::Excluded(prefix), Bound::Included(cursor.as_slice())),
+    };
+    let mut seen = 0;
+    r.scan(
+        FEED_TABLE,
+        range,
+        dir == Dir::Backward,
+        &mut |element, key| {
+            let p = decode_pos(FEED_TABLE, &element[prefix.len()..])?;
+            visit(p, key)?;
+            seen += 1;
+            Ok(seen < n)
+        },
+    )
 }
 
 #[cfg(test)]

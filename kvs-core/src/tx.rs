@@ -4,6 +4,7 @@ use std::ops::RangeBounds;
 use std::sync::atomic::Ordering;
 
 use crate::backend::{ReadTx, WriteTx};
+use crate::cursor;
 use crate::error::Result;
 use crate::key::{IndexArg, KeyArg};
 use crate::kvs::Kvs;
@@ -96,31 +97,31 @@ impl Tx<'_> {
     /// [`Kvs::feed`] inside the transaction.
     pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
         self.kvs.check_stream::<T>()?;
-        stream::feed(&*self.w, feed)
+        cursor::feed(&*self.w, feed)
     }
 
     /// [`Kvs::reader`] inside the transaction.
     pub fn reader<T: Table>(&mut self, feed: &str) -> Result<Reader<T>> {
         self.kvs.check_stream::<T>()?;
-        stream::new_reader(self.w, feed)
+        cursor::new_reader(self.w, feed)
     }
 
     /// [`Kvs::take`] inside the transaction (sees the transaction's own appends).
     pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
         self.kvs.check_stream::<T>()?;
-        stream::take(&*self.w, r, n, r.dir, false)
+        cursor::take(&*self.w, r, n, r.dir, false)
     }
 
     /// [`Kvs::save_reader`] inside the transaction.
     pub fn save_reader<T: Table>(&mut self, r: &Reader<T>) -> Result<()> {
         self.kvs.check_stream::<T>()?;
-        stream::save_reader(self.w, r)
+        cursor::save_reader(self.w, r)
     }
 
     /// [`Kvs::remove_reader`] inside the transaction.
     pub fn remove_reader(&mut self, id: u64) -> Result<bool> {
         self.kvs.check_streams()?;
-        stream::remove_reader(self.w, id)
+        cursor::remove_reader(self.w, id)
     }
 
     /// Deletes the record under the encoded `key` with its index entries, and unlinks it from

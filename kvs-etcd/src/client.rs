@@ -61,6 +61,11 @@ pub(crate) fn connect(
 
 /// Maps a gRPC status to a kvs error: limits by name, an unreachable or leaderless cluster as
 /// [`Error::Unavailable`], the rest as storage errors.
+///
+/// etcd's protocol tells its limits apart only by message: several share one gRPC code
+/// (`InvalidArgument` for too many operations and for a request too large), and etcd's own Go
+/// client recognises them by their text too (`rpctypes.ErrorDesc`). This is the one place kvs
+/// reads an error's text, and it reads etcd's, never kvs's own.
 pub(crate) fn status_error(status: &tonic::Status) -> Error {
     let message = status.message();
     let limit = |limit: &str, reason: &str| Error::Limit {
@@ -105,13 +110,28 @@ pub(crate) fn status_error(status: &tonic::Status) -> Error {
     }
 }
 
-/// Whether the request never reached a server (so sending it again cannot apply it twice).
+/// Whether the request never reached a server (so sending it again cannot apply it twice): the
+/// connection itself was refused or could not be made, as the I/O error under the status says.
 fn never_sent(status: &tonic::Status) -> bool {
-    let text = format!("{status:?}");
-    status.code() == tonic::Code::Unavailable
-        && (text.contains("tcp connect error")
-            || text.contains("Connection refused")
-            || text.contains("error trying to connect"))
+    use std::io::ErrorKind;
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::NotConnected
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+            );
+        }
+        source = error.source();
+    }
+    false
 }
 
 impl Etcd {

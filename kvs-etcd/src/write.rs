@@ -173,16 +173,39 @@ impl EtcdWrite<'_> {
     /// the pending writes.
     fn ops(&self, etcd: &Etcd) -> Vec<RequestOp> {
         let mut ops = Vec::new();
+        let overlay = self.overlay.borrow();
         for table in &self.dropped {
+            // etcd refuses a transaction whose range deletion covers a key it also puts
+            // ("duplicate key given in txn request"): the table is deleted in the pieces
+            // between the keys this transaction writes into it again (an index rebuilt in
+            // the transaction that dropped it).
             let base = etcd.table_base(table);
-            ops.push(RequestOp {
-                request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-                    range_end: prefix_end(&base),
-                    key: base,
-                    ..DeleteRangeRequest::default()
-                })),
-            });
+            let end = prefix_end(&base);
+            let mut from = base.clone();
+            let rewritten = overlay
+                .range::<Vec<u8>, _>((Bound::Included(&base), Bound::Excluded(&end)))
+                .filter(|(_, pending)| pending.value.is_some())
+                .map(|(key, _)| key);
+            let mut delete = |key: Vec<u8>, range_end: Vec<u8>| {
+                if key < range_end {
+                    ops.push(RequestOp {
+                        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+                            key,
+                            range_end,
+                            ..DeleteRangeRequest::default()
+                        })),
+                    });
+                }
+            };
+            for key in rewritten {
+                // The piece before `key`; the next starts at the smallest key after it.
+                let mut next = key.clone();
+                next.push(0);
+                delete(std::mem::replace(&mut from, next), key.clone());
+            }
+            delete(from, end);
         }
+        drop(overlay);
         for (table, keep) in &self.markers {
             let key = etcd.marker(table);
             ops.push(RequestOp {
@@ -272,6 +295,10 @@ impl ReadTx for EtcdWrite<'_> {
         let etcd = self.read.etcd;
         let base_len = etcd.table_base(table).len();
         let (from, to) = etcd.etcd_range(table, range);
+        if from >= to {
+            // An empty or inverted range (BTreeMap::range would panic on it).
+            return Ok(());
+        }
         // The transaction's own writes in the range, in scan order.
         let mut mine: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .overlay

@@ -7,10 +7,9 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kvs_core::{Backend, BackendInfo, Error, Result};
-use redb::{ConcurrencyMode, Database, DatabaseError, ReadableDatabase};
+use kvs_core::{BackendInfo, Error, Result};
+use redb::{ConcurrencyMode, Database, DatabaseError};
 
-use crate::read::RedbRead;
 use crate::{storage, Db, Redb, REDB_VERSION};
 
 /// The first bytes of every redb file.
@@ -115,10 +114,11 @@ impl Redb {
                     .read_to_end(&mut head)
                     .map_err(|e| io_error(&location, "read", &e))?;
                 if !head.is_empty() {
+                    // A redb file that is not a kvs database was refused by kvs-core's
+                    // read-only probe before this open (which may repair a file) ran.
                     if head != REDB_MAGIC {
                         return Err(not_kvs("not a redb file".to_owned()));
                     }
-                    Self::check_foreign(path, &location, share)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -170,7 +170,20 @@ impl Redb {
             Err(e) => return Err(io_error(&location, "open", &e)),
         };
         if head.is_empty() {
-            return Err(not_kvs("the file is empty"));
+            let empty = redb::Builder::new()
+                .create_with_backend(redb::backends::InMemoryBackend::new())
+                .map_err(storage)?;
+            return Ok(Redb {
+                db: Db::Empty(empty),
+                durability: redb::Durability::Immediate,
+                info: BackendInfo {
+                    engine: "redb",
+                    version: REDB_VERSION,
+                    storage: "file",
+                    location,
+                },
+                _open: None,
+            });
         }
         if head != REDB_MAGIC {
             return Err(not_kvs("not a redb file"));
@@ -201,12 +214,7 @@ impl Redb {
                         },
                         _open: None,
                     };
-                    backend.read(
-                        &mut |r| match kvs_core::catalog::read_header(r, &location)? {
-                            Some(_) => Ok(()),
-                            None => Err(not_kvs("an empty redb database, with no kvs header")),
-                        },
-                    )?;
+                    // Whether it holds a kvs database is kvs-core's to decide.
                     return Ok(backend);
                 }
                 Err(
@@ -225,30 +233,6 @@ impl Redb {
             Some(_) => Err(locked(path, &location)),
             None => Err(not_kvs("no concurrency mode opened it")),
         }
-    }
-
-    /// Rejects a redb file that holds tables but no kvs header, reading it read-only.
-    fn check_foreign(path: &Path, location: &str, share: ConcurrencyMode) -> Result<()> {
-        let db = match redb::Builder::new()
-            .set_concurrency_mode(share)
-            .open_read_only(path)
-        {
-            Ok(db) => db,
-            // Needs crash recovery, which only a writer does: leave the decision to open.
-            Err(DatabaseError::RepairAborted) => return Ok(()),
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(locked(path, location)),
-            Err(DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
-                return Err(Error::NotKvs {
-                    location: location.to_owned(),
-                    reason: format!("redb reports it corrupted: {reason}"),
-                })
-            }
-            Err(e) => return Err(storage(e)),
-        };
-        let txn = db.begin_read().map_err(storage)?;
-        let read = RedbRead::new(txn);
-        kvs_core::catalog::read_header(&read, location)?;
-        Ok(())
     }
 }
 

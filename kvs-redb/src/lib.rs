@@ -76,6 +76,9 @@ impl std::fmt::Debug for Redb {
 enum Db {
     Write(Database),
     Read(redb::ReadOnlyDatabase),
+    /// A read-only open of an empty (0-byte) file: a store that holds nothing, which kvs-core
+    /// reads as "no database yet" (an empty redb database in memory stands in for it).
+    Empty(Database),
 }
 
 /// Opens the backend a `redb:` or `mem:` URL names.
@@ -244,7 +247,7 @@ impl Backend for Redb {
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()> {
         let txn = guard(|| {
             match &self.db {
-                Db::Write(db) => db.begin_read(),
+                Db::Write(db) | Db::Empty(db) => db.begin_read(),
                 Db::Read(db) => db.begin_read(),
             }
             .map_err(storage)

@@ -18,18 +18,20 @@
 //! # }
 //! ```
 
-use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use serde_json::Value;
 
-use crate::backend::{open_backend, Backend, BackendInfo, Config, ReadTx, WriteTx};
+use crate::backend::{Backend, BackendInfo, Config, ReadTx, WriteTx};
 use crate::catalog::{self, SEQ_TABLE};
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::report::{self, Dump};
 use crate::stream::{self, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, WRITER_TABLE};
 use crate::write::{self, IndexValues};
+
+mod check;
+pub use check::TableCheck;
 
 pub use crate::catalog::{CatalogColumn, CatalogEntry, CatalogIndex, Header};
 pub use crate::json::{check_kind, decode_key, encode_json, json_to_key, key_to_json};
@@ -67,14 +69,6 @@ impl Session {
     /// read-write open does (and the header check after it still refuses a foreign file).
     pub fn open(url: &str, access: Access) -> Result<Session> {
         let mut config = Config::parse(url)?;
-        if access == Access::Write {
-            let mut probe = config.clone();
-            probe.read_only = true;
-            match Session::open_config(&probe, true) {
-                Ok(_) | Err(Error::NeedsRecovery { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
         config.read_only = access == Access::Read;
         let session = Session::open_config(&config, access != Access::Create)?;
         if access == Access::Create {
@@ -90,7 +84,7 @@ impl Session {
     }
 
     fn open_config(config: &Config, must_exist: bool) -> Result<Session> {
-        let session = Session::attach(open_backend(config)?);
+        let session = Session::attach(catalog::open_checked(config, must_exist)?);
         #[allow(clippy::redundant_closure_for_method_calls)] // a method path is not general enough
         let header = session.read(|view| view.header())?;
         if header.is_none() && must_exist {
@@ -367,7 +361,7 @@ impl View<'_> {
     /// Checks every record of `entry` (its key, that it decodes, that its key field matches
     /// and that it fits the catalog's field kinds) and every index entry against the records.
     pub fn check_table(&self, entry: &CatalogEntry) -> Result<TableCheck> {
-        check_table(self.r, entry)
+        check::check_table(self.r, entry)
     }
 
     /// Checks that the stream tables agree; the problems found, for people.
@@ -589,111 +583,4 @@ pub fn index_of<'e>(entry: &'e CatalogEntry, field: &str) -> Result<&'e CatalogI
                 ),
             )
         })
-}
-
-/// What [`View::check_table`] finds in one table.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct TableCheck {
-    /// Records scanned.
-    pub records: u64,
-    /// Problems, for people.
-    pub problems: Vec<String>,
-    /// Whether some problems are in indexes (which [`Edit::rebuild_indexes`] repairs).
-    pub index_problems: bool,
-}
-
-fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
-    let mut out = value.to_vec();
-    out.extend_from_slice(key);
-    out
-}
-
-fn check_table(r: &dyn ReadTx, entry: &CatalogEntry) -> Result<TableCheck> {
-    let mut report = TableCheck::default();
-    let mut expected: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
-    let mut unique_values: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); entry.indexes.len()];
-    let mut problems = Vec::new();
-    r.scan(
-        &entry.name,
-        (Bound::Unbounded, Bound::Unbounded),
-        false,
-        &mut |key, bytes| {
-            report.records += 1;
-            let shown = entry.key_type.render(key);
-            if decode_key(&entry.key_type, key).is_none() {
-                problems.push(format!("key {shown} is not a {}", entry.key_type));
-            }
-            let record = match record_json(entry, key, bytes) {
-                Ok(record) => record,
-                Err(e) => {
-                    problems.push(e.to_string());
-                    return Ok(true);
-                }
-            };
-            if let Err(why) = check_fields(entry, &record, false) {
-                problems.push(format!(
-                    "record {shown} cannot be read by the application: {why}"
-                ));
-            }
-            match record_key(entry, &record) {
-                Ok(k) if k == key => {}
-                Ok(_) => problems.push(format!(
-                    "record {shown} holds another key in {}",
-                    entry.key_field
-                )),
-                Err(e) => problems.push(format!("record {shown}: {e}")),
-            }
-            match index_values(entry, &record) {
-                Ok(values) => {
-                    for (i, (ix, value)) in entry.indexes.iter().zip(values).enumerate() {
-                        let Some(value) = value else { continue };
-                        if ix.unique && !unique_values[i].insert(value.clone()) {
-                            problems.push(format!(
-                                "unique index {} holds a value twice (record {shown})",
-                                ix.field
-                            ));
-                        }
-                        expected[i].insert(entry_key(&value, key));
-                    }
-                }
-                Err(e) => problems.push(format!("record {shown}: {e}")),
-            }
-            Ok(true)
-        },
-    )?;
-    report.problems = problems;
-    for (ix, expected) in entry.indexes.iter().zip(expected) {
-        let mut actual = BTreeSet::new();
-        r.scan(
-            &ix.table,
-            (Bound::Unbounded, Bound::Unbounded),
-            false,
-            &mut |k, v| {
-                actual.insert(if ix.unique {
-                    entry_key(k, v)
-                } else {
-                    k.to_vec()
-                });
-                Ok(true)
-            },
-        )?;
-        let missing = expected.difference(&actual).count();
-        let stale = actual.difference(&expected).count();
-        if missing > 0 {
-            report.index_problems = true;
-            report.problems.push(format!(
-                "index {}: {missing} entries missing for records that hold the value",
-                ix.field
-            ));
-        }
-        if stale > 0 {
-            report.index_problems = true;
-            report.problems.push(format!(
-                "index {}: {stale} entries point at no record or a stale value",
-                ix.field
-            ));
-        }
-    }
-    Ok(report)
 }

@@ -1,0 +1,155 @@
+//! The stream calls of [`Kvs`] (Erlang `kvs_stream`): feeds written with `append` and read with
+//! `writer`, `feed` and readers. The feed layout is in `stream.rs`, the cursors in
+//! `cursor.rs`.
+
+use crate::backend::ReadTx;
+use crate::catalog;
+use crate::cursor;
+use crate::error::{Error, Result};
+use crate::key::{KeyArg, KeyType};
+use crate::kvs::Kvs;
+use crate::stream::{self, Dir, Reader, Writer, STREAM_SCHEMA};
+use crate::table::Table;
+
+/// Streams (Erlang `kvs_stream`): feeds of records in append order, paged by readers.
+///
+/// A feed is named by any string and holds records of one table, in the order they were
+/// appended (not key order); its first append creates it and binds it to that table. A record
+/// may be in many feeds. Each call is one atomic commit (or one consistent read): the record,
+/// its index entries, its link and the feed's counts change together. The `kvs` crate's
+/// documentation has an example.
+impl Kvs {
+    /// Stores `record` in its table (indexes kept exact) and links it at the newest end of
+    /// `feed`; a record already in the feed is updated in place, not linked twice. O(log n).
+    ///
+    /// A feed holds one table's records: appending a record of another table is
+    /// [`Error::Schema`] and writes nothing.
+    pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
+        self.write_call(|tx| tx.append(feed, record))
+    }
+
+    /// The feed's writer: its table, count and oldest and newest keys, in O(1) reads. An
+    /// unknown feed reads as empty (count 0).
+    pub fn writer(&self, feed: &str) -> Result<Writer> {
+        self.check_streams()?;
+        self.read(|r| stream::writer(r, feed, &|table| self.key_type(r, table)))
+    }
+
+    /// The writers of every feed, by feed name.
+    pub fn writers(&self) -> Result<Vec<Writer>> {
+        self.check_streams()?;
+        self.read(|r| {
+            stream::feeds(r)?
+                .iter()
+                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
+                .collect()
+        })
+    }
+
+    /// A new reader of `feed`, positioned before the oldest element and paging
+    /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
+    /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
+    pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
+        self.write_call(|tx| tx.reader(feed))
+    }
+
+    /// Up to `n` records from the reader's cursor in `r.dir`, in the order passed (newest first
+    /// when paging backward); the cursor moves past them. At an end it returns fewer, then
+    /// none. O(log n + k). The reader is not saved: see [`Kvs::save_reader`].
+    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::take(tx, r, n, r.dir, true))
+    }
+
+    /// The element after the cursor (toward the newest), moving past it; `None` at the end.
+    pub fn next<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| Ok(cursor::take(tx, r, 1, Dir::Forward, true)?.pop()))
+    }
+
+    /// The element before the cursor (toward the oldest), moving before it; `None` at the end.
+    /// `next` then `prev` return the same element.
+    pub fn prev<T: Table>(&self, r: &mut Reader<T>) -> Result<Option<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| Ok(cursor::take(tx, r, 1, Dir::Backward, true)?.pop()))
+    }
+
+    /// Moves the cursor past up to `n` elements in `r.dir` without reading the records
+    /// (Erlang's `drop`); returns how many it passed.
+    pub fn skip<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<usize> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::skip(tx, r, n, r.dir))
+    }
+
+    /// Moves the cursor after the newest element; elements appended later are ahead of it.
+    pub fn top<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::top(tx, r))
+    }
+
+    /// Moves the cursor before the oldest element.
+    pub fn bot<T: Table>(&self, r: &mut Reader<T>) -> Result<()> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::bot(tx, r))
+    }
+
+    /// Stores the reader (its feed, cursor and direction) under its id.
+    pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
+        self.write_call(|tx| tx.save_reader(r))
+    }
+
+    /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
+    /// if it reads another table than `T`'s.
+    pub fn load_reader<T: Table>(&self, id: u64) -> Result<Reader<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::load_reader(tx, id))
+    }
+
+    /// Deletes the reader saved under `id`; returns whether it existed.
+    pub fn remove_reader(&self, id: u64) -> Result<bool> {
+        self.write_call(|tx| tx.remove_reader(id))
+    }
+
+    /// Every record of `feed`, oldest first (the one call that reads a whole feed).
+    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
+        self.check_stream::<T>()?;
+        self.read(|tx| cursor::feed(tx, feed))
+    }
+
+    /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
+    /// feeds). Returns whether it was in the feed. O(log n).
+    pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
+        let key = key.key_bytes();
+        self.write_call(|tx| {
+            tx.kvs.check_stream::<T>()?;
+            stream::unlink(tx.w, feed, T::META.name, &key)
+        })
+    }
+
+    pub(crate) fn check_streams(&self) -> Result<()> {
+        if self.streams {
+            Ok(())
+        } else {
+            Err(Error::schema(
+                STREAM_SCHEMA,
+                format!(
+                    "streams are not open in {}: add {STREAM_SCHEMA} to its schemas list",
+                    self.config.url
+                ),
+            ))
+        }
+    }
+
+    pub(crate) fn check_stream<T: Table>(&self) -> Result<()> {
+        self.check_streams()?;
+        self.check::<T>()
+    }
+
+    /// The key type of `table`: from the program when it is open, else from the catalog.
+    pub(crate) fn key_type(&self, r: &dyn ReadTx, table: &str) -> Result<Option<KeyType>> {
+        match self.tables.binary_search_by_key(&table, |m| m.name) {
+            Ok(i) => Ok(Some((self.tables[i].key_type)())),
+            Err(_) => Ok(catalog::read_entry(r, table)?.map(|entry| entry.key_type)),
+        }
+    }
+}

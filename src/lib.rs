@@ -69,9 +69,9 @@
 // of this file knows what kvs offers, and nothing that can break an invariant leaks out.
 pub use kvs_core::{
     registered_tables, ColumnMeta, Config, Dir, Dump, DumpRow, Durability, Error, FieldKind,
-    FieldType, IndexArg, IndexField, IndexInfo, IndexMeta, IndexValue, Key, KeyArg, KeyEnum,
-    KeyType, KeyValue, Kvs, Reader, Reindex, Result, Table, TableInfo, TableMeta, Tx, Version,
-    Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
+    FieldType, IndexArg, IndexField, IndexInfo, IndexIter, IndexMeta, IndexRange, IndexValue, Iter,
+    Key, KeyArg, KeyEnum, KeyType, KeyValue, Kvs, Reader, Reindex, Result, Snapshot, Table,
+    TableInfo, TableMeta, Tx, Version, Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
 };
 
 /// For backend authors: the storage seam a backend implements ([`backend::Backend`], its
@@ -91,7 +91,7 @@ pub use kvs_core::catalog;
 
 // For generated code: the derive's registration and compile-time checks.
 #[doc(hidden)]
-pub use kvs_core::{__private, kind};
+pub use kvs_core::{__private, kind, ValueKind};
 
 #[cfg(feature = "derive")]
 pub use kvs_derive::{KeyEnum, Table};

@@ -147,6 +147,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs `f` in a read transaction.
     fn read(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<()>) -> Result<()>;
 
+    /// A read transaction that outlives a call: every read on it sees one committed state,
+    /// and it holds back no writer (a lazy iterator and `Kvs::snapshot` read through it).
+    /// Dropping it releases whatever it holds.
+    fn snapshot(&self) -> Result<Box<dyn ReadTx + Send + '_>>;
+
     /// Runs `f` in a write transaction and commits it if `f` returns `Ok`.
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
 }

@@ -264,6 +264,40 @@ impl KeyType {
         }
     }
 
+    /// Advances `bytes` past one encoded value of this type without decoding it (an index
+    /// entry is a value followed by a key); `None` when the bytes are not such a value.
+    pub fn skip(&self, bytes: &mut &[u8]) -> Option<()> {
+        let width = match self {
+            KeyType::U8 | KeyType::I8 | KeyType::Bool => 1,
+            KeyType::U16 | KeyType::I16 => 2,
+            KeyType::U32 | KeyType::I32 | KeyType::Char | KeyType::Enum(_) => 4,
+            KeyType::U64 | KeyType::I64 => 8,
+            KeyType::U128 | KeyType::I128 => 16,
+            KeyType::String | KeyType::Bytes => {
+                let mut i = 0;
+                loop {
+                    match (*bytes.get(i)?, bytes.get(i + 1)) {
+                        (0, Some(0)) => {
+                            *bytes = &bytes[i + 2..];
+                            return Some(());
+                        }
+                        (0, Some(0xFF)) => i += 2,
+                        (0, _) => return None,
+                        _ => i += 1,
+                    }
+                }
+            }
+            KeyType::Tuple(parts) => {
+                for part in parts {
+                    part.skip(bytes)?;
+                }
+                return Some(());
+            }
+        };
+        *bytes = bytes.get(width..)?;
+        Some(())
+    }
+
     /// Renders an encoded value for people, or as hex when it does not decode.
     pub fn render(&self, bytes: &[u8]) -> String {
         let mut rest = bytes;
@@ -673,12 +707,53 @@ pub trait IndexArg {
     /// Appends the encoding of `self` as a value of type `ty`; returns `false` when no value of
     /// that type equals `self` (an integer out of range), so that nothing can match.
     fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool;
+
+    /// `self` as a range bound of values of type `ty`: [`Fit::Exact`] with its encoding in
+    /// `out`, or, for a value out of the type's range, whether it lies above or below every
+    /// value of the type that starts with what was appended to `out` (the parts of a tuple
+    /// before the one out of range), so that the bound clamps.
+    #[doc(hidden)]
+    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+        if self.encode_as(ty, out) {
+            Fit::Exact
+        } else {
+            Fit::Below
+        }
+    }
+}
+
+/// How a range bound fits the indexed value's type (see [`IndexArg::encode_bound`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// Encoded exactly.
+    Exact,
+    /// Above every value that starts with the encoded prefix.
+    Above,
+    /// Below every value that starts with the encoded prefix.
+    Below,
 }
 
 impl<T: IndexArg + ?Sized> IndexArg for &T {
     const KIND: u64 = T::KIND;
     fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
         (**self).encode_as(ty, out)
+    }
+    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+        (**self).encode_bound(ty, out)
+    }
+}
+
+/// [`IndexArg::encode_bound`] for an integer: out of the type's range, a non-negative value
+/// lies above it and a negative one below.
+fn int_bound(value: Int, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+    if encode_int(value, ty, out) {
+        Fit::Exact
+    } else {
+        match value {
+            Int::I(v) if v < 0 => Fit::Below,
+            _ => Fit::Above,
+        }
     }
 }
 
@@ -722,6 +797,9 @@ macro_rules! int_arg {
             fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
                 encode_int(Int::$variant((*self).into()), ty, out)
             }
+            fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+                int_bound(Int::$variant((*self).into()), ty, out)
+            }
         }
     )*};
 }
@@ -734,12 +812,18 @@ impl IndexArg for usize {
     fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
         u128::try_from(*self).is_ok_and(|v| encode_int(Int::U(v), ty, out))
     }
+    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+        u128::try_from(*self).map_or(Fit::Above, |v| int_bound(Int::U(v), ty, out))
+    }
 }
 
 impl IndexArg for isize {
     const KIND: u64 = kind::INT;
     fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
         i128::try_from(*self).is_ok_and(|v| encode_int(Int::I(v), ty, out))
+    }
+    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+        i128::try_from(*self).map_or(Fit::Above, |v| int_bound(Int::I(v), ty, out))
     }
 }
 
@@ -781,6 +865,10 @@ impl<T: IndexArg> IndexArg for Option<T> {
     fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
         self.as_ref().is_some_and(|v| v.encode_as(ty, out))
     }
+    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+        self.as_ref()
+            .map_or(Fit::Below, |v| v.encode_bound(ty, out))
+    }
 }
 
 macro_rules! tuple_arg {
@@ -791,6 +879,19 @@ macro_rules! tuple_arg {
                 let KeyType::Tuple(parts) = ty else { return false };
                 let n = [$($i),+].len();
                 parts.len() == n $(&& self.$i.encode_as(&parts[$i], out))+
+            }
+            fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
+                let KeyType::Tuple(parts) = ty else { return Fit::Below };
+                if parts.len() != [$($i),+].len() {
+                    return Fit::Below;
+                }
+                $(
+                    let fit = self.$i.encode_bound(&parts[$i], out);
+                    if fit != Fit::Exact {
+                        return fit;
+                    }
+                )+
+                Fit::Exact
             }
         }
     )*};

@@ -28,6 +28,8 @@ mod field;
 mod json;
 mod key;
 mod kvs;
+mod query;
+mod reads;
 mod record;
 mod report;
 mod retry;
@@ -50,6 +52,10 @@ pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};
 pub use crate::key::{IndexArg, IndexValue, Key, KeyArg, KeyEnum, KeyType, KeyValue};
 pub use crate::kvs::{Kvs, DEFAULT_URL, KVS_URL};
+#[doc(hidden)]
+pub use crate::query::ValueKind;
+pub use crate::query::{IndexIter, IndexRange, Iter};
+pub use crate::reads::Snapshot;
 pub use crate::report::{Dump, DumpRow, IndexInfo, TableInfo, Version};
 pub use crate::stream::{
     Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,

@@ -8,7 +8,7 @@ use crate::cursor;
 use crate::error::{Error, Result};
 use crate::key::{KeyArg, KeyType};
 use crate::kvs::Kvs;
-use crate::stream::{self, Dir, Reader, Writer, STREAM_SCHEMA};
+use crate::stream::{self, Dir, Reader, STREAM_SCHEMA};
 use crate::table::Table;
 
 /// Streams (Erlang `kvs_stream`): feeds of records in append order, paged by readers.
@@ -28,37 +28,11 @@ impl Kvs {
         self.write_call(|tx| tx.append(feed, record))
     }
 
-    /// The feed's writer: its table, count and oldest and newest keys, in O(1) reads. An
-    /// unknown feed reads as empty (count 0).
-    pub fn writer(&self, feed: &str) -> Result<Writer> {
-        self.check_streams()?;
-        self.read(|r| stream::writer(r, feed, &|table| self.key_type(r, table)))
-    }
-
-    /// The writers of every feed, by feed name.
-    pub fn writers(&self) -> Result<Vec<Writer>> {
-        self.check_streams()?;
-        self.read(|r| {
-            stream::feeds(r)?
-                .iter()
-                .map(|feed| stream::writer(r, feed, &|table| self.key_type(r, table)))
-                .collect()
-        })
-    }
-
     /// A new reader of `feed`, positioned before the oldest element and paging
     /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
     /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
     pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
         self.write_call(|tx| tx.reader(feed))
-    }
-
-    /// Up to `n` records from the reader's cursor in `r.dir`, in the order passed (newest first
-    /// when paging backward); the cursor moves past them. At an end it returns fewer, then
-    /// none. O(log n + k). The reader is not saved: see [`Kvs::save_reader`].
-    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| cursor::take(tx, r, n, r.dir, true))
     }
 
     /// The element after the cursor (toward the newest), moving past it; `None` at the end.
@@ -108,12 +82,6 @@ impl Kvs {
     /// Deletes the reader saved under `id`; returns whether it existed.
     pub fn remove_reader(&self, id: u64) -> Result<bool> {
         self.write_call(|tx| tx.remove_reader(id))
-    }
-
-    /// Every record of `feed`, oldest first (the one call that reads a whole feed).
-    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
-        self.check_stream::<T>()?;
-        self.read(|tx| cursor::feed(tx, feed))
     }
 
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other

@@ -105,6 +105,11 @@ pub trait IndexField<T: Table> {
     ];
 }
 
+/// The position of `field` in `T::META.indexes`.
+pub(crate) fn field_index<T: Table, F: IndexField<T>>(_field: &F) -> usize {
+    F::INDEX
+}
+
 /// The compile-time check that a lookup value has its field's kind: `&str` or `String` for a
 /// `String` field, any integer for an integer field, and so on.
 ///
@@ -116,11 +121,12 @@ pub trait IndexField<T: Table> {
 #[allow(clippy::type_complexity)] // a marker: it holds no T, F or V
 pub struct KindCheck<T, F, V: ?Sized>(std::marker::PhantomData<(fn() -> T, F, fn(&V))>);
 
-impl<T: Table, F: IndexField<T>, V: crate::IndexArg + ?Sized> KindCheck<T, F, V> {
+impl<T: Table, F: IndexField<T>, V: crate::query::ValueKind + ?Sized> KindCheck<T, F, V> {
     const CHECK: () = {
         let field = <F::Value as IndexValue>::KIND;
-        if field != V::KIND {
-            let at = match V::KIND {
+        let value = <V as crate::query::ValueKind>::KIND;
+        if value != crate::query::ANY && field != value {
+            let at = match value {
                 crate::key::kind::INT => 0,
                 crate::key::kind::BOOL => 1,
                 crate::key::kind::CHAR => 2,

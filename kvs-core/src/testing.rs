@@ -107,6 +107,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("commit and rollback", check_commit_and_rollback),
     ("write isolation", check_write_isolation),
     ("read snapshot", check_read_snapshot),
+    ("lasting snapshot", check_lasting_snapshot),
     ("conflicts", check_conflicts),
     ("contended increments", check_contended_increments),
 ];
@@ -2382,4 +2383,38 @@ fn increments(b: &dyn Backend, rounds: u64) -> Vec<u64> {
         }
     }
     taken
+}
+
+/// `Backend::snapshot`: a reader that outlives a call sees the state of the moment it was
+/// made, whatever is committed after (before its first read included), and holds back no
+/// writer.
+///
+/// # Panics
+///
+/// When the backend breaks that rule, naming it.
+pub fn check_lasting_snapshot(b: &dyn Backend) {
+    let put = |key: &[u8], value: &[u8]| {
+        b.write(&mut |w| w.insert("snap", key, value).map(drop))
+            .expect("kvs backend conformance: rule broken: a plain commit failed");
+    };
+    put(b"a", b"1");
+    let snap = b
+        .snapshot()
+        .expect("kvs backend conformance: rule broken: snapshot() failed");
+    put(b"a", b"2");
+    put(b"b", b"3");
+    let got = snap.get("snap", b"a").expect("snapshot get");
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"1"[..]),
+        "kvs backend conformance: rule broken: a snapshot saw a commit made after it (before its first read)"
+    );
+    assert_eq!(
+        snap.len("snap").expect("snapshot len"),
+        1,
+        "kvs backend conformance: rule broken: a snapshot's len saw a later commit"
+    );
+    // It holds back no writer: a commit goes through while it lives.
+    put(b"c", b"4");
+    drop(snap);
 }

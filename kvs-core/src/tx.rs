@@ -1,16 +1,17 @@
 //! [`Tx`]: the calls of [`Kvs`] inside one write transaction.
 
-use std::ops::RangeBounds;
 use std::sync::atomic::Ordering;
 
 use crate::backend::{ReadTx, WriteTx};
 use crate::cursor;
 use crate::error::Result;
-use crate::key::{IndexArg, KeyArg};
+use crate::key::KeyArg;
 use crate::kvs::Kvs;
+use crate::query::Source;
+use crate::reads::{read_calls, Reads};
 use crate::record;
-use crate::stream::{self, Reader, Writer};
-use crate::table::{IndexField, KindCheck, Table};
+use crate::stream::{self, Reader};
+use crate::table::Table;
 use crate::write;
 
 /// A write transaction, with the read and write calls of [`Kvs`].
@@ -27,50 +28,16 @@ impl Tx<'_> {
         write::seq(self.w, name, incr)
     }
 
-    /// [`Kvs::count`] inside the transaction.
-    pub fn count<T: Table>(&self) -> Result<u64> {
-        self.kvs.check::<T>()?;
-        record::count::<T>(&*self.w)
-    }
-
     /// [`Kvs::put`] inside the transaction.
     pub fn put<T: Table>(&mut self, record: &T) -> Result<()> {
         self.kvs.check::<T>()?;
         record::put(self.w, record)
     }
 
-    /// [`Kvs::get`] inside the transaction (sees the transaction's own writes).
-    pub fn get<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<Option<T>> {
-        self.kvs.check::<T>()?;
-        record::get(&*self.w, &key.key_bytes())
-    }
-
     /// [`Kvs::delete`] inside the transaction.
     pub fn delete<T: Table>(&mut self, key: impl KeyArg<T::Key>) -> Result<bool> {
         self.kvs.check::<T>()?;
         self.delete_encoded::<T>(&key.key_bytes())
-    }
-
-    /// [`Kvs::index`] inside the transaction.
-    pub fn index<T: Table>(
-        &self,
-        field: impl IndexField<T>,
-        value: impl IndexArg,
-    ) -> Result<Vec<T>> {
-        const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
-        self.kvs.check::<T>()?;
-        record::index(&*self.w, field, &value)
-    }
-
-    /// [`Kvs::all`] inside the transaction.
-    pub fn all<T: Table>(&self) -> Result<Vec<T>> {
-        self.range::<T>(..)
-    }
-
-    /// [`Kvs::range`] inside the transaction.
-    pub fn range<T: Table>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-        self.kvs.check::<T>()?;
-        record::range::<T>(&*self.w, &range)
     }
 
     /// [`Kvs::append`] inside the transaction.
@@ -87,29 +54,10 @@ impl Tx<'_> {
         stream::unlink(self.w, feed, T::META.name, &key.key_bytes())
     }
 
-    /// [`Kvs::writer`] inside the transaction.
-    pub fn writer(&self, feed: &str) -> Result<Writer> {
-        self.kvs.check_streams()?;
-        let r: &dyn ReadTx = &*self.w;
-        stream::writer(r, feed, &|table| self.kvs.key_type(r, table))
-    }
-
-    /// [`Kvs::feed`] inside the transaction.
-    pub fn feed<T: Table>(&self, feed: &str) -> Result<Vec<T>> {
-        self.kvs.check_stream::<T>()?;
-        cursor::feed(&*self.w, feed)
-    }
-
     /// [`Kvs::reader`] inside the transaction.
     pub fn reader<T: Table>(&mut self, feed: &str) -> Result<Reader<T>> {
         self.kvs.check_stream::<T>()?;
         cursor::new_reader(self.w, feed)
-    }
-
-    /// [`Kvs::take`] inside the transaction (sees the transaction's own appends).
-    pub fn take<T: Table>(&self, r: &mut Reader<T>, n: usize) -> Result<Vec<T>> {
-        self.kvs.check_stream::<T>()?;
-        cursor::take(&*self.w, r, n, r.dir, false)
     }
 
     /// [`Kvs::save_reader`] inside the transaction.
@@ -132,5 +80,24 @@ impl Tx<'_> {
             stream::unlink_all(self.w, T::META.name, key)?;
         }
         Ok(deleted)
+    }
+}
+
+impl Tx<'_> {
+    read_calls!();
+}
+
+impl Reads for Tx<'_> {
+    fn handle(&self) -> &Kvs {
+        self.kvs
+    }
+    fn with<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        f(&*self.w)
+    }
+    fn source(&self) -> Result<Source<'_>> {
+        Ok(Source::Borrowed(&*self.w))
+    }
+    fn committed(&self) -> bool {
+        false
     }
 }

@@ -221,6 +221,10 @@ impl Backend for Etcd {
         f(&EtcdRead::new(self))
     }
 
+    fn snapshot(&self) -> Result<Box<dyn ReadTx + Send + '_>> {
+        Ok(Box::new(EtcdRead::pinned(self)?))
+    }
+
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         let mut w = EtcdWrite::new(self);
         f(&mut w)?;

@@ -64,6 +64,18 @@ impl<'a> EtcdRead<'a> {
         }
     }
 
+    /// A reader whose revision is fixed now, by one small request (a snapshot that must not
+    /// see what is committed between its creation and its first read).
+    pub(crate) fn pinned(etcd: &'a Etcd) -> Result<Self> {
+        let read = EtcdRead::new(etcd);
+        read.range(RangeRequest {
+            key: etcd.fence(),
+            count_only: true,
+            ..RangeRequest::default()
+        })?;
+        Ok(read)
+    }
+
     pub(crate) fn range(&self, mut request: RangeRequest) -> Result<RangeResponse> {
         request.revision = self.revision.get();
         let reply = self.etcd.range(request)?;

@@ -255,6 +255,17 @@ impl Backend for Redb {
         f(&RedbRead::new(txn))
     }
 
+    fn snapshot(&self) -> Result<Box<dyn ReadTx + Send + '_>> {
+        let txn = guard(|| {
+            match &self.db {
+                Db::Write(db) | Db::Empty(db) => db.begin_read(),
+                Db::Read(db) => db.begin_read(),
+            }
+            .map_err(storage)
+        })?;
+        Ok(Box::new(RedbRead::new(txn)))
+    }
+
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         let Db::Write(db) = &self.db else {
             return Err(Error::ReadOnly {

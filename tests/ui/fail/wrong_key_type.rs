@@ -11,5 +11,6 @@ fn main() -> Result<(), kvs::Error> {
     let kvs = Kvs::open("mem:")?;
     let _ = kvs.get::<User>(&"one")?;
     let _ = kvs.range::<User>("a".."b")?;
+    let _ = kvs.iter::<User>("a"..)?;
     Ok(())
 }

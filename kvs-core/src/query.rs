@@ -1,0 +1,464 @@
+//! Queries beyond exact match: ranges of an indexed field's values, counts of a value, and
+//! lazy iteration in key or (value, key) order from either end, read a page at a time.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
+
+use crate::backend::ReadTx;
+use crate::error::{Error, Result};
+use crate::key::{Fit, IndexArg, KeyType};
+use crate::record;
+use crate::table::{IndexMeta, Table};
+use crate::write::{self, prefix_end};
+
+/// The kind of value a lookup passes, for the compile-time check against the field's (see
+/// `KindCheck`): an index value's own kind, or a range's values' kind.
+#[doc(hidden)]
+pub trait ValueKind {
+    /// The kind; [`ANY`] passes every field.
+    const KIND: u64;
+}
+
+/// The kind of `..`, which every field takes.
+#[doc(hidden)]
+pub const ANY: u64 = 0;
+
+impl<V: IndexArg + ?Sized> ValueKind for V {
+    const KIND: u64 = <V as IndexArg>::KIND;
+}
+
+/// A range's start and end, encoded, each with how it fits the value type.
+#[doc(hidden)]
+pub type EncodedBounds = (Bound<(Vec<u8>, Fit)>, Bound<(Vec<u8>, Fit)>);
+
+/// A range of an indexed field's values for `index_range` and `index_iter`: `a..b`, `a..=b`,
+/// `a..`, `..b`, `..=b`, `..` and `(Bound, Bound)`, of the values `index` takes (any integer
+/// type for an integer field, `&str` for a `String` field, tuples of these). A bound outside
+/// the field's type clamps: `..300` on a `u8` field is every value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a range of index values",
+    label = "not a range of index values",
+    note = "pass a range (a..b, a..=b, a.., ..b, ..=b, .., or a (Bound, Bound) pair) of values of the field's kind"
+)]
+pub trait IndexRange: ValueKind {
+    /// The start and end bounds, encoded as values of `ty`.
+    #[doc(hidden)]
+    fn encode_bounds(&self, ty: &KeyType) -> EncodedBounds;
+}
+
+fn encode<V: IndexArg + ?Sized>(bound: Bound<&V>, ty: &KeyType) -> Bound<(Vec<u8>, Fit)> {
+    let mut out = Vec::new();
+    match bound {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(v) => {
+            let fit = v.encode_bound(ty, &mut out);
+            Bound::Included((out, fit))
+        }
+        Bound::Excluded(v) => {
+            let fit = v.encode_bound(ty, &mut out);
+            Bound::Excluded((out, fit))
+        }
+    }
+}
+
+macro_rules! index_range {
+    ($($range:ty),*) => {$(
+        impl<V: IndexArg> IndexRange for $range {
+            fn encode_bounds(&self, ty: &KeyType) -> EncodedBounds {
+                use std::ops::RangeBounds;
+                (encode(self.start_bound(), ty), encode(self.end_bound(), ty))
+            }
+        }
+        impl<V: IndexArg> ValueKind for $range {
+            const KIND: u64 = V::KIND;
+        }
+    )*};
+}
+
+index_range!(
+    Range<V>,
+    RangeInclusive<V>,
+    RangeFrom<V>,
+    RangeTo<V>,
+    RangeToInclusive<V>,
+    (Bound<V>, Bound<V>)
+);
+
+impl IndexRange for RangeFull {
+    fn encode_bounds(&self, _ty: &KeyType) -> EncodedBounds {
+        (Bound::Unbounded, Bound::Unbounded)
+    }
+}
+
+impl ValueKind for RangeFull {
+    const KIND: u64 = ANY;
+}
+
+/// A range of encoded keys, owned; `None` for a range that holds nothing.
+pub(crate) type OwnedRange = Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)>;
+
+/// The range of entries of the index table of `ix` whose values lie in `range`: a unique
+/// index is keyed by the value, another by `value ++ key`, so a value's entries are the
+/// prefix range of its encoding.
+pub(crate) fn index_scan_range(ix: &IndexMeta, range: &impl IndexRange) -> OwnedRange {
+    let (start, end) = range.encode_bounds(&(ix.value_type)());
+    let start = match start {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included((v, Fit::Exact | Fit::Below)) | Bound::Excluded((v, Fit::Below)) => {
+            Bound::Included(v)
+        }
+        Bound::Excluded((v, Fit::Exact)) if ix.unique => Bound::Excluded(v),
+        Bound::Excluded((v, Fit::Exact)) | Bound::Included((v, Fit::Above)) => {
+            Bound::Included(prefix_end(&v)?)
+        }
+        Bound::Excluded((v, Fit::Above)) => Bound::Included(prefix_end(&v)?),
+    };
+    let end = match end {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included((v, Fit::Exact)) if ix.unique => Bound::Included(v),
+        Bound::Included((v, Fit::Exact | Fit::Above)) | Bound::Excluded((v, Fit::Above)) => {
+            prefix_end(&v).map_or(Bound::Unbounded, Bound::Excluded)
+        }
+        Bound::Excluded((v, Fit::Exact)) => Bound::Excluded(v),
+        Bound::Included((v, Fit::Below)) | Bound::Excluded((v, Fit::Below)) => {
+            if v.is_empty() {
+                return None;
+            }
+            Bound::Excluded(v)
+        }
+    };
+    Some((start, end))
+}
+
+/// The record keys of `T`'s table in `range`, encoded.
+pub(crate) fn key_scan_range<T: Table>(
+    range: &impl std::ops::RangeBounds<T::Key>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    use crate::key::Key;
+    let encode = |bound: Bound<&T::Key>| match bound {
+        Bound::Included(k) => Bound::Included(k.to_key_bytes()),
+        Bound::Excluded(k) => Bound::Excluded(k.to_key_bytes()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (encode(range.start_bound()), encode(range.end_bound()))
+}
+
+/// How many records hold `value` in index `ix`: index keys only, no record read.
+pub(crate) fn index_count(r: &dyn ReadTx, ix: &IndexMeta, value: &impl IndexArg) -> Result<u64> {
+    let mut prefix = Vec::new();
+    if !value.encode_as(&(ix.value_type)(), &mut prefix) {
+        return Ok(0);
+    }
+    let mut n = 0;
+    write::index_keys(r, ix.table, ix.unique, &prefix, &mut |_| {
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// The reader an iterator reads through: a snapshot of its own, or one it borrows.
+pub(crate) enum Source<'a> {
+    Owned(Box<dyn ReadTx + Send + 'a>),
+    Borrowed(&'a dyn ReadTx),
+}
+
+impl Source<'_> {
+    fn get(&self) -> &dyn ReadTx {
+        match self {
+            Source::Owned(r) => &**r,
+            Source::Borrowed(r) => *r,
+        }
+    }
+}
+
+/// The first page a lazy scan reads from an end, and the largest: pages grow from small (so
+/// that taking one element costs about one read) to large (so that a long walk makes few
+/// calls).
+const FIRST_PAGE: usize = 16;
+const LARGEST_PAGE: usize = 1024;
+
+/// Entries `(key, value)` of one table in a range, read a page at a time from either end and
+/// never twice: each page moves that end's bound past what it read.
+struct Pages {
+    table: String,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    empty: bool,
+    front: VecDeque<(Vec<u8>, Vec<u8>)>,
+    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    front_page: usize,
+    back_page: usize,
+}
+
+impl Pages {
+    fn new(table: &str, range: OwnedRange) -> Pages {
+        let (start, end, empty) = match range {
+            Some((start, end)) => (start, end, false),
+            None => (Bound::Unbounded, Bound::Unbounded, true),
+        };
+        Pages {
+            table: table.to_owned(),
+            start,
+            end,
+            empty,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_page: FIRST_PAGE,
+            back_page: FIRST_PAGE,
+        }
+    }
+
+    /// Reads the next page from the front (`reverse` false) or the back into its buffer.
+    fn fill(&mut self, r: &dyn ReadTx, reverse: bool) -> Result<()> {
+        if self.empty {
+            return Ok(());
+        }
+        let size = if reverse {
+            self.back_page
+        } else {
+            self.front_page
+        };
+        let mut page = Vec::with_capacity(size.min(64));
+        let range = (bound_ref(&self.start), bound_ref(&self.end));
+        r.scan(&self.table, range, reverse, &mut |k, v| {
+            page.push((k.to_vec(), v.to_vec()));
+            Ok(page.len() < size)
+        })?;
+        if page.len() < size {
+            // This end has reached the other: nothing lies between the two bounds any more.
+            self.empty = true;
+        }
+        if let Some((last, _)) = page.last() {
+            if reverse {
+                self.end = Bound::Excluded(last.clone());
+                self.back_page = (size * 4).min(LARGEST_PAGE);
+            } else {
+                self.start = Bound::Excluded(last.clone());
+                self.front_page = (size * 4).min(LARGEST_PAGE);
+            }
+        }
+        if reverse {
+            self.back.extend(page);
+        } else {
+            self.front.extend(page);
+        }
+        Ok(())
+    }
+
+    fn next(&mut self, r: &dyn ReadTx) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if self.front.is_empty() {
+            self.fill(r, false)?;
+        }
+        // What the back end read already lies after everything the front can still read.
+        Ok(self.front.pop_front().or_else(|| self.back.pop_back()))
+    }
+
+    fn next_back(&mut self, r: &dyn ReadTx) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if self.back.is_empty() {
+            self.fill(r, true)?;
+        }
+        Ok(self.back.pop_front().or_else(|| self.front.pop_back()))
+    }
+
+    /// Everything buffered at one end, reading a page there first if none is, in that end's
+    /// order; what the other end buffered once this end has met it.
+    fn take_page(&mut self, r: &dyn ReadTx, back: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if (if back { &self.back } else { &self.front }).is_empty() {
+            self.fill(r, back)?;
+        }
+        let (own, other) = if back {
+            (&mut self.back, &mut self.front)
+        } else {
+            (&mut self.front, &mut self.back)
+        };
+        if own.is_empty() {
+            Ok(other.drain(..).rev().collect())
+        } else {
+            Ok(own.drain(..).collect())
+        }
+    }
+}
+
+fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(v) => Bound::Included(v),
+        Bound::Excluded(v) => Bound::Excluded(v),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Records of `T` in key order, read lazily a page at a time: `iter` (and `.rev()` from the
+/// newest end). Made by `Kvs::iter`, `Snapshot::iter` and `Tx::iter`.
+pub struct Iter<'a, T> {
+    source: Source<'a>,
+    pages: Pages,
+    failed: bool,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<'a, T: Table> Iter<'a, T> {
+    pub(crate) fn new(source: Source<'a>, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Self {
+        Iter {
+            source,
+            pages: Pages::new(T::META.name, Some(range)),
+            failed: false,
+            record: PhantomData,
+        }
+    }
+
+    fn step(&mut self, back: bool) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        let r = self.source.get();
+        let entry = if back {
+            self.pages.next_back(r)
+        } else {
+            self.pages.next(r)
+        };
+        let result = match entry {
+            Ok(Some((key, bytes))) => Some(record::decode(&bytes, &key)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        self.failed = matches!(result, Some(Err(_)));
+        result
+    }
+}
+
+impl<T: Table> Iterator for Iter<'_, T> {
+    type Item = Result<T>;
+    fn next(&mut self) -> Option<Result<T>> {
+        self.step(false)
+    }
+}
+
+impl<T: Table> DoubleEndedIterator for Iter<'_, T> {
+    fn next_back(&mut self) -> Option<Result<T>> {
+        self.step(true)
+    }
+}
+
+impl<T> std::fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("table", &self.pages.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Records of `T` whose indexed field lies in a range, in (value, key) order, read lazily:
+/// `index_iter` (and `.rev()`). Each page of index entries fetches its records in one batched
+/// read (`ReadTx::get_many`). Made by `Kvs::index_iter`, `Snapshot::index_iter` and
+/// `Tx::index_iter`.
+pub struct IndexIter<'a, T> {
+    source: Source<'a>,
+    pages: Pages,
+    ix: &'static IndexMeta,
+    /// Records fetched at each end, `(key, stored bytes)`, in that end's order.
+    front: VecDeque<(Vec<u8>, Vec<u8>)>,
+    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    failed: bool,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<'a, T: Table> IndexIter<'a, T> {
+    pub(crate) fn new(source: Source<'a>, ix: &'static IndexMeta, range: OwnedRange) -> Self {
+        IndexIter {
+            source,
+            pages: Pages::new(ix.table, range),
+            ix,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            failed: false,
+            record: PhantomData,
+        }
+    }
+
+    fn step(&mut self, back: bool) -> Option<Result<T>> {
+        if self.failed {
+            return None;
+        }
+        let result = self.step_inner(back).transpose();
+        self.failed = matches!(result, Some(Err(_)));
+        result
+    }
+
+    fn step_inner(&mut self, back: bool) -> Result<Option<T>> {
+        if (if back { &self.back } else { &self.front }).is_empty() {
+            self.fetch(back)?;
+        }
+        let (own, other) = if back {
+            (&mut self.back, &mut self.front)
+        } else {
+            (&mut self.front, &mut self.back)
+        };
+        let next = own.pop_front().or_else(|| other.pop_back());
+        next.map(|(key, bytes)| record::decode(&bytes, &key))
+            .transpose()
+    }
+
+    /// Reads a page of index entries at one end and their records, in one batched read.
+    fn fetch(&mut self, back: bool) -> Result<()> {
+        let r = self.source.get();
+        let entries = self.pages.take_page(r, back)?;
+        let keys = entries
+            .into_iter()
+            .map(|(entry, value)| {
+                if self.ix.unique {
+                    return Ok(value);
+                }
+                let mut rest = entry.as_slice();
+                (self.ix.value_type)().skip(&mut rest).ok_or_else(|| {
+                    Error::corrupt(
+                        self.ix.table,
+                        "",
+                        format!("an entry of the index on {} does not decode", self.ix.field),
+                    )
+                })?;
+                Ok(rest.to_vec())
+            })
+            .collect::<Result<Vec<Vec<u8>>>>()?;
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let own = if back {
+            &mut self.back
+        } else {
+            &mut self.front
+        };
+        let ix = self.ix;
+        r.get_many(T::META.name, &refs, &mut |i, bytes| match bytes {
+            Some(bytes) => {
+                own.push_back((keys[i].clone(), bytes.to_vec()));
+                Ok(())
+            }
+            None => Err(Error::corrupt(
+                ix.table,
+                (T::META.key_type)().render(&keys[i]),
+                format!("the index on {} points at a missing record", ix.field),
+            )),
+        })
+    }
+}
+
+impl<T: Table> Iterator for IndexIter<'_, T> {
+    type Item = Result<T>;
+    fn next(&mut self) -> Option<Result<T>> {
+        self.step(false)
+    }
+}
+
+impl<T: Table> DoubleEndedIterator for IndexIter<'_, T> {
+    fn next_back(&mut self) -> Option<Result<T>> {
+        self.step(true)
+    }
+}
+
+impl<T> std::fmt::Debug for IndexIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexIter")
+            .field("index", &self.ix.table)
+            .finish_non_exhaustive()
+    }
+}

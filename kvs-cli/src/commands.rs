@@ -34,8 +34,24 @@ pub fn run(url: &str, json: bool, command: &Command) -> Result<(), Fail> {
         Command::Dir => dir(url, json),
         Command::Ver => ver(url, json),
         Command::Dump => dump(url, json),
-        Command::Count { table } => {
-            let n = open(url, Access::Read)?.read(|view| view.count(table))?;
+        Command::Count {
+            table,
+            field,
+            value,
+        } => {
+            let n = open(url, Access::Read)?.read(|view| match (field, value) {
+                (Some(field), Some(value)) => {
+                    let entry = view.entry(table)?;
+                    let ix = index_of(&entry, field)?;
+                    let value =
+                        encode_text(value, &ix.value_type, &format!("value for {table}.{field}"))?;
+                    Ok::<_, Fail>(view.index_count(ix, &value)?)
+                }
+                (Some(field), None) => Err(Fail::new(format!(
+                    "count {table} {field} needs a VALUE: the records of {table} whose {field} equals it"
+                ))),
+                _ => Ok(view.count(table)?),
+            })?;
             emit(json, &json!(n), || n.to_string())
         }
         Command::Get { table, key } => {
@@ -55,43 +71,82 @@ pub fn run(url: &str, json: bool, command: &Command) -> Result<(), Fail> {
             table,
             field,
             value,
-        } => {
-            let (entry, records) = open(url, Access::Read)?.read(|view| {
-                let entry = view.entry(table)?;
-                let ix = index_of(&entry, field)?;
-                let value =
-                    encode_text(value, &ix.value_type, &format!("value for {table}.{field}"))?;
-                let records = view.index(&entry, ix, &value)?;
-                Ok::<_, Fail>((entry, records))
-            })?;
-            records_out(json, &entry, records)
-        }
-        Command::All { table, limit, from } => {
-            let (entry, records) = open(url, Access::Read)?.read(|view| {
-                let entry = view.entry(table)?;
-                let from = from
-                    .as_deref()
-                    .map(|k| encode_text(k, &entry.key_type, &format!("key for {table}")))
-                    .transpose()?;
-                let limit = limit.unwrap_or(usize::MAX);
-                let mut records = Vec::new();
-                let start = from.as_deref().map_or(Bound::Unbounded, Bound::Included);
-                view.scan(
+            from,
+            to,
+            limit,
+            back,
+        } => open(url, Access::Read)?.read(|view| {
+            let entry = view.entry(table)?;
+            let ix = index_of(&entry, field)?;
+            let what = format!("value for {table}.{field}");
+            let parse = |text: &Option<String>| {
+                text.as_deref()
+                    .map(|t| encode_text(t, &ix.value_type, &what))
+                    .transpose()
+            };
+            let mut listing = Listing::new(json, &entry.fields, limit.unwrap_or(usize::MAX));
+            if let Some(value) = parse(value)? {
+                let mut records = view.index(&entry, ix, &value)?;
+                if *back {
+                    records.reverse();
+                }
+                for record in records {
+                    if !listing.push(record)? {
+                        break;
+                    }
+                }
+            } else {
+                let (from, to) = (parse(from)?, parse(to)?);
+                let mut failed = None;
+                view.index_range(
                     &entry,
-                    (start, Bound::Unbounded),
-                    false,
-                    &mut |_, record| {
-                        if records.len() >= limit {
-                            return Ok(false);
-                        }
-                        records.push(record);
-                        Ok(true)
+                    ix,
+                    from.as_deref(),
+                    to.as_deref(),
+                    *back,
+                    &mut |r| {
+                        listing.push(r).or_else(|e| {
+                            failed = Some(e);
+                            Ok(false)
+                        })
                     },
                 )?;
-                Ok::<_, Fail>((entry, records))
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
+            listing.finish()
+        }),
+        Command::All {
+            table,
+            limit,
+            from,
+            back,
+        } => open(url, Access::Read)?.read(|view| {
+            let entry = view.entry(table)?;
+            let from = from
+                .as_deref()
+                .map(|k| encode_text(k, &entry.key_type, &format!("key for {table}")))
+                .transpose()?;
+            let mut listing = Listing::new(json, &entry.fields, limit.unwrap_or(usize::MAX));
+            let bound = from.as_deref().map_or(Bound::Unbounded, Bound::Included);
+            let range = if *back {
+                (Bound::Unbounded, bound)
+            } else {
+                (bound, Bound::Unbounded)
+            };
+            let mut failed = None;
+            view.scan(&entry, range, *back, &mut |_, record| {
+                listing.push(record).or_else(|e| {
+                    failed = Some(e);
+                    Ok(false)
+                })
             })?;
-            records_out(json, &entry, records)
-        }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            listing.finish()
+        }),
         Command::Seq { name, incr } => {
             let value = if *incr == 0 {
                 open(url, Access::Read)?.read(|view| view.seq(name))?
@@ -139,6 +194,72 @@ fn emit(json: bool, doc: &Value, text: impl FnOnce() -> String) -> Result<(), Fa
         out(&doc.to_string())
     } else {
         out(&text())
+    }
+}
+
+/// Records printed as they are read, so that a listing of a large table starts at once and
+/// holds one page in memory: `--json` as one array written element by element, otherwise
+/// aligned tables of up to a page of rows each.
+struct Listing<'f> {
+    json: bool,
+    fields: &'f [String],
+    limit: usize,
+    count: usize,
+    page: Vec<Value>,
+}
+
+/// Rows per aligned table when a listing goes on.
+const LISTING_PAGE: usize = 500;
+
+impl<'f> Listing<'f> {
+    fn new(json: bool, fields: &'f [String], limit: usize) -> Self {
+        Listing {
+            json,
+            fields,
+            limit,
+            count: 0,
+            page: Vec::new(),
+        }
+    }
+
+    /// Prints (or buffers) one record; returns whether the listing wants more.
+    fn push(&mut self, record: Value) -> Result<bool, Fail> {
+        if self.count >= self.limit {
+            return Ok(false);
+        }
+        if self.json {
+            write_out(if self.count == 0 { "[" } else { "," })?;
+            write_out(&record.to_string())?;
+        } else {
+            self.page.push(record);
+            if self.page.len() == LISTING_PAGE {
+                let text = show::table_of(self.fields, &self.page);
+                write_out(&text)?;
+                self.page.clear();
+            }
+        }
+        self.count += 1;
+        Ok(self.count < self.limit)
+    }
+
+    fn finish(mut self) -> Result<(), Fail> {
+        if self.json {
+            return out(if self.count == 0 { "[]" } else { "]" });
+        }
+        let mut text = show::table_of(self.fields, &self.page);
+        self.page.clear();
+        let n = self.count;
+        let _ = write!(text, "({n} record{})", if n == 1 { "" } else { "s" });
+        out(&text)
+    }
+}
+
+/// Writes `text` to stdout without a newline; a closed pipe ends the output quietly.
+fn write_out(text: &str) -> Result<(), Fail> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

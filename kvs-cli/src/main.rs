@@ -57,10 +57,16 @@ pub enum Command {
     Ver,
     /// Per table: name, storage, type, size and elements (as Erlang's kvs dump).
     Dump,
-    /// The number of records of TABLE.
+    /// The number of records of TABLE, or of those whose indexed FIELD equals VALUE (index
+    /// keys only).
     Count {
         /// The table.
         table: String,
+        /// An indexed field.
+        field: Option<String>,
+        /// The value (parsed by the field's type).
+        #[arg(allow_hyphen_values = true, requires = "field")]
+        value: Option<String>,
     },
     /// The record of TABLE with KEY (parsed by the table's key type; tuples as JSON arrays).
     Get {
@@ -70,15 +76,28 @@ pub enum Command {
         #[arg(allow_hyphen_values = true)]
         key: String,
     },
-    /// The records of TABLE whose indexed FIELD equals VALUE.
+    /// The records of TABLE whose indexed FIELD equals VALUE, or lies in --from/--to,
+    /// ordered by (value, key).
     Index {
         /// The table.
         table: String,
         /// An indexed field.
         field: String,
-        /// The value (parsed by the field's type).
-        #[arg(allow_hyphen_values = true)]
-        value: String,
+        /// The value (parsed by the field's type); or give --from and/or --to.
+        #[arg(allow_hyphen_values = true, required_unless_present_any = ["from", "to"], conflicts_with_all = ["from", "to"])]
+        value: Option<String>,
+        /// From this value on (inclusive).
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        /// Up to this value (exclusive).
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Largest value first.
+        #[arg(long)]
+        back: bool,
     },
     /// The records of TABLE in key order.
     All {
@@ -87,9 +106,12 @@ pub enum Command {
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
-        /// From this key on (inclusive).
+        /// From this key on (inclusive; with --back, down from it).
         #[arg(long, allow_hyphen_values = true)]
         from: Option<String>,
+        /// Newest (largest) key first.
+        #[arg(long)]
+        back: bool,
     },
     /// Adds INCR to counter NAME and prints the new value; without INCR, prints it.
     Seq {

@@ -47,14 +47,19 @@ pub fn cell(value: Option<&Value>) -> String {
     }
 }
 
-/// Records as a table whose columns are `fields`.
-pub fn records(fields: &[String], records: &[Value]) -> String {
+/// Records as an aligned table whose columns are `fields` (with its header).
+pub fn table_of(fields: &[String], records: &[Value]) -> String {
     let headers: Vec<&str> = fields.iter().map(String::as_str).collect();
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| fields.iter().map(|f| cell(r.get(f))).collect())
         .collect();
-    let mut out = table(&headers, &rows);
+    table(&headers, &rows)
+}
+
+/// Records as a table whose columns are `fields`, and their count.
+pub fn records(fields: &[String], records: &[Value]) -> String {
+    let mut out = table_of(fields, records);
     let _ = write!(
         out,
         "({} record{})",

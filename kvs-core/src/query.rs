@@ -103,12 +103,21 @@ pub(crate) type OwnedRange = Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)>;
 /// prefix range of its encoding.
 pub(crate) fn index_scan_range(ix: &IndexMeta, range: &impl IndexRange) -> OwnedRange {
     let (start, end) = range.encode_bounds(&(ix.value_type)());
+    index_entries_range(ix.unique, start, end)
+}
+
+/// [`index_scan_range`] on encoded bounds, for an index that is `unique` or not.
+pub(crate) fn index_entries_range(
+    unique: bool,
+    start: Bound<(Vec<u8>, Fit)>,
+    end: Bound<(Vec<u8>, Fit)>,
+) -> OwnedRange {
     let start = match start {
         Bound::Unbounded => Bound::Unbounded,
         Bound::Included((v, Fit::Exact | Fit::Below)) | Bound::Excluded((v, Fit::Below)) => {
             Bound::Included(v)
         }
-        Bound::Excluded((v, Fit::Exact)) if ix.unique => Bound::Excluded(v),
+        Bound::Excluded((v, Fit::Exact)) if unique => Bound::Excluded(v),
         Bound::Excluded((v, Fit::Exact)) | Bound::Included((v, Fit::Above)) => {
             Bound::Included(prefix_end(&v)?)
         }
@@ -116,7 +125,7 @@ pub(crate) fn index_scan_range(ix: &IndexMeta, range: &impl IndexRange) -> Owned
     };
     let end = match end {
         Bound::Unbounded => Bound::Unbounded,
-        Bound::Included((v, Fit::Exact)) if ix.unique => Bound::Included(v),
+        Bound::Included((v, Fit::Exact)) if unique => Bound::Included(v),
         Bound::Included((v, Fit::Exact | Fit::Above)) | Bound::Excluded((v, Fit::Above)) => {
             prefix_end(&v).map_or(Bound::Unbounded, Bound::Excluded)
         }
@@ -281,7 +290,7 @@ impl Pages {
     }
 }
 
-fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+pub(crate) fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match bound {
         Bound::Included(v) => Bound::Included(v),
         Bound::Excluded(v) => Bound::Excluded(v),

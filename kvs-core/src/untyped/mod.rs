@@ -301,6 +301,76 @@ impl View<'_> {
             .collect()
     }
 
+    /// Visits the records whose `ix` value lies between the encoded bounds `from` (inclusive)
+    /// and `to` (exclusive), ordered by (value, key), or the reverse, until `visit` returns
+    /// `Ok(false)`: one ordered scan of the index table, one read per record.
+    pub fn index_range(
+        &self,
+        entry: &CatalogEntry,
+        ix: &CatalogIndex,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(Value) -> Result<bool>,
+    ) -> Result<()> {
+        let exact = |v: &[u8]| (v.to_vec(), crate::key::Fit::Exact);
+        let start = from.map_or(Bound::Unbounded, |v| Bound::Included(exact(v)));
+        let end = to.map_or(Bound::Unbounded, |v| Bound::Excluded(exact(v)));
+        let Some((start, end)) = crate::query::index_entries_range(ix.unique, start, end) else {
+            return Ok(());
+        };
+        let as_ref = crate::query::bound_ref;
+        let mut keys = Vec::new();
+        let mut failed = None;
+        // Keys first, then records: a backend's visitor must not call back into it.
+        self.r.scan(
+            &ix.table,
+            (as_ref(&start), as_ref(&end)),
+            reverse,
+            &mut |k, v| {
+                if ix.unique {
+                    keys.push(v.to_vec());
+                } else {
+                    let mut rest = k;
+                    if ix.value_type.skip(&mut rest).is_none() {
+                        failed = Some(k.to_vec());
+                        return Ok(false);
+                    }
+                    keys.push(rest.to_vec());
+                }
+                Ok(true)
+            },
+        )?;
+        if let Some(entry_key) = failed {
+            return Err(Error::corrupt(
+                &ix.table,
+                format!("{entry_key:?}"),
+                format!("an entry of the index on {} does not decode", ix.field),
+            ));
+        }
+        for key in keys {
+            let record = self.get(entry, &key)?.ok_or_else(|| Error::Corrupt {
+                table: ix.table.clone(),
+                key: entry.key_type.render(&key),
+                reason: format!("the index on {} points at a missing record", ix.field),
+            })?;
+            if !visit(record)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many records hold the encoded `value` in `ix`: index keys only.
+    pub fn index_count(&self, ix: &CatalogIndex, value: &[u8]) -> Result<u64> {
+        let mut n = 0;
+        write::index_keys(self.r, &ix.table, ix.unique, value, &mut |_| {
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     /// The value of counter `name` (0 if it was never used).
     pub fn seq(&self, name: &str) -> Result<u64> {
         write::read_seq(self.r, name)

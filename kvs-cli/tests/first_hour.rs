@@ -3,13 +3,14 @@
 //! and the console's own contracts (usage errors, messages that name the file).
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 
 use kvs::{Kvs, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod support;
+use support::{fails, ok, run, Scratch};
 
 /// Every serde attribute that changes stored names or presence, on a table with a unique and
 /// a plain index.
@@ -44,67 +45,6 @@ fn person(id: u64, city: &str) -> Person {
         visits: u32::try_from(id).unwrap() * 10,
         cached: 0,
     }
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kvs-cli-first-hour-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("redb:{}", self.0.join(file).display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(url: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs"))
-        .arg("--db")
-        .arg(url)
-        .args(args)
-        .env_remove("KVS_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(url: &str, args: &[&str], stdin: &str) -> String {
-    let out = run(url, args, stdin);
-    assert!(
-        out.status.success(),
-        "kvs {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(url: &str, args: &[&str], stdin: &str) -> String {
-    let out = run(url, args, stdin);
-    assert!(!out.status.success(), "kvs {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 /// The typed API's view of `people`: every record found by each index, and unique enforced.

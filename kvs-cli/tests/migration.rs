@@ -2,75 +2,12 @@
 //! type refuses its table at open, and export, a conversion, and import into a new table
 //! move the records over.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use kvs::{Kvs, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kvs-cli-migration-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("redb:{}", self.0.join(file).display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(url: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs"))
-        .arg("--db")
-        .arg(url)
-        .args(args)
-        .env_remove("KVS_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(url: &str, args: &[&str], stdin: &str) -> String {
-    let out = run(url, args, stdin);
-    assert!(
-        out.status.success(),
-        "kvs {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(url: &str, args: &[&str], stdin: &str) -> String {
-    let out = run(url, args, stdin);
-    assert!(!out.status.success(), "kvs {args:?} succeeded");
-    String::from_utf8(out.stderr).unwrap()
-}
+mod support;
+use support::{fails, ok, Scratch};
 
 /// Release 1 of a table, and release 2 with the indexed field's type changed and the table
 /// renamed, as docs/SCHEMA.md migrates it.

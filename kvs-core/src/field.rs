@@ -58,16 +58,7 @@ impl std::fmt::Display for FieldKind {
             FieldKind::String => f.write_str("String"),
             FieldKind::Option(inner) => write!(f, "Option<{inner}>"),
             FieldKind::Seq(inner) => write!(f, "Vec<{inner}>"),
-            FieldKind::Tuple(parts) => {
-                f.write_str("(")?;
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{part}")?;
-                }
-                f.write_str(")")
-            }
+            FieldKind::Tuple(parts) => crate::key::write_tuple(f, parts),
             FieldKind::Map(inner) => write!(f, "map of String to {inner}"),
             FieldKind::Enum(names) => write!(f, "one of {}", names.join("|")),
             FieldKind::Any => f.write_str("any value"),

@@ -52,6 +52,18 @@ pub enum KeyType {
     Enum(Vec<String>),
 }
 
+/// Writes `parts` as a tuple: `(a, b)`.
+pub(crate) fn write_tuple(f: &mut fmt::Formatter<'_>, parts: &[impl fmt::Display]) -> fmt::Result {
+    f.write_str("(")?;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{part}")?;
+    }
+    f.write_str(")")
+}
+
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
@@ -70,14 +82,7 @@ impl fmt::Display for KeyType {
             KeyType::String => "String",
             KeyType::Bytes => "Vec<u8>",
             KeyType::Tuple(parts) => {
-                f.write_str("(")?;
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{part}")?;
-                }
-                return f.write_str(")");
+                return write_tuple(f, parts);
             }
             KeyType::Enum(names) => return write!(f, "enum {}", names.join("|")),
         };
@@ -114,16 +119,7 @@ impl fmt::Display for KeyValue {
             KeyValue::Char(v) => write!(f, "{v:?}"),
             KeyValue::String(v) => write!(f, "{v:?}"),
             KeyValue::Bytes(v) => write!(f, "{v:?}"),
-            KeyValue::Tuple(parts) => {
-                f.write_str("(")?;
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{part}")?;
-                }
-                f.write_str(")")
-            }
+            KeyValue::Tuple(parts) => write_tuple(f, parts),
         }
     }
 }

@@ -138,7 +138,7 @@ impl Etcd {
     /// Sends a request built by `call` to the current member, moving on to the next one while
     /// members are unreachable. `idempotent` requests (reads) also move on after other
     /// failures of the connection; a commit does only when it surely never left.
-    pub(crate) fn call<T>(
+    pub(crate) fn call<T: Send + 'static>(
         &self,
         idempotent: bool,
         call: impl Fn(
@@ -157,7 +157,7 @@ impl Etcd {
         for i in 0..n {
             let at = (start + i) % n;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.runtime.block_on(call(self.members[at].kv.clone()));
+            let result = self.wait(call(self.members[at].kv.clone()))?;
             match result {
                 Ok(reply) => {
                     if i > 0 {

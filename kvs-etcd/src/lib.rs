@@ -43,13 +43,54 @@ use etcdserverpb::StatusRequest;
 use read::EtcdRead;
 use write::EtcdWrite;
 
+impl Etcd {
+    /// Runs `future` on the client's runtime and waits for it, from any thread: a plain
+    /// thread blocks on the runtime directly; a thread inside another tokio runtime (an async
+    /// service calling the sync API) hands the future to the client's runtime and waits on a
+    /// channel, since entering a runtime from within one panics. Waiting blocks that thread
+    /// either way (`spawn_blocking` is the way to call the sync API from async code).
+    fn wait<F>(&self, future: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = self.runtime();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Ok(runtime.block_on(future));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .map_err(|_| storage("the etcd client's task ended without an answer"))
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime is taken only while the client is dropped")
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks on its tasks, which panics inside another runtime (a
+        // `Kvs` dropped in an async function); shutting it down in the background does not.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 fn storage(e: impl std::fmt::Display) -> Error {
     Error::storage("etcd", e.to_string())
 }
 
 /// A kvs backend on an etcd cluster.
 pub struct Etcd {
-    runtime: tokio::runtime::Runtime,
+    /// The client's own runtime; `None` only while it is dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     members: Vec<Member>,
     /// The member requests go to first; moves on when one is unreachable.
     current: AtomicUsize,
@@ -122,7 +163,7 @@ impl Etcd {
             .map_err(storage)?;
         let members = client::connect(&runtime, &hosts, config)?;
         let mut etcd = Etcd {
-            runtime,
+            runtime: Some(runtime),
             members,
             current: AtomicUsize::new(0),
             root: prefix.as_bytes().to_vec(),
@@ -166,14 +207,13 @@ impl Etcd {
             .map(|m| {
                 let mut client = m.maintenance.clone();
                 let reply = self
-                    .runtime
-                    .block_on(async {
+                    .wait(async move {
                         tokio::time::timeout(
                             Duration::from_secs(3),
                             client.status(StatusRequest {}),
                         )
                         .await
-                    })
+                    })?
                     .map_err(|_| Error::Unavailable {
                         backend: "etcd",
                         reason: format!("{} did not answer in 3 s", m.url),

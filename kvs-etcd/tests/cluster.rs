@@ -380,3 +380,41 @@ fn batched_reads_take_few_round_trips() {
     let hits = kvs.index::<Item>(ItemField::Bucket, 3u64).unwrap();
     assert_eq!(hits.len(), 100);
 }
+
+/// The sync API inside a tokio runtime of either flavour (an async service that calls it
+/// directly): no panic, at open, on every call, or when the handle is dropped there.
+#[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn the_sync_api_works_inside_a_tokio_runtime() {
+    let cluster = cluster();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for runtime in [&current, &multi] {
+        let url = fresh(&cluster, "in-runtime");
+        runtime.block_on(async {
+            let kvs = Kvs::open(&url).unwrap();
+            kvs.put(&item(1)).unwrap();
+            assert_eq!(kvs.get::<Item>(&1).unwrap(), Some(item(1)));
+            assert_eq!(kvs.seq("ids", 1).unwrap(), 1);
+            assert_eq!(kvs.index::<Item>(ItemField::Bucket, 1u64).unwrap().len(), 1);
+            drop(kvs);
+        });
+        // And from spawn_blocking, the way async code should call it.
+        runtime.block_on(async {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let kvs = Kvs::open(&url).unwrap();
+                assert_eq!(kvs.count::<Item>().unwrap(), 1);
+            })
+            .await
+            .unwrap();
+        });
+    }
+}

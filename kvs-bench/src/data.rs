@@ -5,6 +5,16 @@ use serde::{Deserialize, Serialize};
 
 /// Records per city: the non-unique index holds about this many hits per value.
 pub const PER_CITY: u64 = 100;
+/// Records per score: the integer index holds about this many records per value.
+pub const PER_SCORE: u64 = 10;
+/// Score values per range of `index_range`: about `PER_SCORE * SCORE_SPAN` hits a range.
+pub const SCORE_SPAN: u64 = 10;
+/// The number of ranges of `index_range`.
+pub const RANGES: usize = 1_000;
+/// Records per page of `iter_page`: the newest this many by key.
+pub const ITER_PAGE: usize = 50;
+/// The number of pages of `iter_page`.
+pub const ITER_PAGES: usize = 10_000;
 
 /// The benchmark's record, as kvs declares it; raw redb and `SQLite` store the same fields.
 #[derive(Table, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -16,6 +26,9 @@ pub struct User {
     pub email: String,
     #[kvs(index)]
     pub city: String,
+    /// An integer derived from the key, for the range workloads: `id % scores(n)`.
+    #[kvs(index)]
+    pub score: u64,
     pub name: String,
 }
 
@@ -38,6 +51,16 @@ pub fn city(c: u64) -> String {
     format!("city-{c:07}")
 }
 
+/// The number of score values for `n` records.
+pub fn scores(n: u64) -> u64 {
+    (n / PER_SCORE).max(1)
+}
+
+/// The score of user `id` in a table of `n` records.
+pub fn score(id: u64, n: u64) -> u64 {
+    id % scores(n)
+}
+
 /// The email of user `id`.
 pub fn email(id: u64) -> String {
     format!("user{id}@example.com")
@@ -49,6 +72,7 @@ pub fn user(id: u64, n: u64) -> User {
         id,
         email: email(id),
         city: city(id % cities(n)),
+        score: score(id, n),
         name: format!("User Number {id}"),
     }
 }
@@ -103,6 +127,10 @@ pub struct Inputs {
     pub updates: Vec<User>,
     /// Distinct keys to delete (n/10 of them).
     pub deletes: Vec<u64>,
+    /// Random half-open ranges of scores, `SCORE_SPAN` values wide.
+    pub ranges: Vec<(u64, u64)>,
+    /// The records over all of `ranges` after the bulk load, and the sum of their keys.
+    pub range_hits: (u64, u64),
 }
 
 /// The number of durable inserts.
@@ -143,6 +171,7 @@ impl Inputs {
             })
             .collect();
         let deletes = shuffled(&mut rng, usize::try_from(n / 10).unwrap_or(0));
+        let (ranges, range_hits) = score_ranges(n);
         Inputs {
             n,
             bulk: (1..=n).map(|id| user(id, n)).collect(),
@@ -157,6 +186,38 @@ impl Inputs {
                 .collect(),
             updates,
             deletes,
+            ranges,
+            range_hits,
         }
     }
+}
+
+/// `RANGES` random ranges of `SCORE_SPAN` scores, from a generator of their own (the other
+/// inputs stay what they were before this workload existed), and the records they hold after
+/// the bulk load with the sum of their keys.
+fn score_ranges(n: u64) -> (Vec<(u64, u64)>, (u64, u64)) {
+    let nscores = scores(n);
+    let mut per_score = vec![(0u64, 0u64); usize::try_from(nscores).unwrap_or(0)];
+    for id in 1..=n {
+        let s = &mut per_score[usize::try_from(score(id, n)).unwrap_or(0)];
+        s.0 += 1;
+        s.1 += id;
+    }
+    let mut rng = Rng::new(n ^ 0x0053_C0AE);
+    let starts = nscores.saturating_sub(SCORE_SPAN) + 1;
+    let ranges: Vec<(u64, u64)> = (0..RANGES)
+        .map(|_| {
+            let lo = rng.next_u64() % starts;
+            (lo, lo + SCORE_SPAN)
+        })
+        .collect();
+    let mut hits = (0, 0);
+    for &(lo, hi) in &ranges {
+        for s in lo..hi.min(nscores) {
+            let (count, sum) = per_score[usize::try_from(s).unwrap_or(0)];
+            hits.0 += count;
+            hits.1 += sum;
+        }
+    }
+    (ranges, hits)
 }

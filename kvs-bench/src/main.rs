@@ -14,7 +14,7 @@
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
 //! `docs/BENCHMARKS.md`, the chart beside it (`benchmarks.svg`) and the JSON to
 //! `docs/benchmarks.json`. A progress line per workload goes to stderr. With the defaults a
-//! run took 85 to 195 seconds on a shared 2-core machine.
+//! run took 54 to 195 seconds on a shared 2-core machine.
 //!
 //! Each system runs every workload on a fresh database in the temporary directory; every
 //! answer is checked (counts, keys, hits per lookup, index exactness after updates) and a
@@ -172,6 +172,9 @@ mod tests {
             "\"machine\"",
             "\"results\"",
             "\"workload\": \"take20\"",
+            "\"workload\": \"index_range\"",
+            "\"workload\": \"iter_page\"",
+            "\"workload\": \"scan_all\"",
             "\"system\": \"kvs-mem\"",
             "\"ratio_to_redb\": null",
         ] {
@@ -180,6 +183,54 @@ mod tests {
         let md = report::markdown(&machine, &results, &[], "");
         assert!(md.contains("| bulk_insert |"));
         assert!(report::svg(&results).starts_with("<svg"));
+    }
+
+    #[test]
+    fn every_system_gives_the_same_range_page_and_scan_answers() {
+        let n = 1_000;
+        let inputs = data::Inputs::new(n);
+        assert_eq!(inputs.range_hits.0, data::RANGES as u64 * 100);
+        let newest: u64 = (n - 49..=n).sum();
+        for system in SYSTEMS {
+            let dir = run::scratch(&format!("answers-{system}")).unwrap();
+            let mut sys = systems::open(system, &dir).unwrap();
+            sys.prepare(&inputs);
+            sys.bulk_insert(&inputs.bulk).unwrap();
+            assert_eq!(
+                sys.index_range(&inputs.ranges).unwrap(),
+                inputs.range_hits,
+                "{system}"
+            );
+            assert_eq!(sys.iter_page(10, 50).unwrap(), 10 * newest, "{system}");
+            assert_eq!(sys.scan_all().unwrap(), (n, n * (n + 1) / 2), "{system}");
+            // A range over the top score and past it, one past every score, an empty one.
+            let top = data::scores(n) - 1;
+            let holders: Vec<u64> = (1..=n).filter(|id| data::score(*id, n) == top).collect();
+            assert_eq!(
+                sys.index_range(&[(top, top + 5), (top + 1, top + 10), (5, 5)])
+                    .unwrap(),
+                (holders.len() as u64, holders.iter().sum()),
+                "{system}"
+            );
+            drop(sys);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn walks_refuse_records_out_of_order() {
+        let mut up = systems::Walk::ascending();
+        up.step(1, 5).unwrap();
+        up.step(1, 6).unwrap();
+        up.step(2, 1).unwrap();
+        assert!(up.step(2, 1).is_err());
+        assert!(up.step(1, 9).is_err());
+        let mut down = systems::Walk::descending();
+        down.step(0, 9).unwrap();
+        down.step(0, 8).unwrap();
+        assert!(down.step(0, 8).is_err());
+        assert!(down.step(0, 10).is_err());
+        assert_eq!((up.n, up.key_sum, down.n, down.key_sum), (3, 12, 2, 17));
     }
 
     #[test]

@@ -108,6 +108,12 @@ fn describe(workload: &str, n: u64) -> String {
         "get" => format!("{n} random gets by key, one read transaction each"),
         "unique_lookup" => "10,000 lookups in the unique index (1 hit each)".to_owned(),
         "index_lookup" => "10,000 lookups in the non-unique index (~100 hits each)".to_owned(),
+        "index_range" => {
+            "1,000 ranges of the integer index (~100 hits each), one read transaction each"
+                .to_owned()
+        }
+        "iter_page" => "10,000 reads of the newest 50 records by key, newest first".to_owned(),
+        "scan_all" => format!("one lazy pass over all {n} records in key order (ops = records)"),
         "indexed_update" => "10,000 replacements that change the city, one transaction".to_owned(),
         "delete" => format!("{} deletes, one transaction", n / 10),
         "count" => "10,000 counts, one read transaction each".to_owned(),
@@ -134,7 +140,8 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
         s,
         "Made by `{}` on {} ({} cores), {}. Median of {} repeats, the systems' order \
          alternating between repeats; {} records of a `User` (u64 key, unique indexed `email`, \
-         indexed `city` with about 100 records per city, and a name). Peak memory of the \
+         indexed `city` with about 100 records per city, indexed integer `score` with about \
+         10 records per value, and a name). Peak memory of the \
          whole run: {} MiB.\n",
         m.command,
         m.cpu,
@@ -152,8 +159,8 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
          hand-written tables and index tables, bincode records: the floor for any layer over \
          redb), `native_db` 0.8.2, `sqlite` (WAL, `synchronous=FULL`, real indexes). Every \
          commit is durable (fsync) on every file-backed system. Every answer is checked \
-         (counts, keys, hits per lookup, index exactness after the updates) before its time \
-         counts.\n",
+         (counts, keys, hits per lookup and per range, the order of ranges, pages and scans, \
+         index exactness after the updates) before its time counts.\n",
         kvs::redb::REDB_VERSION
     );
     let _ = writeln!(s, "![ratios to raw redb](benchmarks.svg)\n");

@@ -3,16 +3,21 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::data::{self, Inputs, Msg, DURABLE, LOOKUPS, SEQ, SEQ_DURABLE};
+use crate::data::{
+    self, Inputs, Msg, DURABLE, ITER_PAGE, ITER_PAGES, LOOKUPS, RANGES, SEQ, SEQ_DURABLE,
+};
 use crate::systems::{self, Res, System, SYSTEMS};
 
 /// The workloads, in report order (also the names in the JSON output).
-pub const WORKLOADS: [&str; 13] = [
+pub const WORKLOADS: [&str; 16] = [
     "bulk_insert",
     "durable_insert",
     "get",
     "unique_lookup",
     "index_lookup",
+    "index_range",
+    "iter_page",
+    "scan_all",
     "indexed_update",
     "delete",
     "count",
@@ -205,6 +210,35 @@ fn run_one(
         inputs.cities.iter().map(|c| c.1).sum(),
     )?;
     step(results, "index_lookup", LOOKUPS as u64, d);
+
+    // The table holds the bulk load exactly: users 1..=n.
+    let (found, d) = time(|| sys.index_range(&inputs.ranges))?;
+    check(system, "index_range", "hits", found.0, inputs.range_hits.0)?;
+    check(
+        system,
+        "index_range",
+        "sum of keys",
+        found.1,
+        inputs.range_hits.1,
+    )?;
+    step(results, "index_range", RANGES as u64, d);
+
+    let (sum, d) = time(|| sys.iter_page(ITER_PAGES, ITER_PAGE))?;
+    let page = ITER_PAGE as u64;
+    let newest = (n - page + 1..=n).sum::<u64>();
+    check(
+        system,
+        "iter_page",
+        "sum of keys",
+        sum,
+        newest * ITER_PAGES as u64,
+    )?;
+    step(results, "iter_page", ITER_PAGES as u64, d);
+
+    let (all, d) = time(|| sys.scan_all())?;
+    check(system, "scan_all", "records", all.0, n)?;
+    check(system, "scan_all", "sum of keys", all.1, n * (n + 1) / 2)?;
+    step(results, "scan_all", n, d);
 
     let (count, d) = time(|| sys.count(LOOKUPS))?;
     check(system, "count", "count", count, n)?;

@@ -2,7 +2,6 @@
 //! lazy iteration in key or (value, key) order from either end, read a page at a time.
 
 use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 use crate::backend::ReadTx;
@@ -183,26 +182,30 @@ impl Source<'_> {
 }
 
 /// The first page a lazy scan reads from an end, and the largest: pages grow from small (so
-/// that taking one element costs about one read) to large (so that a long walk makes few
+/// that taking a few elements costs a few reads) to large (so that a long walk makes few
 /// calls).
 const FIRST_PAGE: usize = 16;
 const LARGEST_PAGE: usize = 1024;
 
-/// Entries `(key, value)` of one table in a range, read a page at a time from either end and
-/// never twice: each page moves that end's bound past what it read.
-struct Pages {
+/// What a lazy scan makes of each entry `(key, value)` it reads.
+type Make<'m, X> = dyn FnMut(&dyn ReadTx, &[u8], &[u8]) -> Result<X> + 'm;
+
+/// Items made from the entries of one table in a range, read a page at a time from either
+/// end and never twice: each page moves that end's bound past what it read. Items are made
+/// inside the scan, from the engine's lent bytes, so no entry is copied.
+struct Pages<X> {
     table: String,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
     empty: bool,
-    front: VecDeque<(Vec<u8>, Vec<u8>)>,
-    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    front: VecDeque<X>,
+    back: VecDeque<X>,
     front_page: usize,
     back_page: usize,
 }
 
-impl Pages {
-    fn new(table: &str, range: OwnedRange) -> Pages {
+impl<X> Pages<X> {
+    fn new(table: &str, range: OwnedRange) -> Self {
         let (start, end, empty) = match range {
             Some((start, end)) => (start, end, false),
             None => (Bound::Unbounded, Bound::Unbounded, true),
@@ -219,36 +222,39 @@ impl Pages {
         }
     }
 
-    /// Reads the next page from the front (`reverse` false) or the back into its buffer.
-    fn fill(&mut self, r: &dyn ReadTx, reverse: bool) -> Result<()> {
+    /// Reads the next page at the front (or the back, when `back`) into that end's buffer.
+    fn fill(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<()> {
         if self.empty {
             return Ok(());
         }
-        let size = if reverse {
+        let size = if back {
             self.back_page
         } else {
             self.front_page
         };
-        let mut page = Vec::with_capacity(size.min(64));
+        let mut page = Vec::with_capacity(size.min(LARGEST_PAGE));
+        let mut last: Vec<u8> = Vec::new();
         let range = (bound_ref(&self.start), bound_ref(&self.end));
-        r.scan(&self.table, range, reverse, &mut |k, v| {
-            page.push((k.to_vec(), v.to_vec()));
+        r.scan(&self.table, range, back, &mut |k, v| {
+            page.push(make(r, k, v)?);
+            last.clear();
+            last.extend_from_slice(k);
             Ok(page.len() < size)
         })?;
         if page.len() < size {
             // This end has reached the other: nothing lies between the two bounds any more.
             self.empty = true;
         }
-        if let Some((last, _)) = page.last() {
-            if reverse {
-                self.end = Bound::Excluded(last.clone());
-                self.back_page = (size * 4).min(LARGEST_PAGE);
+        if !page.is_empty() {
+            if back {
+                self.end = Bound::Excluded(last);
+                self.back_page = (size * 3).min(LARGEST_PAGE);
             } else {
-                self.start = Bound::Excluded(last.clone());
-                self.front_page = (size * 4).min(LARGEST_PAGE);
+                self.start = Bound::Excluded(last);
+                self.front_page = (size * 3).min(LARGEST_PAGE);
             }
         }
-        if reverse {
+        if back {
             self.back.extend(page);
         } else {
             self.front.extend(page);
@@ -256,26 +262,24 @@ impl Pages {
         Ok(())
     }
 
-    fn next(&mut self, r: &dyn ReadTx) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        if self.front.is_empty() {
-            self.fill(r, false)?;
-        }
-        // What the back end read already lies after everything the front can still read.
-        Ok(self.front.pop_front().or_else(|| self.back.pop_back()))
-    }
-
-    fn next_back(&mut self, r: &dyn ReadTx) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        if self.back.is_empty() {
-            self.fill(r, true)?;
-        }
-        Ok(self.back.pop_front().or_else(|| self.front.pop_back()))
-    }
-
-    /// Everything buffered at one end, reading a page there first if none is, in that end's
-    /// order; what the other end buffered once this end has met it.
-    fn take_page(&mut self, r: &dyn ReadTx, back: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// The next item from one end; what the other end read already lies after everything
+    /// this end can still read, so it comes last.
+    fn next(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Option<X>> {
         if (if back { &self.back } else { &self.front }).is_empty() {
-            self.fill(r, back)?;
+            self.fill(r, back, make)?;
+        }
+        Ok(if back {
+            self.back.pop_front().or_else(|| self.front.pop_back())
+        } else {
+            self.front.pop_front().or_else(|| self.back.pop_back())
+        })
+    }
+
+    /// Everything one end holds, reading a page there first if it holds nothing, in that
+    /// end's order; what the other end holds once this end has met it.
+    fn take_page(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Vec<X>> {
+        if (if back { &self.back } else { &self.front }).is_empty() {
+            self.fill(r, back, make)?;
         }
         let (own, other) = if back {
             (&mut self.back, &mut self.front)
@@ -302,9 +306,9 @@ pub(crate) fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 /// newest end). Made by `Kvs::iter`, `Snapshot::iter` and `Tx::iter`.
 pub struct Iter<'a, T> {
     source: Source<'a>,
-    pages: Pages,
+    /// Each record decoded (or its error, yielded in its place).
+    pages: Pages<Result<T>>,
     failed: bool,
-    record: PhantomData<fn() -> T>,
 }
 
 impl<'a, T: Table> Iter<'a, T> {
@@ -313,7 +317,6 @@ impl<'a, T: Table> Iter<'a, T> {
             source,
             pages: Pages::new(T::META.name, Some(range)),
             failed: false,
-            record: PhantomData,
         }
     }
 
@@ -322,14 +325,11 @@ impl<'a, T: Table> Iter<'a, T> {
             return None;
         }
         let r = self.source.get();
-        let entry = if back {
-            self.pages.next_back(r)
-        } else {
-            self.pages.next(r)
-        };
-        let result = match entry {
-            Ok(Some((key, bytes))) => Some(record::decode(&bytes, &key)),
-            Ok(None) => None,
+        let result = match self
+            .pages
+            .next(r, back, &mut |_, key, bytes| Ok(record::decode(bytes, key)))
+        {
+            Ok(item) => item,
             Err(e) => Some(Err(e)),
         };
         self.failed = matches!(result, Some(Err(_)));
@@ -364,13 +364,13 @@ impl<T> std::fmt::Debug for Iter<'_, T> {
 /// `Tx::index_iter`.
 pub struct IndexIter<'a, T> {
     source: Source<'a>,
-    pages: Pages,
+    /// The record keys the index entries name.
+    pages: Pages<Vec<u8>>,
     ix: &'static IndexMeta,
-    /// Records fetched at each end, `(key, stored bytes)`, in that end's order.
-    front: VecDeque<(Vec<u8>, Vec<u8>)>,
-    back: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Records fetched at each end, in that end's order.
+    front: VecDeque<T>,
+    back: VecDeque<T>,
     failed: bool,
-    record: PhantomData<fn() -> T>,
 }
 
 impl<'a, T: Table> IndexIter<'a, T> {
@@ -382,7 +382,6 @@ impl<'a, T: Table> IndexIter<'a, T> {
             front: VecDeque::new(),
             back: VecDeque::new(),
             failed: false,
-            record: PhantomData,
         }
     }
 
@@ -404,47 +403,42 @@ impl<'a, T: Table> IndexIter<'a, T> {
         } else {
             (&mut self.front, &mut self.back)
         };
-        let next = own.pop_front().or_else(|| other.pop_back());
-        next.map(|(key, bytes)| record::decode(&bytes, &key))
-            .transpose()
+        Ok(own.pop_front().or_else(|| other.pop_back()))
     }
 
     /// Reads a page of index entries at one end and their records, in one batched read.
     fn fetch(&mut self, back: bool) -> Result<()> {
         let r = self.source.get();
-        let entries = self.pages.take_page(r, back)?;
-        let keys = entries
-            .into_iter()
-            .map(|(entry, value)| {
-                if self.ix.unique {
-                    return Ok(value);
-                }
-                let mut rest = entry.as_slice();
-                (self.ix.value_type)().skip(&mut rest).ok_or_else(|| {
-                    Error::corrupt(
-                        self.ix.table,
-                        "",
-                        format!("an entry of the index on {} does not decode", self.ix.field),
-                    )
-                })?;
-                Ok(rest.to_vec())
-            })
-            .collect::<Result<Vec<Vec<u8>>>>()?;
+        let ix = self.ix;
+        let value_type = (ix.value_type)();
+        let keys = self.pages.take_page(r, back, &mut |_, entry, value| {
+            if ix.unique {
+                return Ok(value.to_vec());
+            }
+            let mut rest = entry;
+            value_type.skip(&mut rest).ok_or_else(|| {
+                Error::corrupt(
+                    ix.table,
+                    "",
+                    format!("an entry of the index on {} does not decode", ix.field),
+                )
+            })?;
+            Ok(rest.to_vec())
+        })?;
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let own = if back {
             &mut self.back
         } else {
             &mut self.front
         };
-        let ix = self.ix;
         r.get_many(T::META.name, &refs, &mut |i, bytes| match bytes {
             Some(bytes) => {
-                own.push_back((keys[i].clone(), bytes.to_vec()));
+                own.push_back(record::decode(bytes, refs[i])?);
                 Ok(())
             }
             None => Err(Error::corrupt(
                 ix.table,
-                (T::META.key_type)().render(&keys[i]),
+                (T::META.key_type)().render(refs[i]),
                 format!("the index on {} points at a missing record", ix.field),
             )),
         })

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use kvs::{Dir, Kvs, Reader};
 
-use super::{file_len, hits as hits_of, Res, Streams, System};
+use super::{file_len, hits as hits_of, page_sum, range_hits, Res, Streams, System, Walk};
 use crate::data::{Msg, User, UserField};
 
 /// kvs through its public API.
@@ -67,6 +67,38 @@ impl System for KvsSystem {
             hits += hits_of(found.iter().map(|u| u.city.as_str()), city)?;
         }
         Ok(hits)
+    }
+
+    fn index_range(&mut self, ranges: &[(u64, u64)]) -> Res<(u64, u64)> {
+        let mut total = (0, 0);
+        for &(lo, hi) in ranges {
+            let found = self.kvs.index_range::<User>(UserField::Score, lo..hi)?;
+            let (n, sum) = range_hits(found.iter().map(|u| (u.score, u.id)), lo, hi)?;
+            total = (total.0 + n, total.1 + sum);
+        }
+        Ok(total)
+    }
+
+    fn iter_page(&mut self, times: usize, page: usize) -> Res<u64> {
+        let mut sum = 0;
+        for _ in 0..times {
+            let newest = self
+                .kvs
+                .iter::<User>(..)?
+                .rev()
+                .take(page)
+                .collect::<kvs::Result<Vec<User>>>()?;
+            sum += page_sum(newest.iter().map(|u| u.id), page)?;
+        }
+        Ok(sum)
+    }
+
+    fn scan_all(&mut self) -> Res<(u64, u64)> {
+        let mut walk = Walk::ascending();
+        for u in self.kvs.iter::<User>(..)? {
+            walk.step(0, u?.id)?;
+        }
+        Ok((walk.n, walk.key_sum))
     }
 
     fn indexed_update(&mut self, users: &[User]) -> Res<()> {

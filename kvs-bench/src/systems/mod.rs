@@ -49,6 +49,16 @@ pub trait System {
     /// Reads the records of each city through the non-unique index, each in its own read
     /// transaction; returns the number of records found whose city matches.
     fn index_lookup(&mut self, cities: &[String]) -> Res<u64>;
+    /// Reads the records whose score lies in each half-open range `lo..hi`, in (score, key)
+    /// order, each range in its own read transaction; returns the number of records found and
+    /// the sum of their keys (a record outside its range, or out of order, is an error).
+    fn index_range(&mut self, ranges: &[(u64, u64)]) -> Res<(u64, u64)>;
+    /// Reads the newest `page` records by key, newest first, `times` times, each in its own
+    /// read transaction; returns the sum of the keys read (a page out of order is an error).
+    fn iter_page(&mut self, times: usize, page: usize) -> Res<u64>;
+    /// Reads every record once, in key order, lazily (never the whole table in memory);
+    /// returns the number of records and the sum of their keys (out of order is an error).
+    fn scan_all(&mut self) -> Res<(u64, u64)>;
     /// Replaces each record (whose city changed) in one durable transaction.
     fn indexed_update(&mut self, users: &[User]) -> Res<()>;
     /// Deletes each key in one durable transaction; returns the number deleted.
@@ -104,4 +114,72 @@ fn hits<'a>(found: impl IntoIterator<Item = &'a str>, value: &str) -> Res<u64> {
         n += 1;
     }
     Ok(n)
+}
+
+/// Records met in the order a read returned them, each checked to come strictly after the
+/// previous one by `(sort value, key)`, or strictly before it with `descending`.
+#[derive(Default)]
+pub struct Walk {
+    /// Records met.
+    pub n: u64,
+    /// The sum of their keys.
+    pub key_sum: u64,
+    last: Option<(u64, u64)>,
+    descending: bool,
+}
+
+impl Walk {
+    /// A walk in ascending order.
+    pub fn ascending() -> Walk {
+        Walk::default()
+    }
+
+    /// A walk in descending order.
+    pub fn descending() -> Walk {
+        Walk {
+            descending: true,
+            ..Walk::default()
+        }
+    }
+
+    /// Counts a record whose sort value is `sort` and key `key`; an error if it is out of
+    /// order.
+    pub fn step(&mut self, sort: u64, key: u64) -> Res<()> {
+        let at = (sort, key);
+        if let Some(last) = self.last {
+            if (at > last) == self.descending || at == last {
+                return Err(format!("{at:?} came after {last:?}: out of order").into());
+            }
+        }
+        self.last = Some(at);
+        self.n += 1;
+        self.key_sum += key;
+        Ok(())
+    }
+}
+
+/// The records of one `index_range` read, as `(score, key)` in the order returned: their
+/// number and key sum, or an error if one lies outside `lo..hi` or is out of order.
+fn range_hits(found: impl IntoIterator<Item = (u64, u64)>, lo: u64, hi: u64) -> Res<(u64, u64)> {
+    let mut walk = Walk::ascending();
+    for (score, key) in found {
+        if !(lo..hi).contains(&score) {
+            return Err(format!("a range read of {lo}..{hi} returned score {score}").into());
+        }
+        walk.step(score, key)?;
+    }
+    Ok((walk.n, walk.key_sum))
+}
+
+/// The keys of one `iter_page` read, in the order returned: their sum, or an error unless
+/// there are `page` of them, newest first.
+fn page_sum(keys: impl IntoIterator<Item = u64>, page: usize) -> Res<u64> {
+    let mut walk = Walk::descending();
+    for key in keys {
+        walk.step(0, key)?;
+    }
+    if walk.n != page as u64 {
+        return Err(format!("a page of {page} held {} records", walk.n).into());
+    }
+    Ok(walk.key_sum)
 }

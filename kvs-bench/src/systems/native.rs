@@ -9,7 +9,7 @@ use native_db::{native_db, Builder, Database, Models, ToKey};
 use native_model::{native_model, Model};
 use serde::{Deserialize, Serialize};
 
-use super::{file_len, hits as hits_of, Res, System};
+use super::{file_len, hits as hits_of, page_sum, range_hits, Res, System, Walk};
 use crate::data::{Inputs, User};
 
 /// The benchmark's user as a `native_db` model.
@@ -23,6 +23,8 @@ pub struct NUser {
     email: String,
     #[secondary_key]
     city: String,
+    #[secondary_key]
+    score: u64,
     name: String,
 }
 
@@ -42,6 +44,7 @@ impl From<&User> for NUser {
             id: u.id,
             email: u.email.clone(),
             city: u.city.clone(),
+            score: u.score,
             name: u.name.clone(),
         }
     }
@@ -166,6 +169,46 @@ impl System for Native {
             hits += hits_of(found.iter().map(|u| u.city.as_str()), city)?;
         }
         Ok(hits)
+    }
+
+    fn index_range(&mut self, ranges: &[(u64, u64)]) -> Res<(u64, u64)> {
+        let mut total = (0, 0);
+        for &(lo, hi) in ranges {
+            let r = self.db.r_transaction()?;
+            let found = r
+                .scan()
+                .secondary::<NUser>(NUserKey::score)?
+                .range(lo..hi)?
+                .collect::<Result<Vec<NUser>, _>>()?;
+            let (n, sum) = range_hits(found.iter().map(|u| (u.score, u.id)), lo, hi)?;
+            total = (total.0 + n, total.1 + sum);
+        }
+        Ok(total)
+    }
+
+    fn iter_page(&mut self, times: usize, page: usize) -> Res<u64> {
+        let mut sum = 0;
+        for _ in 0..times {
+            let r = self.db.r_transaction()?;
+            let newest = r
+                .scan()
+                .primary::<NUser>()?
+                .all()?
+                .rev()
+                .take(page)
+                .collect::<Result<Vec<NUser>, _>>()?;
+            sum += page_sum(newest.iter().map(|u| u.id), page)?;
+        }
+        Ok(sum)
+    }
+
+    fn scan_all(&mut self) -> Res<(u64, u64)> {
+        let r = self.db.r_transaction()?;
+        let mut walk = Walk::ascending();
+        for u in r.scan().primary::<NUser>()?.all()? {
+            walk.step(0, u?.id)?;
+        }
+        Ok((walk.n, walk.key_sum))
     }
 
     fn indexed_update(&mut self, users: &[User]) -> Res<()> {

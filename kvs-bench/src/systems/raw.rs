@@ -12,12 +12,15 @@ use redb::{
 };
 use serde::Deserialize;
 
-use super::{file_len, hits as hits_of, Res, Streams, System};
+use super::{file_len, hits as hits_of, page_sum, range_hits, Res, Streams, System, Walk};
 use crate::data::{Msg, User};
 
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 const EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_email");
 const CITY: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("users_city");
+/// Score → keys: a multimap keeps each score's keys in order, so a range reads in
+/// (score, key) order.
+const SCORE: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("users_score");
 const SEQ: TableDefinition<&str, u64> = TableDefinition::new("seq");
 const MSGS: TableDefinition<u64, &[u8]> = TableDefinition::new("msgs");
 /// One feed: position → message key.
@@ -34,6 +37,7 @@ struct UserRef<'a> {
     id: u64,
     email: &'a str,
     city: &'a str,
+    score: u64,
 }
 
 /// Raw redb.
@@ -50,6 +54,7 @@ impl Raw {
         w.open_table(USERS)?;
         w.open_table(EMAIL)?;
         w.open_multimap_table(CITY)?;
+        w.open_multimap_table(SCORE)?;
         w.open_table(SEQ)?;
         w.commit()?;
         Ok(Raw {
@@ -65,6 +70,7 @@ impl Raw {
                 users: w.open_table(USERS)?,
                 email: w.open_table(EMAIL)?,
                 city: w.open_multimap_table(CITY)?,
+                score: w.open_multimap_table(SCORE)?,
                 buf: Vec::with_capacity(128),
             };
             f(&mut t)?
@@ -78,6 +84,7 @@ struct Tables<'t> {
     users: Table<'t, u64, &'static [u8]>,
     email: Table<'t, &'static str, u64>,
     city: MultimapTable<'t, &'static str, u64>,
+    score: MultimapTable<'t, u64, u64>,
     buf: Vec<u8>,
 }
 
@@ -107,6 +114,12 @@ impl Tables<'_> {
             }
             self.city.insert(u.city.as_str(), u.id)?;
         }
+        if old.as_ref().map(|o| o.score) != Some(u.score) {
+            if let Some(o) = &old {
+                self.score.remove(o.score, u.id)?;
+            }
+            self.score.insert(u.score, u.id)?;
+        }
         Ok(())
     }
 
@@ -117,6 +130,7 @@ impl Tables<'_> {
         let old: UserRef<'_> = bincode::deserialize(old.value())?;
         self.email.remove(old.email)?;
         self.city.remove(old.city, id)?;
+        self.score.remove(old.score, id)?;
         Ok(true)
     }
 }
@@ -185,6 +199,51 @@ impl System for Raw {
             hits += hits_of(found.iter().map(|u| u.city.as_str()), city)?;
         }
         Ok(hits)
+    }
+
+    fn index_range(&mut self, ranges: &[(u64, u64)]) -> Res<(u64, u64)> {
+        let mut total = (0, 0);
+        for &(lo, hi) in ranges {
+            let r = self.db.begin_read()?;
+            let ix = r.open_multimap_table(SCORE)?;
+            let users = r.open_table(USERS)?;
+            let mut found = Vec::new();
+            for entry in ix.range(lo..hi)? {
+                let (_, ids) = entry?;
+                for id in ids {
+                    let g = users.get(id?.value())?.ok_or("dangling score index")?;
+                    found.push(bincode::deserialize::<User>(g.value())?);
+                }
+            }
+            let (n, sum) = range_hits(found.iter().map(|u| (u.score, u.id)), lo, hi)?;
+            total = (total.0 + n, total.1 + sum);
+        }
+        Ok(total)
+    }
+
+    fn iter_page(&mut self, times: usize, page: usize) -> Res<u64> {
+        let mut sum = 0;
+        for _ in 0..times {
+            let r = self.db.begin_read()?;
+            let users = r.open_table(USERS)?;
+            let mut newest = Vec::with_capacity(page);
+            for entry in users.iter()?.rev().take(page) {
+                newest.push(bincode::deserialize::<User>(entry?.1.value())?);
+            }
+            sum += page_sum(newest.iter().map(|u| u.id), page)?;
+        }
+        Ok(sum)
+    }
+
+    fn scan_all(&mut self) -> Res<(u64, u64)> {
+        let r = self.db.begin_read()?;
+        let users = r.open_table(USERS)?;
+        let mut walk = Walk::ascending();
+        for entry in users.iter()? {
+            let u: User = bincode::deserialize(entry?.1.value())?;
+            walk.step(0, u.id)?;
+        }
+        Ok((walk.n, walk.key_sum))
     }
 
     fn indexed_update(&mut self, users: &[User]) -> Res<()> {

@@ -1,11 +1,12 @@
 //! `SQLite` through rusqlite (bundled): WAL mode, `synchronous=FULL` (every commit is
-//! durable), a unique index on email and an index on city, cached prepared statements.
+//! durable), a unique index on email and indexes on city and score, cached prepared
+//! statements.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{file_len, hits as hits_of, Res, System};
+use super::{file_len, hits as hits_of, page_sum, range_hits, Res, System, Walk};
 use crate::data::User;
 
 /// `SQLite`.
@@ -14,8 +15,10 @@ pub struct Sqlite {
     path: PathBuf,
 }
 
-const UPSERT: &str = "INSERT INTO users (id, email, city, name) VALUES (?1, ?2, ?3, ?4)
-     ON CONFLICT (id) DO UPDATE SET email = excluded.email, city = excluded.city, name = excluded.name";
+const UPSERT: &str = "INSERT INTO users (id, email, city, score, name) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (id) DO UPDATE SET email = excluded.email, city = excluded.city,
+     score = excluded.score, name = excluded.name";
+
 const SEQ: &str = "INSERT INTO seq (name, value) VALUES (?1, 1)
      ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value";
 
@@ -26,9 +29,11 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
-            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, city TEXT NOT NULL, name TEXT NOT NULL);
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, city TEXT NOT NULL,
+                 score INTEGER NOT NULL, name TEXT NOT NULL);
              CREATE UNIQUE INDEX users_email ON users (email);
              CREATE INDEX users_city ON users (city);
+             CREATE INDEX users_score ON users (score);
              CREATE TABLE seq (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
         )?;
         Ok(Sqlite {
@@ -42,7 +47,7 @@ impl Sqlite {
         {
             let mut put = tx.prepare_cached(UPSERT)?;
             for u in users {
-                put.execute(params![u.id, u.email, u.city, u.name])?;
+                put.execute(params![u.id, u.email, u.city, u.score, u.name])?;
             }
         }
         tx.commit()?;
@@ -55,7 +60,8 @@ fn user(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         id: row.get(0)?,
         email: row.get(1)?,
         city: row.get(2)?,
-        name: row.get(3)?,
+        score: row.get(3)?,
+        name: row.get(4)?,
     })
 }
 
@@ -67,7 +73,7 @@ impl System for Sqlite {
     fn durable_insert(&mut self, users: &[User]) -> Res<()> {
         let mut put = self.conn.prepare_cached(UPSERT)?;
         for u in users {
-            put.execute(params![u.id, u.email, u.city, u.name])?;
+            put.execute(params![u.id, u.email, u.city, u.score, u.name])?;
         }
         Ok(())
     }
@@ -75,7 +81,7 @@ impl System for Sqlite {
     fn get(&mut self, ids: &[u64]) -> Res<u64> {
         let mut get = self
             .conn
-            .prepare_cached("SELECT id, email, city, name FROM users WHERE id = ?1")?;
+            .prepare_cached("SELECT id, email, city, score, name FROM users WHERE id = ?1")?;
         let mut sum = 0;
         for id in ids {
             if let Some(u) = get.query_row([id], user).optional()? {
@@ -88,7 +94,7 @@ impl System for Sqlite {
     fn unique_lookup(&mut self, emails: &[String]) -> Res<u64> {
         let mut get = self
             .conn
-            .prepare_cached("SELECT id, email, city, name FROM users WHERE email = ?1")?;
+            .prepare_cached("SELECT id, email, city, score, name FROM users WHERE email = ?1")?;
         let mut hits = 0;
         for email in emails {
             if let Some(u) = get.query_row([email], user).optional()? {
@@ -100,7 +106,7 @@ impl System for Sqlite {
 
     fn index_lookup(&mut self, cities: &[String]) -> Res<u64> {
         let mut get = self.conn.prepare_cached(
-            "SELECT id, email, city, name FROM users WHERE city = ?1 ORDER BY id",
+            "SELECT id, email, city, score, name FROM users WHERE city = ?1 ORDER BY id",
         )?;
         let mut hits = 0;
         for city in cities {
@@ -110,6 +116,45 @@ impl System for Sqlite {
             hits += hits_of(found.iter().map(|u| u.city.as_str()), city)?;
         }
         Ok(hits)
+    }
+
+    fn index_range(&mut self, ranges: &[(u64, u64)]) -> Res<(u64, u64)> {
+        let mut get = self.conn.prepare_cached("SELECT id, email, city, score, name FROM users WHERE score BETWEEN ?1 AND ?2 ORDER BY score, id")?;
+        let mut total = (0, 0);
+        for &(lo, hi) in ranges {
+            // BETWEEN includes both ends; the ranges are half-open.
+            let found = get
+                .query_map([lo, hi - 1], user)?
+                .collect::<rusqlite::Result<Vec<User>>>()?;
+            let (n, sum) = range_hits(found.iter().map(|u| (u.score, u.id)), lo, hi)?;
+            total = (total.0 + n, total.1 + sum);
+        }
+        Ok(total)
+    }
+
+    fn iter_page(&mut self, times: usize, page: usize) -> Res<u64> {
+        let mut get = self.conn.prepare_cached(
+            "SELECT id, email, city, score, name FROM users ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut sum = 0;
+        for _ in 0..times {
+            let newest = get
+                .query_map([page], user)?
+                .collect::<rusqlite::Result<Vec<User>>>()?;
+            sum += page_sum(newest.iter().map(|u| u.id), page)?;
+        }
+        Ok(sum)
+    }
+
+    fn scan_all(&mut self) -> Res<(u64, u64)> {
+        let mut all = self
+            .conn
+            .prepare_cached("SELECT id, email, city, score, name FROM users ORDER BY id")?;
+        let mut walk = Walk::ascending();
+        for u in all.query_map([], user)? {
+            walk.step(0, u?.id)?;
+        }
+        Ok((walk.n, walk.key_sum))
     }
 
     fn indexed_update(&mut self, users: &[User]) -> Res<()> {

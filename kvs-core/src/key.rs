@@ -508,8 +508,10 @@ tuple_key! {
 /// A value is stored as its variant's position in declaration order (a big-endian `u32`), so
 /// an index orders by declaration order; the catalog records the variant names as serde
 /// stores them, so tools without the Rust type show and parse names. Adding a variant
-/// changes the catalog entry: an index over the enum is rebuilt at the next open (a key of the
-/// enum's type is refused unless the variants were only appended).
+/// changes the catalog entry: an index over the enum is rebuilt at the next open, and a table
+/// keyed by the enum is refused (its key type changed). A `KeyEnum` must be serialized by
+/// serde's derive, as the name of its variant (not as a number, `serde_repr`-style), which is
+/// what the catalog records.
 pub trait KeyEnum: 'static {
     /// The variants' names as serde stores them, in declaration order.
     const VARIANTS: &'static [&'static str];

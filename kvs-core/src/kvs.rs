@@ -92,8 +92,10 @@ impl Kvs {
     ///
     /// Reconciling creates new tables, builds new indexes from existing records and drops the
     /// tables of removed indexes, all in one commit. It fails, writing nothing, when two types
-    /// claim one table name or a table's key type changed ([`Error::Schema`]), or when the
-    /// storage is not a kvs database ([`Error::NotKvs`]).
+    /// claim one table name ([`Error::Schema`]) or the storage is not a kvs database
+    /// ([`Error::NotKvs`]). A table it cannot reconcile (a changed key type, an indexed field
+    /// whose stored values no longer decode, a new unique index over shared values) is left
+    /// as it was and refused alone: see [`Kvs::refused`].
     pub fn open(url: &str) -> Result<Kvs> {
         Kvs::open_with(Config::parse(url)?)
     }
@@ -317,49 +319,54 @@ impl Kvs {
     }
 
     /// Runs the transaction `f`, and runs it again (from the start, on fresh reads) when a
-    /// concurrent transaction made it fail with [`Error::Conflict`], or the backend had no
-    /// leader for a moment ([`Error::Unavailable`]), for up to 30 seconds with growing,
-    /// jittered pauses. This is the call for portable read-modify-write code: on redb
-    /// neither error occurs and `f` runs once; on etcd, conflicts are how concurrent
-    /// transactions are kept serializable.
+    /// concurrent transaction made it fail with [`Error::Conflict`], for up to 30 seconds with
+    /// growing, jittered pauses. This is the call for portable read-modify-write code: on redb
+    /// a transaction never conflicts and `f` runs once; on etcd, conflicts are how concurrent
+    /// transactions are kept serializable, and a conflict writes nothing, so running `f` again
+    /// is safe.
     ///
-    /// `f` must be safe to run again: keep its effects inside `tx`. A closure error of type
-    /// `kvs::Error` that is a conflict is retried too; any other error comes back at once,
-    /// unchanged.
+    /// `f` must be safe to run again: keep its effects inside `tx`. An error `f` returns is
+    /// retried when it is a `kvs::Error` that a read met (a conflict, or a cluster without a
+    /// leader for a moment: nothing was committed); any other comes back at once, unchanged.
+    /// An [`Error::Unavailable`] from the commit itself is returned, not retried: the commit
+    /// may have applied, and running `f` again could apply it twice.
     pub fn transaction_retry<R, E: From<Error> + 'static>(
         &self,
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut outcome = None;
-        let retried = retry(|| match self.run_transaction(&mut f) {
-            Ok(value) => {
-                outcome = None;
-                Ok(value)
-            }
-            Err(Failed::Kvs(e)) => {
-                outcome = None;
-                Err(e)
-            }
-            Err(Failed::Closure(e)) => {
-                let transient = (&e as &dyn std::any::Any)
-                    .downcast_ref::<Error>()
-                    .is_some_and(Error::is_transient);
-                outcome = Some(e);
-                Err(if transient {
-                    Error::Conflict {
-                        reason: "the transaction's closure met a conflict".to_owned(),
-                    }
-                } else {
-                    Error::Aborted
-                })
+        // What ended the last attempt, when retry() is not to see it as transient.
+        let mut last: Option<Failed<E>> = None;
+        let retried = retry(|| {
+            last = None;
+            match self.run_transaction(&mut f) {
+                Ok(value) => Ok(value),
+                // Nothing was written: safe to run again.
+                Err(Failed::Kvs(e @ Error::Conflict { .. })) => Err(e),
+                Err(Failed::Kvs(e)) => {
+                    last = Some(Failed::Kvs(e));
+                    Err(Error::Aborted)
+                }
+                Err(Failed::Closure(e)) => {
+                    // The closure failed before any commit: a transient kvs error it met is
+                    // safe to run again.
+                    let transient = (&e as &dyn std::any::Any)
+                        .downcast_ref::<Error>()
+                        .is_some_and(Error::is_transient);
+                    last = Some(Failed::Closure(e));
+                    Err(if transient {
+                        Error::Conflict {
+                            reason: "the transaction met a conflict or a lost leader".to_owned(),
+                        }
+                    } else {
+                        Error::Aborted
+                    })
+                }
             }
         });
-        match (retried, outcome) {
+        match (retried, last) {
             (Ok(value), _) => Ok(value),
-            (Err(Error::Aborted | Error::Conflict { .. } | Error::Unavailable { .. }), Some(e)) => {
-                Err(e)
-            }
-            (Err(e), _) => Err(E::from(e)),
+            (Err(_), Some(Failed::Closure(e))) => Err(e),
+            (Err(_), Some(Failed::Kvs(e))) | (Err(e), None) => Err(E::from(e)),
         }
     }
 
@@ -403,7 +410,9 @@ impl Kvs {
     /// `delete`, `append` and `save_reader` are idempotent, and a repeated `seq` takes a new
     /// value (a value whose commit went unacknowledged is skipped, never reused).
     pub(crate) fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
-        self.transaction_retry(f)
+        // Unlike transaction_retry, a lost leader at commit is retried too: these calls are
+        // safe to repeat whether or not the first commit applied.
+        retry(|| self.transaction(&f))
     }
 
     /// Fails when this handle's own transaction runs on this thread: the call would wait for

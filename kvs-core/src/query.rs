@@ -419,7 +419,7 @@ impl<'a, T: Table> IndexIter<'a, T> {
             value_type.skip(&mut rest).ok_or_else(|| {
                 Error::corrupt(
                     ix.table,
-                    "",
+                    value_type.render(entry),
                     format!("an entry of the index on {} does not decode", ix.field),
                 )
             })?;

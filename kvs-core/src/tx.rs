@@ -76,7 +76,10 @@ impl Tx<'_> {
     /// every feed where the database has feeds.
     pub(crate) fn delete_encoded<T: Table>(&mut self, key: &[u8]) -> Result<bool> {
         let deleted = record::delete::<T>(self.w, key)?;
-        if deleted && self.kvs.feeds_exist.load(Ordering::Relaxed) {
+        // Where this handle has streams open, or the database had feeds when it opened (or
+        // this handle appended): a handle that left the stream schema out of its URL, on a
+        // database with no feeds yet, pays nothing for them.
+        if deleted && (self.kvs.streams || self.kvs.feeds_exist.load(Ordering::Relaxed)) {
             stream::unlink_all(self.w, T::META.name, key)?;
         }
         Ok(deleted)

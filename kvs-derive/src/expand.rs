@@ -58,14 +58,20 @@ fn expand(model: &Model<'_>) -> TokenStream {
         let stored = &f.stored;
         let ty = f.ty;
         let defaulted = f.defaulted;
+        let kind = if f.opaque {
+            // Stored by functions of its own: its form cannot be told from its type.
+            quote!(|| #krate::FieldKind::Any)
+        } else {
+            quote!(|| {
+                #[allow(unused_imports)]
+                use #krate::__private::{ProbeAny as _, ProbeKnown as _};
+                (&&#krate::__private::Probe::<#ty>::new()).field_kind()
+            })
+        };
         quote! {
             #krate::ColumnMeta {
                 name: #stored,
-                kind: || {
-                    #[allow(unused_imports)]
-                    use #krate::__private::{ProbeAny as _, ProbeKnown as _};
-                    (&&#krate::__private::Probe::<#ty>::new()).field_kind()
-                },
+                kind: #kind,
                 defaulted: #defaulted,
             }
         }

@@ -32,6 +32,9 @@ pub struct Column<'a> {
     /// Whether a stored record may lack it and still be read (serde `default`, or a field
     /// serde never reads); `Option` fields are found optional from their type.
     pub defaulted: bool,
+    /// Whether serde stores it through functions of its own (`with`, `serialize_with`), so
+    /// that its stored form cannot be told from its type.
+    pub opaque: bool,
 }
 
 /// An indexed field.
@@ -121,7 +124,7 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
         } else {
             None
         };
-        check_serde_field(&serde, role, &mut errors);
+        check_serde_field(&serde, role, &field.ty, &mut errors);
         let rust_name = ident.unraw().to_string();
         let stored = serde.rename.clone().unwrap_or_else(|| {
             container
@@ -133,7 +136,8 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
             ty: &field.ty,
             stored,
             defaulted: role.is_none()
-                && (serde.default || container.default || serde.not_read.is_some()),
+                && (serde.default.is_some() || container.default || serde.not_read.is_some()),
+            opaque: serde.custom.is_some(),
         };
         if serde.not_stored.is_none() {
             stored_fields.push(column.clone());
@@ -195,6 +199,11 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     })
 }
 
+/// Whether `ty` is written `Option<...>` (the derive reads types as written).
+fn is_option(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"))
+}
+
 /// The predicates of `skip_serializing_if` under which an indexed field's index entry and
 /// its stored form agree: an absent field reads as `None`, which is not indexed.
 const SKIP_IF_NONE: &[&str] = &[
@@ -208,7 +217,12 @@ const SKIP_IF_NONE: &[&str] = &[
 /// Refuses, at their spans, the serde attributes whose stored form kvs cannot describe: on
 /// any field `flatten` (its fields' names are not known here), and on the key or an indexed
 /// field (`role`) anything that makes the stored value differ from the one kvs encodes.
-fn check_serde_field(serde: &serde_attr::Member, role: Option<&str>, errors: &mut Errors) {
+fn check_serde_field(
+    serde: &serde_attr::Member,
+    role: Option<&str>,
+    ty: &Type,
+    errors: &mut Errors,
+) {
     if let Some(span) = serde.flatten {
         errors.at(
             &span,
@@ -227,6 +241,12 @@ fn check_serde_field(serde: &serde_attr::Member, role: Option<&str>, errors: &mu
                 format!("{role} cannot be {what}: kvs encodes its value for the key or index, and tools without the Rust type (the console, import, check) read it from the stored record, so the two must agree"),
             );
         }
+    }
+    if let (Some(span), false) = (serde.default, is_option(ty)) {
+        errors.at(
+            &span,
+            format!("#[serde(default)] on {role} that is not an Option: a record stored without the field is indexed by its default, which tools without the Rust type (the console's check, repair, delete, import) cannot know; make the field an Option (None is not indexed)"),
+        );
     }
     if let Some((path, span)) = &serde.skip_if {
         if role == "the key field" || !SKIP_IF_NONE.contains(&path.as_str()) {

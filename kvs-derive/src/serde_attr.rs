@@ -27,8 +27,8 @@ pub struct Container {
 pub struct Member {
     /// `rename = "..."`.
     pub rename: Option<String>,
-    /// `default` or `default = "..."`.
-    pub default: bool,
+    /// `default` or `default = "..."`: where it was written.
+    pub default: Option<Span>,
     /// `skip`, or `skip_serializing`: never stored.
     pub not_stored: Option<Span>,
     /// `skip_deserializing`: stored but never read back.
@@ -184,7 +184,7 @@ pub fn member(attrs: &[Attribute], mut refused: impl FnMut(Span, &str)) -> syn::
                 }
                 "default" => {
                     skip_value(&meta)?;
-                    out.default = true;
+                    out.default = Some(span);
                 }
                 "skip" | "skip_serializing" => out.not_stored = Some(span),
                 "skip_deserializing" => out.not_read = Some(span),

@@ -111,7 +111,8 @@ pub(crate) fn status_error(status: &tonic::Status) -> Error {
 }
 
 /// Whether the request never reached a server (so sending it again cannot apply it twice): the
-/// connection itself was refused or could not be made, as the I/O error under the status says.
+/// connection itself was refused or could not be made (a connect that timed out included), as
+/// the I/O error under the status says.
 fn never_sent(status: &tonic::Status) -> bool {
     use std::io::ErrorKind;
     if status.code() != tonic::Code::Unavailable {
@@ -123,6 +124,7 @@ fn never_sent(status: &tonic::Status) -> bool {
             return matches!(
                 io.kind(),
                 ErrorKind::ConnectionRefused
+                    | ErrorKind::TimedOut
                     | ErrorKind::AddrNotAvailable
                     | ErrorKind::NotConnected
                     | ErrorKind::HostUnreachable

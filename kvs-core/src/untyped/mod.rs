@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::backend::{Backend, BackendInfo, Config, ReadTx, WriteTx};
 use crate::catalog::{self, SEQ_TABLE};
 use crate::error::{Error, Result};
+use crate::field::FieldKind;
 use crate::key::KeyType;
 use crate::report::{self, Dump};
 use crate::stream::{self, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, WRITER_TABLE};
@@ -344,7 +345,7 @@ impl View<'_> {
         if let Some(entry_key) = failed {
             return Err(Error::corrupt(
                 &ix.table,
-                format!("{entry_key:?}"),
+                ix.value_type.render(&entry_key),
                 format!("an entry of the index on {} does not decode", ix.field),
             ));
         }
@@ -457,6 +458,7 @@ impl Edit<'_> {
     /// write path of `Kvs::put`). A record the application could not read (see
     /// [`check_fields`]) is [`Error::Invalid`], and nothing is written.
     pub fn put(&mut self, entry: &CatalogEntry, record: &Value) -> Result<()> {
+        writable(entry)?;
         check_fields(entry, record, true).map_err(|reason| Error::Invalid {
             table: entry.name.clone(),
             reason,
@@ -481,6 +483,7 @@ impl Edit<'_> {
     /// Deletes the record with the encoded `key`, its index entries and its feed links;
     /// returns whether it existed.
     pub fn delete(&mut self, entry: &CatalogEntry, key: &[u8]) -> Result<bool> {
+        writable(entry)?;
         let deleted = write::delete_values(self.w, &entry.name, &entry.indexes, key, &|old| {
             stored_index_values(entry, key, old)
         })?;
@@ -506,6 +509,7 @@ impl Edit<'_> {
 
     /// Rebuilds every index of `entry` from its records.
     pub fn rebuild_indexes(&mut self, entry: &CatalogEntry) -> Result<()> {
+        writable(entry)?;
         for (i, ix) in entry.indexes.iter().enumerate() {
             catalog::rebuild_index(
                 self.w,
@@ -527,6 +531,19 @@ impl Edit<'_> {
     pub fn ensure_table(&mut self, entry: &CatalogEntry) -> Result<CatalogEntry> {
         catalog::ensure_table(self.w, self.location, entry)
     }
+}
+
+/// Refuses writes to an indexed table whose catalog entry was written by a kvs that recorded
+/// Rust field names (no field kinds): where serde renames fields, its index fields name
+/// nothing in the stored records, and writing by them would damage the indexes.
+fn writable(entry: &CatalogEntry) -> Result<()> {
+    if entry.columns.is_empty() && !entry.indexes.is_empty() {
+        return Err(Error::schema(
+            &entry.name,
+            "its catalog entry was written by an older kvs, which recorded Rust field names: open the database once with the application (which records the stored names), then repeat",
+        ));
+    }
+    Ok(())
 }
 
 /// A stored record as JSON.
@@ -563,6 +580,22 @@ pub fn index_values(entry: &CatalogEntry, record: &Value) -> Result<IndexValues>
         .indexes
         .iter()
         .map(|ix| match record.get(&ix.field) {
+            // A missing non-Option field is indexed by the application under its serde
+            // default, which tools cannot know: such a record cannot be indexed here.
+            None | Some(Value::Null)
+                if entry
+                    .columns
+                    .iter()
+                    .any(|c| c.name == ix.field && !c.kind.is_option() && c.kind != FieldKind::Any) =>
+            {
+                Err(Error::Invalid {
+                    table: entry.name.clone(),
+                    reason: format!(
+                        "the indexed field {} is missing; the application indexes its default, which kvs cannot know without the Rust type",
+                        ix.field
+                    ),
+                })
+            }
             None | Some(Value::Null) => Ok(None),
             Some(value) => {
                 encode_json(value, &ix.value_type)

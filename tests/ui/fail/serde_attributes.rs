@@ -54,6 +54,15 @@ struct SplitName {
     id: u64,
 }
 
+#[derive(Table, Serialize, Deserialize)]
+struct IndexDefault {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    #[serde(default)]
+    city: String,
+}
+
 mod custom {
     pub fn serialize<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)

@@ -17,7 +17,13 @@ fn main() -> Result<(), kvs::Error> {
     let _ = kvs.index_iter::<User>(UserField::Age, "a".."b")?;
     let snap = kvs.snapshot()?;
     let _ = snap.index_count::<User>(UserField::City, 3)?;
+    let _ = snap.index::<User>(UserField::Age, "forty")?;
     // `..` takes every field.
     let _ = snap.index_range::<User>(UserField::City, ..)?;
+    kvs.transaction(|tx| {
+        let _ = tx.index_range::<User>(UserField::Age, "a"..)?;
+        let _ = tx.index_count::<User>(UserField::City, 'x')?;
+        Ok(())
+    })?;
     Ok(())
 }

@@ -355,3 +355,22 @@ fn a_record_that_no_longer_decodes_is_neither_replaced_nor_deleted_under_an_inde
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_read_only_open_refuses_the_tables_it_cannot_reconcile() {
+    let dir = TempDir::new();
+    seed(&dir);
+    let ro = Kvs::open(&format!("{}&read_only=true", url(&dir, "v2"))).unwrap();
+    match ro.count::<PersonV2>().unwrap_err() {
+        Error::Schema { table, reason } => {
+            assert_eq!(table, "people");
+            assert!(reason.contains("read-only"), "{reason}");
+        }
+        other => panic!("expected Schema, got {other:?}"),
+    }
+    drop(ro);
+    // Nothing was written: v1 opens read-only as it was.
+    let ro = Kvs::open(&format!("{}&read_only=true", url(&dir, "v1"))).unwrap();
+    assert_eq!(ro.count::<PersonV1>().unwrap(), 3);
+    assert!(ro.refused().is_empty());
+}

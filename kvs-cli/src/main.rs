@@ -20,6 +20,7 @@
 mod commands;
 mod shell;
 mod show;
+mod transfer;
 mod value;
 
 use std::fmt;

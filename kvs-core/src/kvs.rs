@@ -150,7 +150,25 @@ impl Kvs {
             Ok(())
         })?;
         let mut refused = Vec::new();
-        if !current {
+        if !current && config.read_only {
+            // A read-only open cannot reconcile: the tables whose entries differ are refused,
+            // and the rest open.
+            backend.read(&mut |r| {
+                refused.clear();
+                for meta in &tables {
+                    if catalog::read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
+                        refused.push(Refusal {
+                            table: meta.name.to_owned(),
+                            reason: format!(
+                                "its stored catalog entry differs from {} (a new table, index or field), and a read-only open cannot bring it in line: open the database read-write once",
+                                meta.rust_type
+                            ),
+                        });
+                    }
+                }
+                Ok(())
+            })?;
+        } else if !current {
             retry(|| {
                 backend.write(&mut |w| {
                     refused = catalog::reconcile(w, &location, &tables)?;

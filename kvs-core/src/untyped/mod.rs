@@ -321,45 +321,60 @@ impl View<'_> {
             return Ok(());
         };
         let as_ref = crate::query::bound_ref;
-        let mut keys = Vec::new();
-        let mut failed = None;
-        // Keys first, then records: a backend's visitor must not call back into it.
-        self.r.scan(
-            &ix.table,
-            (as_ref(&start), as_ref(&end)),
-            reverse,
-            &mut |k, v| {
-                if ix.unique {
-                    keys.push(v.to_vec());
-                } else {
-                    let mut rest = k;
-                    if ix.value_type.skip(&mut rest).is_none() {
-                        failed = Some(k.to_vec());
-                        return Ok(false);
-                    }
-                    keys.push(rest.to_vec());
-                }
-                Ok(true)
-            },
-        )?;
-        if let Some(entry_key) = failed {
-            return Err(Error::corrupt(
+        // A page of index entries at a time: keys first (a backend's visitor must not call
+        // back into it), then their records, so that a long listing starts at once.
+        let (mut start, mut end) = (start, end);
+        loop {
+            let mut keys = Vec::with_capacity(PAGE);
+            let mut last = Vec::new();
+            let mut failed = None;
+            self.r.scan(
                 &ix.table,
-                ix.value_type.render(&entry_key),
-                format!("an entry of the index on {} does not decode", ix.field),
-            ));
-        }
-        for key in keys {
-            let record = self.get(entry, &key)?.ok_or_else(|| Error::Corrupt {
-                table: ix.table.clone(),
-                key: entry.key_type.render(&key),
-                reason: format!("the index on {} points at a missing record", ix.field),
-            })?;
-            if !visit(record)? {
-                break;
+                (as_ref(&start), as_ref(&end)),
+                reverse,
+                &mut |k, v| {
+                    last.clear();
+                    last.extend_from_slice(k);
+                    if ix.unique {
+                        keys.push(v.to_vec());
+                    } else {
+                        let mut rest = k;
+                        if ix.value_type.skip(&mut rest).is_none() {
+                            failed = Some(k.to_vec());
+                            return Ok(false);
+                        }
+                        keys.push(rest.to_vec());
+                    }
+                    Ok(keys.len() < PAGE)
+                },
+            )?;
+            if let Some(entry_key) = failed {
+                return Err(Error::corrupt(
+                    &ix.table,
+                    ix.value_type.render(&entry_key),
+                    format!("an entry of the index on {} does not decode", ix.field),
+                ));
+            }
+            let full = keys.len() == PAGE;
+            for key in keys {
+                let record = self.get(entry, &key)?.ok_or_else(|| Error::Corrupt {
+                    table: ix.table.clone(),
+                    key: entry.key_type.render(&key),
+                    reason: format!("the index on {} points at a missing record", ix.field),
+                })?;
+                if !visit(record)? {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            if reverse {
+                end = Bound::Excluded(last);
+            } else {
+                start = Bound::Excluded(last);
             }
         }
-        Ok(())
     }
 
     /// How many records hold the encoded `value` in `ix`: index keys only.
@@ -532,6 +547,9 @@ impl Edit<'_> {
         catalog::ensure_table(self.w, self.location, entry)
     }
 }
+
+/// Index entries per page of `View::index_range`.
+const PAGE: usize = 256;
 
 /// Refuses writes to an indexed table whose catalog entry was written by a kvs that recorded
 /// Rust field names (no field kinds): where serde renames fields, its index fields name

@@ -9,7 +9,7 @@ use std::ops::Bound;
 
 use crate::error::{Error, Result};
 
-pub use crate::write::prefix_end;
+pub use crate::key::prefix_end;
 
 /// A range of encoded keys.
 pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);

@@ -375,6 +375,14 @@ pub mod kind {
     }
 }
 
+/// The smallest byte string greater than every string that starts with `prefix`, if any.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
 /// A type that can be a table's key or an indexed value: integers, `String`, `Vec<u8>`,
 /// `bool`, `char`, and tuples of these (up to four).
 ///
@@ -503,7 +511,7 @@ tuple_key! {
 
 /// A unit-only enum that can be a key or an indexed value: implemented by
 /// `#[derive(KeyEnum)]`, which also makes it a [`FieldType`](crate::FieldType) and an
-/// [`IndexArg`].
+/// [`IndexArg`](crate::IndexArg).
 ///
 /// A value is stored as its variant's position in declaration order (a big-endian `u32`), so
 /// an index orders by declaration order; the catalog records the variant names as serde
@@ -550,41 +558,6 @@ impl<E: KeyEnum> IndexValue for Option<E> {
     }
     fn value_type() -> KeyType {
         <E as Key>::key_type()
-    }
-}
-
-/// A key passed to `get`, `delete` or `remove` for a table whose key type is `K`: `&K`, or a
-/// borrowed form (`&str` for a `String` key, `&[u8]` for a `Vec<u8>` key), as `index` takes
-/// borrowed values.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a key of type `{K}`",
-    label = "expected a key of type `&{K}`",
-    note = "pass a reference to the table's key type (`&{K}`), or `&str` for a String key, `&[u8]` for a Vec<u8> key"
-)]
-pub trait KeyArg<K: Key> {
-    /// The key's encoding.
-    fn key_bytes(self) -> Vec<u8>;
-}
-
-impl<K: Key> KeyArg<K> for &K {
-    fn key_bytes(self) -> Vec<u8> {
-        self.to_key_bytes()
-    }
-}
-
-impl KeyArg<String> for &str {
-    fn key_bytes(self) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_bytes(self.as_bytes(), &mut out);
-        out
-    }
-}
-
-impl KeyArg<Vec<u8>> for &[u8] {
-    fn key_bytes(self) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_bytes(self, &mut out);
-        out
     }
 }
 
@@ -688,223 +661,10 @@ tuple_index_value! {
     (A, B, C, D)
 }
 
-/// A value to look up in an index: `&str` or `String` for a `String` field, `&[u8]`,
-/// `[u8; N]` or `Vec<u8>` for bytes, any integer for an integer field (a value out of the
-/// field's range matches nothing), the field's own type otherwise, tuples of these, and
-/// `Option`s of these (`None` matches nothing).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be looked up in a kvs index",
-    label = "not an index value",
-    note = "pass &str for a String field, an integer for an integer field, or the field's own type"
-)]
-pub trait IndexArg {
-    /// The compile-time kind (see `kind`); `Kvs::index` checks it against the field's.
-    #[doc(hidden)]
-    const KIND: u64;
-
-    /// Appends the encoding of `self` as a value of type `ty`; returns `false` when no value of
-    /// that type equals `self` (an integer out of range), so that nothing can match.
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool;
-
-    /// `self` as a range bound of values of type `ty`: [`Fit::Exact`] with its encoding in
-    /// `out`, or, for a value out of the type's range, whether it lies above or below every
-    /// value of the type that starts with what was appended to `out` (the parts of a tuple
-    /// before the one out of range), so that the bound clamps.
-    #[doc(hidden)]
-    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-        if self.encode_as(ty, out) {
-            Fit::Exact
-        } else {
-            Fit::Below
-        }
-    }
-}
-
-/// How a range bound fits the indexed value's type (see [`IndexArg::encode_bound`]).
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fit {
-    /// Encoded exactly.
-    Exact,
-    /// Above every value that starts with the encoded prefix.
-    Above,
-    /// Below every value that starts with the encoded prefix.
-    Below,
-}
-
-impl<T: IndexArg + ?Sized> IndexArg for &T {
-    const KIND: u64 = T::KIND;
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-        (**self).encode_as(ty, out)
-    }
-    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-        (**self).encode_bound(ty, out)
-    }
-}
-
-/// [`IndexArg::encode_bound`] for an integer: out of the type's range, a non-negative value
-/// lies above it and a negative one below.
-fn int_bound(value: Int, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-    if encode_int(value, ty, out) {
-        Fit::Exact
-    } else {
-        match value {
-            Int::I(v) if v < 0 => Fit::Below,
-            _ => Fit::Above,
-        }
-    }
-}
-
-/// An integer widened to 128 bits.
-#[derive(Clone, Copy)]
-enum Int {
-    U(u128),
-    I(i128),
-}
-
-fn encode_int(value: Int, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-    macro_rules! to {
-        ($t:ty) => {
-            match value {
-                Int::U(v) => <$t>::try_from(v).ok(),
-                Int::I(v) => <$t>::try_from(v).ok(),
-            }
-            .map(|v| v.encode_key(out))
-            .is_some()
-        };
-    }
-    match ty {
-        KeyType::U8 => to!(u8),
-        KeyType::U16 => to!(u16),
-        KeyType::U32 => to!(u32),
-        KeyType::U64 => to!(u64),
-        KeyType::U128 => to!(u128),
-        KeyType::I8 => to!(i8),
-        KeyType::I16 => to!(i16),
-        KeyType::I32 => to!(i32),
-        KeyType::I64 => to!(i64),
-        KeyType::I128 => to!(i128),
-        _ => false,
-    }
-}
-
-macro_rules! int_arg {
-    ($($t:ty => $variant:ident),*) => {$(
-        impl IndexArg for $t {
-            const KIND: u64 = kind::INT;
-            fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-                encode_int(Int::$variant((*self).into()), ty, out)
-            }
-            fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-                int_bound(Int::$variant((*self).into()), ty, out)
-            }
-        }
-    )*};
-}
-
-int_arg!(u8 => U, u16 => U, u32 => U, u64 => U, u128 => U, i8 => I, i16 => I, i32 => I,
-    i64 => I, i128 => I);
-
-impl IndexArg for usize {
-    const KIND: u64 = kind::INT;
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-        u128::try_from(*self).is_ok_and(|v| encode_int(Int::U(v), ty, out))
-    }
-    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-        u128::try_from(*self).map_or(Fit::Above, |v| int_bound(Int::U(v), ty, out))
-    }
-}
-
-impl IndexArg for isize {
-    const KIND: u64 = kind::INT;
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-        i128::try_from(*self).is_ok_and(|v| encode_int(Int::I(v), ty, out))
-    }
-    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-        i128::try_from(*self).map_or(Fit::Above, |v| int_bound(Int::I(v), ty, out))
-    }
-}
-
-macro_rules! exact_arg {
-    ($($t:ty => $kt:ident, $kind:ident, |$s:ident, $out:ident| $encode:expr;)*) => {$(
-        impl IndexArg for $t {
-            const KIND: u64 = kind::$kind;
-            fn encode_as(&self, ty: &KeyType, $out: &mut Vec<u8>) -> bool {
-                let $s = self;
-                matches!(ty, KeyType::$kt) && {
-                    $encode;
-                    true
-                }
-            }
-        }
-    )*};
-}
-
-exact_arg! {
-    bool => Bool, BOOL, |s, out| s.encode_key(out);
-    char => Char, CHAR, |s, out| s.encode_key(out);
-    str => String, STRING, |s, out| encode_bytes(s.as_bytes(), out);
-    String => String, STRING, |s, out| encode_bytes(s.as_bytes(), out);
-    [u8] => Bytes, BYTES, |s, out| encode_bytes(s, out);
-    Vec<u8> => Bytes, BYTES, |s, out| encode_bytes(s, out);
-}
-
-impl<const N: usize> IndexArg for [u8; N] {
-    const KIND: u64 = kind::BYTES;
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-        self[..].encode_as(ty, out)
-    }
-}
-
-/// `Some(v)` looks up `v`; `None` matches nothing, since `None` is not indexed. This lets an
-/// `Option<T>` field be queried with its own type as well as with `T`.
-impl<T: IndexArg> IndexArg for Option<T> {
-    const KIND: u64 = T::KIND;
-    fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-        self.as_ref().is_some_and(|v| v.encode_as(ty, out))
-    }
-    fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-        self.as_ref()
-            .map_or(Fit::Below, |v| v.encode_bound(ty, out))
-    }
-}
-
-macro_rules! tuple_arg {
-    ($(($($n:ident $i:tt),+))*) => {$(
-        impl<$($n: IndexArg),+> IndexArg for ($($n,)+) {
-            const KIND: u64 = kind::tuple(&[$($n::KIND),+]);
-            fn encode_as(&self, ty: &KeyType, out: &mut Vec<u8>) -> bool {
-                let KeyType::Tuple(parts) = ty else { return false };
-                let n = [$($i),+].len();
-                parts.len() == n $(&& self.$i.encode_as(&parts[$i], out))+
-            }
-            fn encode_bound(&self, ty: &KeyType, out: &mut Vec<u8>) -> Fit {
-                let KeyType::Tuple(parts) = ty else { return Fit::Below };
-                if parts.len() != [$($i),+].len() {
-                    return Fit::Below;
-                }
-                $(
-                    let fit = self.$i.encode_bound(&parts[$i], out);
-                    if fit != Fit::Exact {
-                        return fit;
-                    }
-                )+
-                Fit::Exact
-            }
-        }
-    )*};
-}
-
-tuple_arg! {
-    (A 0)
-    (A 0, B 1)
-    (A 0, B 1, C 2)
-    (A 0, B 1, C 2, D 3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arg::IndexArg;
 
     #[allow(clippy::needless_pass_by_value)] // reads best at the call sites
     fn enc<K: Key>(k: K) -> Vec<u8> {

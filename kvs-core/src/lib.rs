@@ -20,6 +20,11 @@
 //! maps the files of this crate.
 #![forbid(unsafe_code)]
 
+// First, so that its `read_calls!` reaches the files that expand it (kvs.rs, tx.rs).
+#[macro_use]
+mod reads;
+
+mod arg;
 pub mod backend;
 pub mod catalog;
 mod cursor;
@@ -29,7 +34,6 @@ mod json;
 mod key;
 mod kvs;
 mod query;
-mod reads;
 mod record;
 mod report;
 mod retry;
@@ -44,16 +48,17 @@ pub mod untyped;
 mod write;
 
 // Backend crates name these at the root; applications reach them through `kvs::backend`.
+#[doc(hidden)]
+pub use crate::arg::ValueKind;
+pub use crate::arg::{IndexArg, KeyArg};
 pub use crate::backend::{
     open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ManyVisitor,
     ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};
-pub use crate::key::{IndexArg, IndexValue, Key, KeyArg, KeyEnum, KeyType, KeyValue};
+pub use crate::key::{IndexValue, Key, KeyEnum, KeyType, KeyValue};
 pub use crate::kvs::{Kvs, DEFAULT_URL, KVS_URL};
-#[doc(hidden)]
-pub use crate::query::ValueKind;
 pub use crate::query::{IndexIter, IndexRange, Iter};
 pub use crate::reads::Snapshot;
 pub use crate::report::{Dump, DumpRow, IndexInfo, TableInfo, Version};

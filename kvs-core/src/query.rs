@@ -4,28 +4,13 @@
 use std::collections::VecDeque;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
+use crate::arg::{Fit, IndexArg, ValueKind, ANY};
 use crate::backend::ReadTx;
 use crate::error::{Error, Result};
-use crate::key::{Fit, IndexArg, KeyType};
+use crate::key::KeyType;
 use crate::record;
 use crate::table::{IndexMeta, Table};
 use crate::write::{self, prefix_end};
-
-/// The kind of value a lookup passes, for the compile-time check against the field's (see
-/// `KindCheck`): an index value's own kind, or a range's values' kind.
-#[doc(hidden)]
-pub trait ValueKind {
-    /// The kind; [`ANY`] passes every field.
-    const KIND: u64;
-}
-
-/// The kind of `..`, which every field takes.
-#[doc(hidden)]
-pub const ANY: u64 = 0;
-
-impl<V: IndexArg + ?Sized> ValueKind for V {
-    const KIND: u64 = <V as IndexArg>::KIND;
-}
 
 /// A range's start and end, encoded, each with how it fits the value type.
 #[doc(hidden)]

@@ -234,8 +234,41 @@ macro_rules! read_calls {
     };
 }
 
-pub(crate) use read_calls;
-
 impl Snapshot<'_> {
     read_calls!();
+}
+
+impl Kvs {
+    /// A consistent read view: every call on it sees one committed state, and later commits
+    /// are invisible to it. It holds back no writer and is `Send`; see [`Snapshot`].
+    ///
+    /// ```
+    /// # use kvs_core::Kvs;
+    /// # fn f(kvs: &Kvs) -> kvs_core::Result<()> {
+    /// let snap = kvs.snapshot()?;
+    /// kvs.seq("n", 1)?; // not seen by `snap`
+    /// # let _ = snap;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn snapshot(&self) -> Result<Snapshot<'_>> {
+        self.not_in_transaction()?;
+        Ok(Snapshot::new(self, self.session.backend().snapshot()?))
+    }
+}
+
+impl Reads for Kvs {
+    fn handle(&self) -> &Kvs {
+        self
+    }
+    fn with<R>(&self, f: impl FnOnce(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        self.read(f)
+    }
+    fn source(&self) -> Result<Source<'_>> {
+        self.not_in_transaction()?;
+        Ok(Source::Owned(self.session.backend().snapshot()?))
+    }
+    fn committed(&self) -> bool {
+        true
+    }
 }

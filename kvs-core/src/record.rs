@@ -4,9 +4,10 @@
 
 use std::ops::{Bound, RangeBounds};
 
+use crate::arg::IndexArg;
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
-use crate::key::{IndexArg, Key};
+use crate::key::Key;
 use crate::table::{IndexField, Table};
 use crate::write::{self, IndexValues};
 

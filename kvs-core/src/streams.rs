@@ -2,11 +2,12 @@
 //! `writer`, `feed` and readers. The feed layout is in `stream.rs`, the cursors in
 //! `cursor.rs`.
 
+use crate::arg::KeyArg;
 use crate::backend::ReadTx;
 use crate::catalog;
 use crate::cursor;
 use crate::error::{Error, Result};
-use crate::key::{KeyArg, KeyType};
+use crate::key::KeyType;
 use crate::kvs::Kvs;
 use crate::stream::{self, Dir, Reader, STREAM_SCHEMA};
 use crate::table::Table;

@@ -121,11 +121,11 @@ pub(crate) fn field_index<T: Table, F: IndexField<T>>(_field: &F) -> usize {
 #[allow(clippy::type_complexity)] // a marker: it holds no T, F or V
 pub struct KindCheck<T, F, V: ?Sized>(std::marker::PhantomData<(fn() -> T, F, fn(&V))>);
 
-impl<T: Table, F: IndexField<T>, V: crate::query::ValueKind + ?Sized> KindCheck<T, F, V> {
+impl<T: Table, F: IndexField<T>, V: crate::arg::ValueKind + ?Sized> KindCheck<T, F, V> {
     const CHECK: () = {
         let field = <F::Value as IndexValue>::KIND;
-        let value = <V as crate::query::ValueKind>::KIND;
-        if value != crate::query::ANY && field != value {
+        let value = <V as crate::arg::ValueKind>::KIND;
+        if value != crate::arg::ANY && field != value {
             let at = match value {
                 crate::key::kind::INT => 0,
                 crate::key::kind::BOOL => 1,

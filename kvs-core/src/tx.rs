@@ -1,18 +1,48 @@
-//! [`Tx`]: the calls of [`Kvs`] inside one write transaction.
+//! Writing: [`Tx`], the calls of [`Kvs`] inside one write transaction, and `Kvs`'s one-call
+//! writes and transactions, with the guard that refuses a handle used inside its own
+//! transaction.
 
 use std::sync::atomic::Ordering;
 
+use crate::arg::KeyArg;
 use crate::backend::{ReadTx, WriteTx};
 use crate::cursor;
-use crate::error::Result;
-use crate::key::KeyArg;
+use crate::error::{Error, Result};
 use crate::kvs::Kvs;
 use crate::query::Source;
-use crate::reads::{read_calls, Reads};
+use crate::reads::Reads;
 use crate::record;
+use crate::retry::retry;
 use crate::stream::{self, Reader};
 use crate::table::Table;
 use crate::write;
+
+thread_local! {
+    /// The handles (by id) whose `transaction` closure runs on this thread, innermost last: a
+    /// call on one of them would wait for that very transaction.
+    static IN_TRANSACTION: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks a handle's transaction as running on this thread until dropped (a panic included).
+struct Running(u64);
+
+impl Running {
+    fn start(id: u64) -> Running {
+        IN_TRANSACTION.with(|running| running.borrow_mut().push(id));
+        Running(id)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        IN_TRANSACTION.with(|running| {
+            let mut running = running.borrow_mut();
+            if let Some(at) = running.iter().rposition(|&id| id == self.0) {
+                running.remove(at);
+            }
+        });
+    }
+}
 
 /// A write transaction, with the read and write calls of [`Kvs`].
 ///
@@ -103,4 +133,193 @@ impl Reads for Tx<'_> {
     fn committed(&self) -> bool {
         false
     }
+}
+
+/// One-call writes and transactions: each runs the closure in one backend write transaction.
+impl Kvs {
+    /// Fails when this handle's own transaction runs on this thread: the call would wait for
+    /// it forever.
+    pub(crate) fn not_in_transaction(&self) -> Result<()> {
+        if IN_TRANSACTION.with(|running| running.borrow().contains(&self.id)) {
+            Err(Error::InTransaction {
+                location: self.config.url.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds `incr` to the counter `name` (created at 0) and returns the new value; `incr = 0`
+    /// reads it. Atomic and durable: no value is handed out twice (Erlang `kvs:seq/2`).
+    pub fn seq(&self, name: &str, incr: u64) -> Result<u64> {
+        if incr == 0 {
+            self.read(|r| write::read_seq(r, name))
+        } else {
+            self.write_call(|tx| tx.seq(name, incr))
+        }
+    }
+
+    /// Stores `record`, replacing the record with the same key and keeping every index exact.
+    /// A value already held by another record in a unique index is [`Error::Duplicate`], and
+    /// nothing is written.
+    pub fn put<T: Table>(&self, record: &T) -> Result<()> {
+        self.write_call(|tx| tx.put(record))
+    }
+
+    /// Deletes the record with `key` and its index entries; returns whether it existed.
+    pub fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
+        let key = key.key_bytes();
+        self.write_call(|tx| {
+            tx.kvs.check::<T>()?;
+            tx.delete_encoded::<T>(&key)
+        })
+    }
+
+    /// Runs `f` in one write transaction: everything it does commits together if it returns
+    /// `Ok`, and nothing does if it (or any call in it) returns `Err`, `seq` included.
+    ///
+    /// Inside `f`, use `tx`: a call on this `Kvs` handle would wait for the transaction that
+    /// is running, and fails at once with [`Error::InTransaction`] instead. On a replicated
+    /// backend (etcd) a transaction that read what a concurrent one wrote fails with
+    /// [`Error::Conflict`] and writes nothing; [`Kvs::transaction_retry`] runs it again.
+    pub fn transaction<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        self.try_transaction(f)
+    }
+
+    /// [`Kvs::transaction`] whose closure fails with the application's own error type: an
+    /// `Err(e)` from `f` rolls everything back and comes back as that same `e`, unchanged;
+    /// kvs's own errors (from calls in `f`, or from the commit) reach the caller through
+    /// `E: From<kvs::Error>`.
+    ///
+    /// ```no_run
+    /// # use kvs_core::{Error, Kvs};
+    /// #[derive(Debug)]
+    /// enum ShopError { OutOfStock, Store(Error) }
+    /// impl From<Error> for ShopError {
+    ///     fn from(e: Error) -> Self { ShopError::Store(e) }
+    /// }
+    /// # let kvs = Kvs::open("mem:")?; // the kvs crate links the mem: backend
+    /// let sold = kvs.try_transaction(|tx| {
+    ///     let left = tx.seq("stock", 0)?;
+    ///     if left == 0 {
+    ///         return Err(ShopError::OutOfStock);
+    ///     }
+    ///     Ok(left)
+    /// });
+    /// assert!(matches!(sold, Err(ShopError::OutOfStock)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_transaction<R, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        match self.run_transaction(f) {
+            Ok(value) => Ok(value),
+            Err(Failed::Closure(e)) => Err(e),
+            Err(Failed::Kvs(e)) => Err(E::from(e)),
+        }
+    }
+
+    /// Runs the transaction `f`, and runs it again (from the start, on fresh reads) when a
+    /// concurrent transaction made it fail with [`Error::Conflict`], for up to 30 seconds with
+    /// growing, jittered pauses. This is the call for portable read-modify-write code: on redb
+    /// a transaction never conflicts and `f` runs once; on etcd, conflicts are how concurrent
+    /// transactions are kept serializable, and a conflict writes nothing, so running `f` again
+    /// is safe.
+    ///
+    /// `f` must be safe to run again: keep its effects inside `tx`. An error `f` returns is
+    /// retried when it is a `kvs::Error` that a read met (a conflict, or a cluster without a
+    /// leader for a moment: nothing was committed); any other comes back at once, unchanged.
+    /// An [`Error::Unavailable`] from the commit itself is returned, not retried: the commit
+    /// may have applied, and running `f` again could apply it twice.
+    pub fn transaction_retry<R, E: From<Error> + 'static>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        // What ended the last attempt, when retry() is not to see it as transient.
+        let mut last: Option<Failed<E>> = None;
+        let retried = retry(|| {
+            last = None;
+            match self.run_transaction(&mut f) {
+                Ok(value) => Ok(value),
+                // Nothing was written: safe to run again.
+                Err(Failed::Kvs(e @ Error::Conflict { .. })) => Err(e),
+                Err(Failed::Kvs(e)) => {
+                    last = Some(Failed::Kvs(e));
+                    Err(Error::Aborted)
+                }
+                Err(Failed::Closure(e)) => {
+                    // The closure failed before any commit: a transient kvs error it met is
+                    // safe to run again.
+                    let transient = (&e as &dyn std::any::Any)
+                        .downcast_ref::<Error>()
+                        .is_some_and(Error::is_transient);
+                    last = Some(Failed::Closure(e));
+                    Err(if transient {
+                        Error::Conflict {
+                            reason: "the transaction met a conflict or a lost leader".to_owned(),
+                        }
+                    } else {
+                        Error::Aborted
+                    })
+                }
+            }
+        });
+        match (retried, last) {
+            (Ok(value), _) => Ok(value),
+            (Err(_), Some(Failed::Closure(e))) => Err(e),
+            (Err(_), Some(Failed::Kvs(e))) | (Err(e), None) => Err(E::from(e)),
+        }
+    }
+
+    /// Runs `f` in one backend write transaction, telling the closure's own error apart from
+    /// kvs's.
+    fn run_transaction<R, E>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
+    ) -> Result<R, Failed<E>> {
+        self.not_in_transaction().map_err(Failed::Kvs)?;
+        let _running = Running::start(self.id);
+        let mut f = Some(f);
+        let mut out = None;
+        let mut failed = None;
+        let done = self.session.backend().write(&mut |w| {
+            // A backend runs this once; were it to run it again, there is no closure left.
+            let Some(f) = f.take() else {
+                return Err(Error::Aborted);
+            };
+            match f(&mut Tx { w, kvs: self }) {
+                Ok(value) => {
+                    out = Some(value);
+                    Ok(())
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Err(Error::Aborted)
+                }
+            }
+        });
+        match (done, out, failed) {
+            (_, _, Some(e)) => Err(Failed::Closure(e)),
+            (Ok(()), Some(value), None) => Ok(value),
+            (Err(e), _, None) => Err(Failed::Kvs(e)),
+            (Ok(()), None, None) => Err(Failed::Kvs(Error::Aborted)),
+        }
+    }
+
+    /// A one-call write (`put`, `seq`, ...): one transaction, run again when a replicated
+    /// backend reports a conflict or a lost leader. Every such call is safe to repeat: `put`,
+    /// `delete`, `append` and `save_reader` are idempotent, and a repeated `seq` takes a new
+    /// value (a value whose commit went unacknowledged is skipped, never reused).
+    pub(crate) fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        // Unlike transaction_retry, a lost leader at commit is retried too: these calls are
+        // safe to repeat whether or not the first commit applied.
+        retry(|| self.transaction(&f))
+    }
+}
+
+/// How a transaction failed: its closure's own error, or kvs's.
+enum Failed<E> {
+    Closure(E),
+    Kvs(Error),
 }

@@ -7,6 +7,7 @@ use std::ops::Bound;
 use crate::backend::{ReadTx, WriteTx};
 use crate::catalog::{CatalogIndex, SEQ_TABLE};
 use crate::error::{Error, Result};
+pub use crate::key::prefix_end;
 use crate::table::IndexMeta;
 
 fn entry_key(value: &[u8], key: &[u8]) -> Vec<u8> {
@@ -178,14 +179,6 @@ pub fn delete_values<I: IndexDef>(
     }
     // The caller unlinks the record from the feeds that hold it, where streams are in use.
     Ok(true)
-}
-
-/// The smallest byte string greater than every string that starts with `prefix`, if any.
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let last = prefix.iter().rposition(|&b| b != 0xFF)?;
-    let mut end = prefix[..=last].to_vec();
-    end[last] += 1;
-    Some(end)
 }
 
 /// Visits, in key order, the keys of the records whose value in the index table `table` is

@@ -442,17 +442,43 @@ fn collect_index(
 /// An index's entries as `(value, key)`, before they are written.
 type IndexEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Replaces the contents of the index table of `ix` with `entries`.
+/// Makes the index table of `ix` hold exactly `entries`, writing only what differs: the
+/// entries it holds that are not wanted are deleted, the wanted ones it lacks (or holds with
+/// another value) are written. A new index costs one write per entry, and a repair one per
+/// wrong entry, rather than a whole table dropped and written again (which on etcd is one
+/// operation per entry more, against the cluster's per-transaction limit).
 fn write_index(w: &mut dyn WriteTx, ix: &CatalogIndex, entries: IndexEntries) -> Result<()> {
-    w.drop_table(&ix.table)?;
     w.create_table(&ix.table)?;
-    for (value, key) in entries {
-        if ix.unique {
-            w.put(&ix.table, &value, &key)?;
-        } else {
-            let mut entry = value;
-            entry.extend_from_slice(&key);
-            w.put(&ix.table, &entry, &[])?;
+    let wanted: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = entries
+        .into_iter()
+        .map(|(value, key)| {
+            if ix.unique {
+                (value, key)
+            } else {
+                let mut entry = value;
+                entry.extend_from_slice(&key);
+                (entry, Vec::new())
+            }
+        })
+        .collect();
+    let mut stale = Vec::new();
+    let mut held = std::collections::BTreeSet::new();
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    w.scan(&ix.table, all, false, &mut |k, v| {
+        match wanted.get(k) {
+            Some(want) if want.as_slice() == v => {
+                held.insert(k.to_vec());
+            }
+            _ => stale.push(k.to_vec()),
+        }
+        Ok(true)
+    })?;
+    for key in stale {
+        w.delete(&ix.table, &key)?;
+    }
+    for (key, value) in &wanted {
+        if !held.contains(key) {
+            w.put(&ix.table, key, value)?;
         }
     }
     Ok(())

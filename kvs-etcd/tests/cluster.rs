@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{cluster, fresh};
 use kvs::{Error, Kvs, Table};
 use serde::{Deserialize, Serialize};
 
@@ -39,29 +41,6 @@ fn item(id: u64) -> Item {
         bucket: id % 7,
         tag: format!("tag-{id}"),
     }
-}
-
-/// The cluster that `KVS_TEST_ETCD` names; panics, saying how to start one, when it is not set.
-fn cluster() -> String {
-    let url = std::env::var("KVS_TEST_ETCD").expect(
-        "KVS_TEST_ETCD names no etcd cluster; start one with `scripts/etcd-cluster.sh start` \
-         and `export KVS_TEST_ETCD=\"$(scripts/etcd-cluster.sh url)\"` (bash .ci/run does both)",
-    );
-    url.trim_end_matches('/').to_owned()
-}
-
-/// A fresh database (prefix) on the cluster.
-fn fresh(cluster: &str, name: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{cluster}/kvs-etcd-test/{name}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[test]
@@ -417,55 +396,4 @@ fn the_sync_api_works_inside_a_tokio_runtime() {
             .unwrap();
         });
     }
-}
-
-#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[kvs(name = "notes", schema = "notes-v1")]
-struct NoteV1 {
-    #[kvs(key)]
-    id: u64,
-    text: String,
-}
-
-/// The same table with an index added.
-#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[kvs(name = "notes", schema = "notes-v2")]
-struct NoteV2 {
-    #[kvs(key)]
-    id: u64,
-    #[kvs(index)]
-    text: String,
-}
-
-/// An index added to a table that holds records is built at open on etcd (it failed with
-/// "duplicate key given in txn request" when the index table was dropped and written in one
-/// transaction).
-#[test]
-#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
-fn an_index_added_over_existing_records_is_built_at_open() {
-    let cluster = cluster();
-    let db = fresh(&cluster, "new-index");
-    {
-        let kvs = Kvs::open(&format!("{db}?schemas=notes-v1")).unwrap();
-        kvs.transaction(|tx| {
-            for id in 0..300 {
-                tx.put(&NoteV1 {
-                    id,
-                    text: format!("t{}", id % 10),
-                })?;
-            }
-            Ok(())
-        })
-        .unwrap();
-    }
-    let kvs = Kvs::open(&format!("{db}?schemas=notes-v2")).unwrap();
-    assert!(kvs.refused().is_empty());
-    assert_eq!(
-        kvs.index::<NoteV2>(NoteV2Field::Text, "t3").unwrap().len(),
-        30
-    );
-    assert_eq!(
-        kvs.index_count::<NoteV2>(NoteV2Field::Text, "t9").unwrap(),
-        30
-    );
 }

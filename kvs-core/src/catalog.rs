@@ -269,15 +269,18 @@ pub(crate) fn open_checked(config: &Config, must_exist: bool) -> Result<Box<dyn 
 
 /// Whether the database already matches `tables` exactly, so that open need not write.
 pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta]) -> Result<bool> {
-    if read_header(r, location)?.is_none() {
-        return Ok(false);
-    }
-    for meta in tables {
+    Ok(read_header(r, location)?.is_some() && differing(r, tables)?.is_empty())
+}
+
+/// The tables of `tables` whose stored catalog entry is missing or differs from theirs.
+pub fn differing(r: &dyn ReadTx, tables: &[&'static TableMeta]) -> Result<Vec<&'static TableMeta>> {
+    let mut out = Vec::new();
+    for &meta in tables {
         if read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
-            return Ok(false);
+            out.push(meta);
         }
     }
-    Ok(true)
+    Ok(out)
 }
 
 /// A table that open could not bring in line with its Rust type: the rest of the database

@@ -103,39 +103,37 @@ impl Kvs {
     ) -> Result<Kvs> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let location = backend.info().location;
-        let mut current = false;
+        let mut has_header = false;
+        let mut differing = Vec::new();
         let mut feeds_exist = false;
         backend.read(&mut |r| {
-            if config.read_only && catalog::read_header(r, &location)?.is_none() {
+            has_header = catalog::read_header(r, &location)?.is_some();
+            if config.read_only && !has_header {
                 return Err(Error::NotKvs {
                     location: location.clone(),
                     reason: "it is empty: no kvs header (a read-only open does not create one)"
                         .to_owned(),
                 });
             }
-            current = catalog::is_current(r, &location, &tables)?;
+            differing = catalog::differing(r, &tables)?;
             feeds_exist = r.tables()?.iter().any(|t| t == WRITER_TABLE);
             Ok(())
         })?;
+        let current = has_header && differing.is_empty();
         let mut refused = Vec::new();
-        if !current && config.read_only {
+        if config.read_only {
             // A read-only open cannot reconcile: the tables whose entries differ are refused,
             // and the rest open.
-            backend.read(&mut |r| {
-                refused.clear();
-                for meta in &tables {
-                    if catalog::read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
-                        refused.push(Refusal {
-                            table: meta.name.to_owned(),
-                            reason: format!(
-                                "its stored catalog entry differs from {} (a new table, index or field), and a read-only open cannot bring it in line: open the database read-write once",
-                                meta.rust_type
-                            ),
-                        });
-                    }
-                }
-                Ok(())
-            })?;
+            refused = differing
+                .iter()
+                .map(|meta| Refusal {
+                    table: meta.name.to_owned(),
+                    reason: format!(
+                        "its stored catalog entry differs from {} (a new table, index or field), and a read-only open cannot bring it in line: open the database read-write once",
+                        meta.rust_type
+                    ),
+                })
+                .collect();
         } else if !current {
             retry(|| {
                 backend.write(&mut |w| {

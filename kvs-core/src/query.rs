@@ -124,19 +124,6 @@ pub(crate) fn index_entries_range(
     Some((start, end))
 }
 
-/// The record keys of `T`'s table in `range`, encoded.
-pub(crate) fn key_scan_range<T: Table>(
-    range: &impl std::ops::RangeBounds<T::Key>,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    use crate::key::Key;
-    let encode = |bound: Bound<&T::Key>| match bound {
-        Bound::Included(k) => Bound::Included(k.to_key_bytes()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_key_bytes()),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    (encode(range.start_bound()), encode(range.end_bound()))
-}
-
 /// How many records hold `value` in index `ix`: index keys only, no record read.
 pub(crate) fn index_count(r: &dyn ReadTx, ix: &IndexMeta, value: &impl IndexArg) -> Result<u64> {
     let mut prefix = Vec::new();
@@ -173,12 +160,12 @@ const FIRST_PAGE: usize = 16;
 const LARGEST_PAGE: usize = 1024;
 
 /// What a lazy scan makes of each entry `(key, value)` it reads.
-type Make<'m, X> = dyn FnMut(&dyn ReadTx, &[u8], &[u8]) -> Result<X> + 'm;
+pub(crate) type Make<'m, X> = dyn FnMut(&dyn ReadTx, &[u8], &[u8]) -> Result<X> + 'm;
 
 /// Items made from the entries of one table in a range, read a page at a time from either
 /// end and never twice: each page moves that end's bound past what it read. Items are made
 /// inside the scan, from the engine's lent bytes, so no entry is copied.
-struct Pages<X> {
+pub(crate) struct Pages<X> {
     table: String,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
@@ -190,7 +177,7 @@ struct Pages<X> {
 }
 
 impl<X> Pages<X> {
-    fn new(table: &str, range: OwnedRange) -> Self {
+    pub(crate) fn new(table: &str, range: OwnedRange) -> Self {
         let (start, end, empty) = match range {
             Some((start, end)) => (start, end, false),
             None => (Bound::Unbounded, Bound::Unbounded, true),
@@ -219,7 +206,10 @@ impl<X> Pages<X> {
         };
         let mut page = Vec::with_capacity(size.min(LARGEST_PAGE));
         let mut last: Vec<u8> = Vec::new();
-        let range = (bound_ref(&self.start), bound_ref(&self.end));
+        let range = (
+            self.start.as_ref().map(Vec::as_slice),
+            self.end.as_ref().map(Vec::as_slice),
+        );
         r.scan(&self.table, range, back, &mut |k, v| {
             page.push(make(r, k, v)?);
             last.clear();
@@ -262,7 +252,12 @@ impl<X> Pages<X> {
 
     /// Everything one end holds, reading a page there first if it holds nothing, in that
     /// end's order; what the other end holds once this end has met it.
-    fn take_page(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Vec<X>> {
+    pub(crate) fn take_page(
+        &mut self,
+        r: &dyn ReadTx,
+        back: bool,
+        make: &mut Make<'_, X>,
+    ) -> Result<Vec<X>> {
         if (if back { &self.back } else { &self.front }).is_empty() {
             self.fill(r, back, make)?;
         }
@@ -279,12 +274,28 @@ impl<X> Pages<X> {
     }
 }
 
-pub(crate) fn bound_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match bound {
-        Bound::Included(v) => Bound::Included(v),
-        Bound::Excluded(v) => Bound::Excluded(v),
-        Bound::Unbounded => Bound::Unbounded,
+/// The record key an index entry names: a unique index maps the value to the key, another
+/// holds `value ++ key` (whose value is skipped by its type).
+pub(crate) fn record_key_of(
+    table: &str,
+    field: &str,
+    unique: bool,
+    value_type: &KeyType,
+    entry: &[u8],
+    value: &[u8],
+) -> Result<Vec<u8>> {
+    if unique {
+        return Ok(value.to_vec());
     }
+    let mut rest = entry;
+    value_type.skip(&mut rest).ok_or_else(|| {
+        Error::corrupt(
+            table,
+            value_type.render(entry),
+            format!("an entry of the index on {field} does not decode"),
+        )
+    })?;
+    Ok(rest.to_vec())
 }
 
 /// Records of `T` in key order, read lazily a page at a time: `iter` (and `.rev()` from the
@@ -397,18 +408,7 @@ impl<'a, T: Table> IndexIter<'a, T> {
         let ix = self.ix;
         let value_type = (ix.value_type)();
         let keys = self.pages.take_page(r, back, &mut |_, entry, value| {
-            if ix.unique {
-                return Ok(value.to_vec());
-            }
-            let mut rest = entry;
-            value_type.skip(&mut rest).ok_or_else(|| {
-                Error::corrupt(
-                    ix.table,
-                    value_type.render(entry),
-                    format!("an entry of the index on {} does not decode", ix.field),
-                )
-            })?;
-            Ok(rest.to_vec())
+            record_key_of(ix.table, ix.field, ix.unique, &value_type, entry, value)
         })?;
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let own = if back {

@@ -162,7 +162,7 @@ macro_rules! read_calls {
             range: impl std::ops::RangeBounds<T::Key>,
         ) -> $crate::Result<$crate::query::Iter<'_, T>> {
             $crate::reads::Reads::handle(self).check::<T>()?;
-            let range = $crate::query::key_scan_range::<T>(&range);
+            let range = $crate::record::key_scan_range::<T>(&range);
             Ok($crate::query::Iter::new(
                 $crate::reads::Reads::source(self)?,
                 range,

@@ -136,14 +136,18 @@ pub(crate) fn count<T: Table>(r: &dyn ReadTx) -> Result<u64> {
     r.len(T::META.name)
 }
 
+/// The record keys of `T`'s table in `range`, encoded.
+pub(crate) fn key_scan_range<T: Table>(
+    range: &impl RangeBounds<T::Key>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (
+        range.start_bound().map(Key::to_key_bytes),
+        range.end_bound().map(Key::to_key_bytes),
+    )
+}
+
 pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-    let encode_bound = |bound: Bound<&T::Key>| match bound {
-        Bound::Included(k) => Bound::Included(k.to_key_bytes()),
-        Bound::Excluded(k) => Bound::Excluded(k.to_key_bytes()),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    let start = encode_bound(range.start_bound());
-    let end = encode_bound(range.end_bound());
+    let (start, end) = key_scan_range::<T>(range);
     let mut records = Vec::new();
     r.scan(
         T::META.name,

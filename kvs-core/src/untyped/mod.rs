@@ -319,45 +319,17 @@ impl View<'_> {
         let exact = |v: &[u8]| (v.to_vec(), crate::arg::Fit::Exact);
         let start = from.map_or(Bound::Unbounded, |v| Bound::Included(exact(v)));
         let end = to.map_or(Bound::Unbounded, |v| Bound::Excluded(exact(v)));
-        let Some((start, end)) = crate::query::index_entries_range(ix.unique, start, end) else {
-            return Ok(());
-        };
-        let as_ref = crate::query::bound_ref;
-        // A page of index entries at a time: keys first (a backend's visitor must not call
+        let range = crate::query::index_entries_range(ix.unique, start, end);
+        // A page of index entries at a time (keys first: a backend's visitor must not call
         // back into it), then their records, so that a long listing starts at once.
-        let (mut start, mut end) = (start, end);
+        let mut pages = crate::query::Pages::new(&ix.table, range);
         loop {
-            let mut keys = Vec::with_capacity(PAGE);
-            let mut last = Vec::new();
-            let mut failed = None;
-            self.r.scan(
-                &ix.table,
-                (as_ref(&start), as_ref(&end)),
-                reverse,
-                &mut |k, v| {
-                    last.clear();
-                    last.extend_from_slice(k);
-                    if ix.unique {
-                        keys.push(v.to_vec());
-                    } else {
-                        let mut rest = k;
-                        if ix.value_type.skip(&mut rest).is_none() {
-                            failed = Some(k.to_vec());
-                            return Ok(false);
-                        }
-                        keys.push(rest.to_vec());
-                    }
-                    Ok(keys.len() < PAGE)
-                },
-            )?;
-            if let Some(entry_key) = failed {
-                return Err(Error::corrupt(
-                    &ix.table,
-                    ix.value_type.render(&entry_key),
-                    format!("an entry of the index on {} does not decode", ix.field),
-                ));
+            let keys = pages.take_page(self.r, reverse, &mut |_, k, v| {
+                crate::query::record_key_of(&ix.table, &ix.field, ix.unique, &ix.value_type, k, v)
+            })?;
+            if keys.is_empty() {
+                return Ok(());
             }
-            let full = keys.len() == PAGE;
             for key in keys {
                 let record = self.get(entry, &key)?.ok_or_else(|| Error::Corrupt {
                     table: ix.table.clone(),
@@ -367,14 +339,6 @@ impl View<'_> {
                 if !visit(record)? {
                     return Ok(());
                 }
-            }
-            if !full {
-                return Ok(());
-            }
-            if reverse {
-                end = Bound::Excluded(last);
-            } else {
-                start = Bound::Excluded(last);
             }
         }
     }
@@ -549,6 +513,3 @@ impl Edit<'_> {
         catalog::ensure_table(self.w, self.location, entry)
     }
 }
-
-/// Index entries per page of `View::index_range`.
-const PAGE: usize = 256;

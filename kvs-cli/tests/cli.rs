@@ -4,13 +4,15 @@
 use std::io::Write;
 
 use redb::ReadableTable;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kvs::{Kvs, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod support;
+use support::Scratch;
 
 #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kvs(name = "users")]
@@ -48,36 +50,6 @@ fn user(id: u64, city: &str) -> User {
         email: format!("u{id}@x.io"),
         city: city.to_owned(),
         name: format!("User {id}"),
-    }
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kvs-cli-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("redb:{}", self.path(file).display())
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -21,8 +21,14 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The path of `file` in the directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// A `redb:` URL of `file` in the directory.
     pub fn url(&self, file: &str) -> String {
-        format!("redb:{}", self.0.join(file).display())
+        format!("redb:{}", self.path(file).display())
     }
 }
 

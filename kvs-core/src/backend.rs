@@ -207,7 +207,22 @@ pub struct Config {
 
 impl Config {
     /// Parses a kvs URL.
+    ///
+    /// A URL never holds a secret, since URLs show up in logs, in `ps` and in error
+    /// messages: a password (in `//USER:PASSWORD@HOST` or as a `password`, `pass`, `pwd`,
+    /// `secret` or `token` parameter) is refused with an [`Error::Url`] whose URL has the
+    /// secret masked. Backends read passwords from their environment (etcd:
+    /// `KVS_ETCD_PASSWORD`).
     pub fn parse(url: &str) -> Result<Config> {
+        let shown = redact(url);
+        if shown != url {
+            return Err(Error::url(
+                &shown,
+                "a kvs URL never holds a password (URLs show up in logs and `ps`): name the \
+                 user with ?user=NAME and give the password in the backend's environment \
+                 variable (etcd: KVS_ETCD_PASSWORD)",
+            ));
+        }
         let (scheme, rest) = url.split_once(':').ok_or_else(|| {
             Error::url(
                 url,
@@ -319,6 +334,47 @@ impl Config {
     }
 }
 
+/// The parameter names whose values are secrets, masked by [`redact`].
+const SECRET_PARAMS: &[&str] = &["password", "pass", "pwd", "secret", "token"];
+
+/// `url` with every secret in it replaced by `***`: the user information of an authority
+/// that carries a password (`//USER:PASSWORD@HOST` becomes `//***@HOST`) and the values of
+/// secret parameters (`password`, `pass`, `pwd`, `secret`, `token`). Whatever prints a URL
+/// that was not parsed (an error about it, a log line) prints this. [`Config::parse`] refuses
+/// a URL that this changes, so a parsed URL is its own redaction.
+pub fn redact(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut shown = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) if rest[..at].contains(':') => {
+                    format!("{scheme}://***{}", &rest[at..])
+                }
+                _ => head.to_owned(),
+            }
+        }
+        None => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if SECRET_PARAMS.contains(&key.to_ascii_lowercase().as_str()) => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&pairs.join("&"));
+    }
+    shown
+}
+
 /// A backend that kvs can open by URL scheme, registered with `inventory::submit!`.
 pub struct BackendFactory {
     /// The URL scheme, lowercase (`redb`, `mem`).
@@ -390,6 +446,30 @@ mod tests {
                 matches!(Config::parse(url), Err(Error::Url { .. })),
                 "{url}"
             );
+        }
+    }
+
+    #[test]
+    fn refuses_secrets_and_never_shows_them() {
+        for (url, shown) in [
+            ("etcds://kvs:hunter2@h:1/app", "etcds://***@h:1/app"),
+            (
+                "etcd://h:1/app?user=kvs&password=hunter2",
+                "etcd://h:1/app?user=kvs&password=***",
+            ),
+            ("bad scheme://h?Token=hunter2", "bad scheme://h?Token=***"),
+        ] {
+            match Config::parse(url) {
+                Err(Error::Url { url: got, reason }) => {
+                    assert_eq!(got, shown);
+                    assert!(!reason.contains("hunter2"));
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        // A user name alone is no secret, and `@` in a path is no authority.
+        for url in ["etcd://kvs@h:1/app?user=kvs", "redb:/tmp/a@b.redb", "mem:"] {
+            assert_eq!(redact(url), url);
         }
     }
 }

@@ -178,6 +178,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// A TLS connection to a backend's server failed: the server's certificate is not one the
+    /// client trusts (another CA, another host name, expired), or the server refused the
+    /// client's certificate (none given, or one it does not trust). Not retried: the same
+    /// connection fails the same way until the configuration changes. Nothing was written.
+    #[error("TLS with {member} failed: {reason}")]
+    Tls {
+        /// The server, as the URL names it (`HOST:PORT`).
+        member: String,
+        /// What the handshake said, and what to check.
+        reason: String,
+    },
+
+    /// The backend refused the credentials (a wrong user name or password, or none where the
+    /// server requires them), or the user may not touch the keys the call needs (etcd's
+    /// role-based access control; the reason names the key range). Not retried. Nothing was
+    /// written.
+    #[error("access denied: {reason}")]
+    Denied {
+        /// Who was refused what, and what to change; never a password.
+        reason: String,
+    },
+
     /// A concurrent transaction changed what this one read; nothing was written. Retrying
     /// the transaction is safe.
     #[error("transaction conflict: {reason}")]

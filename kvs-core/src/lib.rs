@@ -52,8 +52,8 @@ mod write;
 pub use crate::arg::ValueKind;
 pub use crate::arg::{IndexArg, KeyArg};
 pub use crate::backend::{
-    open_backend, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange, ManyVisitor,
-    ReadTx, Visitor, WriteTx,
+    open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange,
+    ManyVisitor, ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};

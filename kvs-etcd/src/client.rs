@@ -1,62 +1,104 @@
-//! The gRPC client: a channel to each cluster member, failover from one member to the next,
-//! and what a failed call becomes as a kvs error.
+//! The gRPC client: a channel to each cluster member (over TLS for `etcds://`), failover from
+//! one member to the next, a new auth token when the cluster says the old one expired, and
+//! what a failed call becomes as a kvs error.
 //!
-//! It owns `Etcd`'s connection state (`runtime`, `members`, `current`, `requests`) and nothing
-//! of the key layout or of transactions: they send their requests through [`Etcd::call`].
+//! It owns `Etcd`'s connection state (`runtime`, `members`, `current`, `auth`, `requests`)
+//! and nothing of the key layout or of transactions: they send their requests through
+//! [`Etcd::call`].
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_core::{Config, Error, Result};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::auth::{self, Refusal, Token};
+use crate::etcdserverpb::auth_client::AuthClient;
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::etcdserverpb::{RangeRequest, RangeResponse};
+use crate::tls::{self, Tls};
 use crate::{storage, Etcd};
+
+/// A member's KV service, each request carrying the client's auth token.
+pub(crate) type Kv = KvClient<InterceptedService<Channel, Token>>;
 
 /// The largest response accepted (a page of large values).
 const MAX_MESSAGE: usize = 256 << 20;
 
 /// One cluster member the client talks to.
 pub(crate) struct Member {
+    /// `HOST:PORT`, as the URL names it.
+    pub(crate) host: String,
+    /// The member's client URL (`http://HOST:PORT`, or `https://` over TLS).
     pub(crate) url: String,
-    kv: KvClient<Channel>,
-    pub(crate) maintenance: MaintenanceClient<Channel>,
+    kv: Kv,
+    pub(crate) maintenance: MaintenanceClient<InterceptedService<Channel, Token>>,
+    auth: AuthClient<Channel>,
+    /// Over TLS: raised when the member asked for a client certificate that the URL does not
+    /// give, lowered when a call then succeeds (the member did not require one).
+    asked_without_cert: Option<Arc<AtomicBool>>,
 }
 
-/// A client of each member at `hosts`, on a channel of `runtime` that connects when first
-/// used (so that opening succeeds while some members are down).
+/// A client of each member at `hosts` (over TLS with `tls`), its requests carrying `token`,
+/// on a channel of `runtime` that connects when first used (so that opening succeeds while
+/// some members are down).
 pub(crate) fn connect(
     runtime: &tokio::runtime::Runtime,
     hosts: &[&str],
+    tls: Option<&Tls>,
+    token: &Token,
     config: &Config,
 ) -> Result<Vec<Member>> {
+    const CONNECT: Duration = Duration::from_secs(2);
     let mut members = Vec::new();
     for host in hosts {
-        let url = if host.contains("://") {
-            (*host).to_owned()
-        } else {
-            format!("http://{host}")
-        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{host}");
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| config.error(format!("bad member address {host:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
+            .connect_timeout(CONNECT)
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        let channel = {
+        let (channel, asked_without_cert) = {
             let _guard = runtime.enter();
-            endpoint.connect_lazy()
+            match tls {
+                Some(tls) => {
+                    let (connector, asked) = tls.connector(host, CONNECT);
+                    (endpoint.connect_with_connector_lazy(connector), Some(asked))
+                }
+                None => (endpoint.connect_lazy(), None),
+            }
         };
         members.push(Member {
+            host: (*host).to_owned(),
             url,
-            kv: KvClient::new(channel.clone())
+            kv: KvClient::with_interceptor(channel.clone(), token.clone())
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
-            maintenance: MaintenanceClient::new(channel),
+            maintenance: MaintenanceClient::with_interceptor(channel.clone(), token.clone()),
+            auth: AuthClient::new(channel),
+            asked_without_cert,
         });
     }
     Ok(members)
+}
+
+impl Member {
+    fn asked_without_cert(&self) -> bool {
+        self.asked_without_cert
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// A call succeeded: whatever the member asked for, it did not require it.
+    pub(crate) fn answered(&self) {
+        if let Some(asked) = &self.asked_without_cert {
+            asked.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Maps a gRPC status to a kvs error: limits by name, an unreachable or leaderless cluster as
@@ -139,12 +181,14 @@ fn never_sent(status: &tonic::Status) -> bool {
 impl Etcd {
     /// Sends a request built by `call` to the current member, moving on to the next one while
     /// members are unreachable. `idempotent` requests (reads) also move on after other
-    /// failures of the connection; a commit does only when it surely never left.
+    /// failures of the connection; a commit does only when it surely never left. A request
+    /// refused for an expired auth token is sent again with a new one (etcd refuses it before
+    /// applying it).
     pub(crate) fn call<T: Send + 'static>(
         &self,
         idempotent: bool,
         call: impl Fn(
-            KvClient<Channel>,
+            Kv,
         ) -> std::pin::Pin<
             Box<
                 dyn std::future::Future<
@@ -158,27 +202,49 @@ impl Etcd {
         let mut last = None;
         for i in 0..n {
             let at = (start + i) % n;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let result = self.wait(call(self.members[at].kv.clone()))?;
-            match result {
-                Ok(reply) => {
-                    if i > 0 {
-                        self.current.store(at, Ordering::Relaxed);
+            let member = &self.members[at];
+            let mut renewals = 0;
+            let status = loop {
+                let carried = self.auth.as_ref().and_then(|a| a.token.get());
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                match self.wait(call(member.kv.clone()))? {
+                    Ok(reply) => {
+                        member.answered();
+                        if i > 0 {
+                            self.current.store(at, Ordering::Relaxed);
+                        }
+                        return Ok(reply.into_inner());
                     }
-                    return Ok(reply.into_inner());
-                }
-                Err(status) => {
-                    let movable = never_sent(&status)
-                        || (idempotent
-                            && matches!(status_error(&status), Error::Unavailable { .. }));
-                    if !movable {
-                        return Err(status_error(&status));
+                    Err(status) => {
+                        if let (Some(auth), Some(Refusal::Renew)) =
+                            (&self.auth, auth::refusal(&status))
+                        {
+                            if renewals < 3 {
+                                renewals += 1;
+                                auth.renew(carried.as_ref(), || self.authenticate())?;
+                                continue;
+                            }
+                        }
+                        break status;
                     }
-                    last = Some(status);
                 }
+            };
+            let error = self.error(&status, member);
+            let movable = match error {
+                // Never sent: another member may hold a certificate this client trusts.
+                Error::Tls { .. } => true,
+                Error::Unavailable { .. } => never_sent(&status) || idempotent,
+                _ => false,
+            };
+            if !movable {
+                return Err(error);
+            }
+            // A TLS failure says more than a member that then dropped the connection.
+            if !matches!(last, Some(Error::Tls { .. })) {
+                last = Some(error);
             }
         }
-        Err(last.map_or_else(|| storage("no members"), |s| status_error(&s)))
+        Err(last.unwrap_or_else(|| storage("no members")))
     }
 
     pub(crate) fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
@@ -186,5 +252,83 @@ impl Etcd {
             let request = request.clone();
             Box::pin(async move { kv.range(request).await })
         })
+    }
+
+    /// Fetches an auth token for the URL's user from the first member that answers, starting
+    /// at the current one. Without a user, does nothing.
+    pub(crate) fn authenticate(&self) -> Result<()> {
+        let Some(auth) = &self.auth else {
+            return Ok(());
+        };
+        let n = self.members.len();
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..n {
+            let member = &self.members[(start + i) % n];
+            let mut client = member.auth.clone();
+            let request = auth.request();
+            match self.wait(async move { client.authenticate(request).await })? {
+                Ok(reply) => {
+                    member.answered();
+                    return auth.keep(&reply.into_inner().token);
+                }
+                Err(status) => match self.error(&status, member) {
+                    error @ (Error::Tls { .. } | Error::Unavailable { .. }) => last = Some(error),
+                    error => return Err(error),
+                },
+            }
+        }
+        Err(last.unwrap_or_else(|| storage("no members")))
+    }
+
+    /// What a failed call to `member` becomes: [`Error::Tls`] for a failed handshake,
+    /// [`Error::Denied`] for refused credentials or permissions, else [`status_error`].
+    pub(crate) fn error(&self, status: &tonic::Status, member: &Member) -> Error {
+        if let Some(reason) = tls::failure(status, member.asked_without_cert()) {
+            return Error::Tls {
+                member: member.host.clone(),
+                reason,
+            };
+        }
+        let user = self.auth.as_ref().map(|a| a.user.as_str());
+        let prefix = String::from_utf8_lossy(&self.root);
+        let reason = match auth::refusal(status) {
+            None => return status_error(status),
+            Some(Refusal::Credentials) => format!(
+                "etcd user {:?}: wrong user name or password (the password comes from {})",
+                user.unwrap_or_default(),
+                auth::PASSWORD_ENV
+            ),
+            Some(Refusal::NoUser) => format!(
+                "the cluster has authentication on: name an etcd user with ?user=NAME and give \
+                 its password in {}",
+                auth::PASSWORD_ENV
+            ),
+            Some(Refusal::AuthOff) => {
+                return Error::Url {
+                    url: self.info.location.clone(),
+                    reason: "?user= names an etcd user, but the cluster has authentication \
+                             off: leave ?user= out"
+                        .to_owned(),
+                }
+            }
+            Some(Refusal::Permission) => match user {
+                Some(user) => format!(
+                    "etcd user {user:?} may not read or write the key range of this database, \
+                     the keys starting with {prefix:?}: grant one of its roles readwrite on \
+                     that prefix (etcdctl role grant-permission ROLE readwrite --prefix \
+                     {prefix:?})"
+                ),
+                None => format!(
+                    "the cluster refuses access to the keys starting with {prefix:?}: name an \
+                     etcd user with ?user=NAME"
+                ),
+            },
+            Some(Refusal::Renew) => format!(
+                "etcd refused the auth token of user {:?} again after fetching new ones",
+                user.unwrap_or_default()
+            ),
+        };
+        Error::Denied { reason }
     }
 }

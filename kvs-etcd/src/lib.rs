@@ -1,4 +1,5 @@
-//! The etcd backend of kvs: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`.
+//! The etcd backend of kvs: `etcd://HOST:PORT[,HOST:PORT...]/PREFIX`, and over TLS
+//! `etcds://HOST:PORT[,...]/PREFIX[?ca=PATH][&cert=PATH&key=PATH][&user=NAME]`.
 //!
 //! The same API as on redb, on a replicated engine (Raft, strictly serializable). Every kvs
 //! table is a key range under `PREFIX`, so several databases share one cluster. Reads run on
@@ -19,6 +20,15 @@
 //! # Ok::<(), kvs_core::Error>(())
 //! ```
 //!
+//! A secured cluster is reached by URL too. `etcds://` speaks TLS, trusting the CA bundle
+//! `?ca=PATH` names (the system's roots without it); `?cert=PATH&key=PATH` give a client
+//! certificate, for clusters run with `--client-cert-auth`; `?user=NAME` names an etcd user,
+//! whose password comes from the `KVS_ETCD_PASSWORD` environment variable, never from the
+//! URL (kvs refuses a URL with a password in it). The client fetches an auth token at open
+//! and a new one whenever the cluster says it expired. A certificate that does not check out
+//! is [`Error::Tls`] naming the member; wrong credentials, and keys outside what the user's
+//! roles grant, are [`Error::Denied`]; neither is retried, and neither writes anything.
+//!
 //! etcd's limits are its own, and a transaction that passes one fails as a whole with
 //! [`Error::Limit`], naming it: `--max-txn-ops` (128 operations per transaction by default),
 //! `--max-request-bytes` (1.5 MiB) and `--quota-backend-bytes` (2 GiB). kvs never splits a
@@ -30,15 +40,20 @@ use std::time::Duration;
 
 use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Result, WriteTx};
 
+mod auth;
 mod client;
 mod compare;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod etcdserverpb;
 mod layout;
 mod read;
+mod tls;
 mod write;
 
-use client::{status_error, Member};
+use auth::Auth;
+pub use auth::PASSWORD_ENV;
+
+use client::Member;
 use etcdserverpb::StatusRequest;
 use read::EtcdRead;
 use write::EtcdWrite;
@@ -96,6 +111,8 @@ pub struct Etcd {
     current: AtomicUsize,
     /// The key prefix of this database.
     root: Vec<u8>,
+    /// The etcd user and its token (`?user=`), if any.
+    auth: Option<Auth>,
     info: BackendInfo,
     /// Requests sent, for [`Etcd::requests`].
     requests: AtomicU64,
@@ -123,22 +140,27 @@ pub struct MemberStatus {
     pub version: String,
 }
 
-/// Opens the backend an `etcd://` URL names.
+/// Opens the backend an `etcd://` or `etcds://` URL names.
 pub fn open(config: &Config) -> Result<Box<dyn Backend>> {
     Ok(Box::new(Etcd::open(config)?))
 }
 
 kvs_core::__private::inventory::submit! { BackendFactory { scheme: "etcd", open } }
+kvs_core::__private::inventory::submit! { BackendFactory { scheme: "etcds", open } }
 
 impl Etcd {
-    /// Connects to the cluster `config` names (`etcd://HOST:PORT[,HOST:PORT...]/PREFIX`) and
-    /// checks that a member answers.
+    /// Connects to the cluster `config` names (`etcd://HOST:PORT[,HOST:PORT...]/PREFIX`, or
+    /// `etcds://` with its TLS and user parameters), checks that a member answers, and with
+    /// `?user=` fetches an auth token.
     pub fn open(config: &Config) -> Result<Etcd> {
-        config.expect_params(&[])?;
-        let rest = config
-            .location
-            .strip_prefix("//")
-            .ok_or_else(|| config.error("expected etcd://HOST:PORT[,HOST:PORT...]/PREFIX"))?;
+        let known: Vec<&str> = tls::PARAMS.iter().chain(auth::PARAMS).copied().collect();
+        config.expect_params(&known)?;
+        let scheme = config.scheme.as_str();
+        let rest = config.location.strip_prefix("//").ok_or_else(|| {
+            config.error(format!(
+                "expected {scheme}://HOST:PORT[,HOST:PORT...]/PREFIX"
+            ))
+        })?;
         let (hosts, prefix) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -161,12 +183,16 @@ impl Etcd {
             .enable_io()
             .build()
             .map_err(storage)?;
-        let members = client::connect(&runtime, &hosts, config)?;
+        let tls = tls::Tls::from_config(config)?;
+        let auth = Auth::from_config(config)?;
+        let token = auth.as_ref().map(|a| a.token.clone()).unwrap_or_default();
+        let members = client::connect(&runtime, &hosts, tls.as_ref(), &token, config)?;
         let mut etcd = Etcd {
             runtime: Some(runtime),
             members,
             current: AtomicUsize::new(0),
             root: prefix.as_bytes().to_vec(),
+            auth,
             requests: AtomicU64::new(0),
             info: BackendInfo {
                 engine: "etcd",
@@ -181,11 +207,20 @@ impl Etcd {
             .find_map(|s| s.as_ref().ok())
             .map(|s| s.version.clone())
         else {
-            let reasons: Vec<String> = statuses
+            // A member that answered with a TLS or access error tells more than "unavailable".
+            let mut errors: Vec<Error> = statuses
                 .into_iter()
                 .filter_map(std::result::Result::err)
-                .map(|e| e.to_string())
                 .collect();
+            if let Some(i) = errors.iter().position(|e| {
+                matches!(
+                    e,
+                    Error::Tls { .. } | Error::Denied { .. } | Error::Url { .. }
+                )
+            }) {
+                return Err(errors.swap_remove(i));
+            }
+            let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(Error::Unavailable {
                 backend: "etcd",
                 reason: format!(
@@ -196,6 +231,7 @@ impl Etcd {
             });
         };
         etcd.info.version = version_str(&version);
+        etcd.authenticate()?;
         Ok(etcd)
     }
 
@@ -218,8 +254,9 @@ impl Etcd {
                         backend: "etcd",
                         reason: format!("{} did not answer in 3 s", m.url),
                     })?
-                    .map_err(|s| status_error(&s))?
+                    .map_err(|s| self.error(&s, m))?
                     .into_inner();
+                m.answered();
                 Ok(MemberStatus {
                     url: m.url.clone(),
                     id: reply.header.map_or(0, |h| h.member_id),

@@ -2,7 +2,10 @@
 # A 3-member etcd cluster on loopback, for kvs's tests and for trying the etcd backend by hand.
 #
 #   scripts/etcd-cluster.sh start      # members m1..m3, clients on 127.0.0.1:23791..23793
-#   scripts/etcd-cluster.sh url        # the kvs URL prefix: etcd://127.0.0.1:23791,...
+#   scripts/etcd-cluster.sh start --tls  # the same over TLS, with client certificates and users
+#   scripts/etcd-cluster.sh url        # the kvs URL: etcd://127.0.0.1:23791,... (append /PREFIX);
+#                                      # with --tls, etcds://.../PREFIX?ca=...&user=kvs
+#   scripts/etcd-cluster.sh env        # with --tls, the `export KVS_ETCD_PASSWORD=...` line
 #   scripts/etcd-cluster.sh status     # which member leads
 #   scripts/etcd-cluster.sh restart N  # starts member N again (after a kill), waits till it serves
 #   scripts/etcd-cluster.sh stop       # stops the members and removes their data
@@ -17,6 +20,17 @@
 # again; a member that cannot replay its write-ahead log (etcd 3.4 refuses entries over 10 MiB,
 # as the shared suite's 16 MiB values make) is replaced by an empty one, which catches up from
 # the leader. Needs etcd 3.4 or newer (Debian: apt-get install etcd-server) and curl.
+#
+# `start --tls` secures the cluster as production clusters are: TLS on client and peer ports,
+# client certificates required (--client-cert-auth), and etcd authentication on. It makes
+# everything secret at start, in $KVS_ETCD_CLUSTER/tls (mode 700), and commits nothing: a CA
+# (ca.pem), the members' certificate, a client certificate (client.pem, client-key.pem, with
+# no CN: etcd would take a CN as a user name, and refuses its HTTP gateway to certificates
+# with one once auth is on; so the certificate alone grants nothing), a CA the cluster
+# does not trust (other-ca.pem, for tests), and random passwords for the users root, `kvs`
+# (read-write on keys starting with /app, which is where a URL's /app... prefix puts them)
+# and `nobody` (no rights), in USER.password files. Auth tokens live 5 s unused
+# (--auth-token-ttl), so that clients meet expired tokens often. Needs openssl too.
 set -euo pipefail
 dir="${KVS_ETCD_CLUSTER:-/tmp/kvs-etcd-cluster}"
 etcd="${ETCD_BIN:-$(command -v etcd || echo /usr/bin/etcd)}"
@@ -29,14 +43,87 @@ if [ "$base" -lt 1 ] || [ "$base" -gt 65522 ]; then
 fi
 client_port() { echo $((base + $1)); }
 peer_port() { echo $((base + 10 + $1)); }
-cluster="m1=http://127.0.0.1:$(peer_port 1),m2=http://127.0.0.1:$(peer_port 2),m3=http://127.0.0.1:$(peer_port 3)"
 endpoints="127.0.0.1:$(client_port 1),127.0.0.1:$(client_port 2),127.0.0.1:$(client_port 3)"
+tls="$dir/tls"
+# Whether this cluster runs TLS: `start --tls` says so, later commands read it from $dir.
+secure() { [ -f "$dir/secure" ]; }
+scheme() { if secure; then echo https; else echo http; fi; }
+cluster() {
+    local s
+    s="$(scheme)"
+    echo "m1=$s://127.0.0.1:$(peer_port 1),m2=$s://127.0.0.1:$(peer_port 2),m3=$s://127.0.0.1:$(peer_port 3)"
+}
+
+member_curl() { # N PATH [JSON BODY]: a request to member N's client port (TLS: with the client certificate)
+    local n="$1" path="$2" args=(-fs --max-time 2)
+    if secure; then args+=(--cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client-key.pem"); fi
+    if [ $# -ge 3 ]; then args+=(-X POST -d "$3"); fi
+    if [ -n "${root_token:-}" ]; then args+=(-H "Authorization: $root_token"); fi
+    curl "${args[@]}" "$(scheme)://127.0.0.1:$(client_port "$n")$path"
+}
+
+make_tls() { # the CA, certificates and passwords of a --tls cluster, made anew in $tls
+    local ext
+    mkdir -p "$tls" && chmod 700 "$tls"
+    ext="$tls/ext.cnf"
+    (
+        cd "$tls"
+        key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+        ca() { # NAME CN
+            key "$1-key.pem"
+            openssl req -x509 -new -key "$1-key.pem" -out "$1.pem" -days 7 -subj "/CN=$2" \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+        }
+        signed() { # NAME SUBJECT EXTENSIONS
+            key "$1-key.pem"
+            openssl req -new -key "$1-key.pem" -out "$1.csr" -subj "$2"
+            printf '%s\n' "$3" >"$ext"
+            openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+                -out "$1.pem" -days 7 -extfile "$ext" 2>/dev/null
+            rm -f "$1.csr"
+        }
+        ca ca "kvs test CA"
+        ca other-ca "a CA the kvs test cluster does not trust"
+        signed member /CN=kvs-etcd-member "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth"
+        signed client "/O=kvs test client" "extendedKeyUsage=clientAuth"
+        for user in root kvs nobody; do openssl rand -hex 16 >"$user.password"; done
+        rm -f "$ext" ca.srl
+        chmod 600 ./*
+    )
+}
+
+auth_call() { # PATH JSON: an auth request to member 1, as root once auth is on
+    member_curl 1 "/v3/auth/$1" "$2" >/dev/null || fail_start "auth request $1 failed"
+}
+
+enable_auth() { # the users and roles of a --tls cluster, then auth on
+    local b64key b64end
+    b64key="$(printf '/app' | base64)"
+    b64end="$(printf '/apq' | base64)" # the end of the /app prefix
+    auth_call role/add '{"name":"root"}'
+    auth_call user/add "{\"name\":\"root\",\"password\":\"$(cat "$tls/root.password")\"}"
+    auth_call user/grant "{\"user\":\"root\",\"role\":\"root\"}"
+    auth_call role/add '{"name":"kvs"}'
+    auth_call role/grant "{\"name\":\"kvs\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"$b64key\",\"range_end\":\"$b64end\"}}"
+    auth_call user/add "{\"name\":\"kvs\",\"password\":\"$(cat "$tls/kvs.password")\"}"
+    auth_call user/grant "{\"user\":\"kvs\",\"role\":\"kvs\"}"
+    auth_call user/add "{\"name\":\"nobody\",\"password\":\"$(cat "$tls/nobody.password")\"}"
+    auth_call enable '{}'
+}
 
 start_member() { # N STATE [TOKEN: for a new cluster]
-    local n="$1" state="$2" token="${3:-kvs-test}" client peer
-    client="http://127.0.0.1:$(client_port "$n")"
-    peer="http://127.0.0.1:$(peer_port "$n")"
+    local n="$1" state="$2" token="${3:-kvs-test}" client peer secured=()
+    client="$(scheme)://127.0.0.1:$(client_port "$n")"
+    peer="$(scheme)://127.0.0.1:$(peer_port "$n")"
     mkdir -p "$dir"
+    if secure; then
+        secured=(--cert-file "$tls/member.pem" --key-file "$tls/member-key.pem"
+            --trusted-ca-file "$tls/ca.pem" --client-cert-auth
+            --peer-cert-file "$tls/member.pem" --peer-key-file "$tls/member-key.pem"
+            --peer-trusted-ca-file "$tls/ca.pem" --peer-client-cert-auth
+            --auth-token simple --auth-token-ttl 5)
+    fi
     # Generous transaction and request limits, so that the shared test suite's bigger
     # transactions (and its 16 MiB keys and values) fit; the defaults are 128 operations and
     # 1.5 MiB. A short election timeout makes failover quick on loopback. The zap logger
@@ -47,16 +134,16 @@ start_member() { # N STATE [TOKEN: for a new cluster]
         --name "m$n" --data-dir "$dir/m$n" \
         --listen-client-urls "$client" --advertise-client-urls "$client" \
         --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
-        --initial-cluster "$cluster" --initial-cluster-state "$state" --initial-cluster-token "$token" \
+        --initial-cluster "$(cluster)" --initial-cluster-state "$state" --initial-cluster-token "$token" \
         --max-txn-ops 16384 --max-request-bytes 134217728 \
         --heartbeat-interval 50 --election-timeout 500 \
-        --logger zap --log-outputs stderr \
+        --logger zap --log-outputs stderr "${secured[@]}" \
         >>"$dir/m$n.log" 2>&1 &
     echo $! >"$dir/m$n.pid"
 }
 
 member_healthy() { # N: member N's client port answers /health with "health": "true"
-    curl -fs --max-time 2 "http://127.0.0.1:$(client_port "$1")/health" 2>/dev/null \
+    member_curl "$1" /health 2>/dev/null \
         | grep -q '"health":"true"'
 }
 
@@ -76,7 +163,7 @@ own_id() { # N: member N's ID (decimal), the last its log reports; empty before 
 }
 
 serving_id() { # N: the ID (decimal) of the member answering on member N's client port
-    curl -fs --max-time 2 -X POST -d '{}' "http://127.0.0.1:$(client_port "$1")/v3/maintenance/status" 2>/dev/null \
+    member_curl "$1" /v3/maintenance/status '{}' 2>/dev/null \
         | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p' || true
 }
 
@@ -157,6 +244,12 @@ start)
     rm -rf "$dir"
     mkdir -p "$dir"
     echo "$base" >"$dir/port-base"
+    case "${2:-}" in
+    --tls) command -v openssl >/dev/null || { echo "start --tls needs openssl" >&2; exit 2; }
+        touch "$dir/secure"; make_tls ;;
+    '') ;;
+    *) echo "usage: $0 start [--tls]" >&2; exit 2 ;;
+    esac
     # A token of its own: a cluster this start did not create has other member IDs.
     token="kvs-test-$(date +%s%N)-$$"
     for n in 1 2 3; do start_member "$n" new "$token"; done
@@ -174,7 +267,13 @@ start)
         fi
         fail_start "it did not become healthy within 15 s"
     fi
-    echo "etcd cluster up in $dir: etcd://$endpoints/PREFIX"
+    if secure; then
+        enable_auth
+        echo "etcd cluster up in $dir, over TLS with auth: $("$0" url)"
+        echo "its password: $("$0" env)"
+    else
+        echo "etcd cluster up in $dir: etcd://$endpoints/PREFIX"
+    fi
     ;;
 restart)
     n="${2:?member number}"
@@ -192,16 +291,19 @@ restart)
     # name and URLs, which catches up from a snapshot of the leader.
     via=
     for m in 1 2 3; do
-        if [ "$m" != "$n" ] && member_ok "$m"; then via="http://127.0.0.1:$(client_port "$m")"; break; fi
+        if [ "$m" != "$n" ] && member_ok "$m"; then via="$m"; break; fi
     done
     if [ -z "$via" ] || [ -z "$old" ]; then
         fail_restart "$n" "it cannot read its WAL, and no other member can replace it"
     fi
     echo "m$n cannot read its WAL ($(last_error "$n")): replacing it with an empty member"
-    curl -fs --max-time 10 -X POST -d "{\"ID\":\"$old\"}" "$via/v3/cluster/member/remove" >/dev/null \
-        || fail_restart "$n" "could not remove member $old through $via"
-    curl -fs --max-time 10 -X POST -d "{\"peerURLs\":[\"http://127.0.0.1:$(peer_port "$n")\"]}" \
-        "$via/v3/cluster/member/add" >/dev/null \
+    if secure; then # membership changes need root
+        root_token="$(member_curl "$via" /v3/auth/authenticate "{\"name\":\"root\",\"password\":\"$(cat "$tls/root.password")\"}" \
+            | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')" || true
+    fi
+    member_curl "$via" /v3/cluster/member/remove "{\"ID\":\"$old\"}" >/dev/null \
+        || fail_restart "$n" "could not remove member $old through m$via"
+    member_curl "$via" /v3/cluster/member/add "{\"peerURLs\":[\"$(scheme)://127.0.0.1:$(peer_port "$n")\"]}" >/dev/null \
         || fail_restart "$n" "removed it, but could not add it back through $via"
     rm -rf "${dir:?}/m$n"
     start_member "$n" existing
@@ -209,12 +311,23 @@ restart)
     echo "m$n replaced: a new member, caught up from the leader"
     ;;
 url)
-    echo "etcd://$endpoints"
+    if secure; then
+        echo "etcds://$endpoints/PREFIX?ca=$tls/ca.pem&cert=$tls/client.pem&key=$tls/client-key.pem&user=kvs"
+    else
+        echo "etcd://$endpoints"
+    fi
+    ;;
+env)
+    if secure; then
+        echo "export KVS_ETCD_PASSWORD=$(cat "$tls/kvs.password")"
+    else
+        echo "# $dir runs without auth: no password"
+    fi
     ;;
 status)
     for n in 1 2 3; do
         printf 'm%s 127.0.0.1:%s ' "$n" "$(client_port "$n")"
-        curl -fs --max-time 2 -X POST -d '{}' "http://127.0.0.1:$(client_port "$n")/v3/maintenance/status" || printf 'down'
+        member_curl "$n" /v3/maintenance/status '{}' || printf 'down'
         echo
     done
     ;;
@@ -223,6 +336,6 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: $0 start|url|status|restart N|stop" >&2; exit 2
+    echo "usage: $0 start [--tls]|url|env|status|restart N|stop" >&2; exit 2
     ;;
 esac

@@ -665,12 +665,18 @@ fn every_command_works_on_etcd() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let base = format!(
-        "{}/kvs-cli-test/{}-{nanos}",
-        cluster.trim_end_matches('/'),
-        std::process::id()
-    );
-    let url = format!("{base}/app");
+    // Under `app`, which the TLS test cluster's `kvs` user may use; where the cluster's URL
+    // says `PREFIX` (the TLS cluster's, whose parameters follow the prefix), there.
+    let base = format!("app-kvs-cli-test/{}-{nanos}", std::process::id());
+    let cluster = cluster.trim_end_matches('/');
+    let at = |name: &str| {
+        if cluster.contains("/PREFIX") {
+            cluster.replacen("/PREFIX", &format!("/{base}/{name}"), 1)
+        } else {
+            format!("{cluster}/{base}/{name}")
+        }
+    };
+    let url = at("app");
     fill(&url);
     assert!(ok(&url, &["dir"]).contains("users"));
     assert!(ok(&url, &["ver"]).contains("etcd"));
@@ -698,7 +704,7 @@ fn every_command_works_on_etcd() {
     assert_eq!(json(&url, &["delete", "users", "3"])["deleted"], true);
     assert_eq!(json(&url, &["check"])["ok"], true);
     let dump = ok(&url, &["export"]);
-    let copy = format!("{base}/copy");
+    let copy = at("copy");
     let out = import(&copy, &dump, &["--create"]);
     assert!(
         out.status.success(),
@@ -707,5 +713,5 @@ fn every_command_works_on_etcd() {
     );
     assert_eq!(json(&copy, &["count", "users"]), 5);
     assert_eq!(json(&copy, &["seq", "users"]), 7);
-    assert!(fails(&format!("{base}/nothing"), &["dir"]).contains("not a kvs database"));
+    assert!(fails(&at("nothing"), &["dir"]).contains("not a kvs database"));
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cluster, fresh};
+use common::{cluster, fresh, with};
 use kvs::{Kvs, Table};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,7 @@ fn an_index_added_over_existing_records_is_built_at_open() {
     let cluster = cluster();
     let db = fresh(&cluster, "new-index");
     {
-        let kvs = Kvs::open(&format!("{db}?schemas=notes-v1")).unwrap();
+        let kvs = Kvs::open(&with(&db, "schemas=notes-v1")).unwrap();
         kvs.transaction(|tx| {
             for id in 0..300 {
                 tx.put(&NoteV1 {
@@ -47,7 +47,7 @@ fn an_index_added_over_existing_records_is_built_at_open() {
         })
         .unwrap();
     }
-    let kvs = Kvs::open(&format!("{db}?schemas=notes-v2")).unwrap();
+    let kvs = Kvs::open(&with(&db, "schemas=notes-v2")).unwrap();
     assert!(kvs.refused().is_empty());
     assert_eq!(
         kvs.index::<NoteV2>(NoteV2Field::Text, "t3").unwrap().len(),

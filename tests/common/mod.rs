@@ -162,12 +162,19 @@ pub fn etcd_url() -> Option<String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    Some(format!(
-        "{}/kvs-test/{}-{nanos}-{}",
-        cluster.trim_end_matches('/'),
+    // Under `app`, which the TLS test cluster's `kvs` user may use; where the cluster's URL
+    // says `PREFIX` (the TLS cluster's, whose parameters follow the prefix), there.
+    let path = format!(
+        "app-kvs-test/{}-{nanos}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
+    );
+    let cluster = cluster.trim_end_matches('/');
+    Some(if cluster.contains("/PREFIX") {
+        cluster.replacen("/PREFIX", &format!("/{path}"), 1)
+    } else {
+        format!("{cluster}/{path}")
+    })
 }
 
 /// Checks that the indexes of `users` agree exactly with its records, and returns the records.

@@ -12,16 +12,36 @@ pub fn cluster() -> String {
     url.trim_end_matches('/').to_owned()
 }
 
-/// A fresh database (prefix) on the cluster.
+/// The database at `path` on `cluster`: the cluster URL with `path` where it says `PREFIX`
+/// (the TLS cluster's URL, whose parameters follow the prefix), else with `/path` appended.
+pub fn at(cluster: &str, path: &str) -> String {
+    if cluster.contains("/PREFIX") {
+        cluster.replacen("/PREFIX", &format!("/{path}"), 1)
+    } else {
+        format!("{cluster}/{path}")
+    }
+}
+
+/// `url` with the parameter `pair` (`NAME=VALUE`) added.
+pub fn with(url: &str, pair: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{pair}")
+}
+
+/// A fresh database (prefix) on the cluster. Its prefix starts with `app`, which the TLS
+/// test cluster's `kvs` user may use (`scripts/etcd-cluster.sh start --tls`).
 pub fn fresh(cluster: &str, name: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!(
-        "{cluster}/kvs-etcd-test/{name}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
+    at(
+        cluster,
+        &format!(
+            "app-kvs-etcd-test/{name}-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
     )
 }

@@ -1,5 +1,7 @@
 //! The etcd section: kvs on an etcd cluster beside kvs on a redb file, on the same workloads,
-//! in the same run (`--etcd etcd://HOST:PORT,...`).
+//! in the same run (`--etcd etcd://HOST:PORT,...`), and with `--etcds URL` on a secured
+//! cluster too (TLS, client certificates, an etcd user: `scripts/etcd-cluster.sh start
+//! --tls`), to show what TLS and auth cost.
 //!
 //! The workloads are the ones a cluster user meets: durable single-record commits, gets,
 //! unique and non-unique index lookups (about 100 hits each, fetched in batches), `seq` one
@@ -38,6 +40,8 @@ pub struct Row {
     pub ops: u64,
     /// Median seconds on etcd.
     pub etcd: f64,
+    /// Median seconds on the secured cluster, when one was given.
+    pub etcds: Option<f64>,
     /// Median seconds on a redb file, in the same run.
     pub redb: f64,
 }
@@ -134,9 +138,22 @@ fn once(url: &str) -> Res<Vec<f64>> {
     Ok(secs)
 }
 
-/// Runs the section `repeat` times on fresh databases, alternating etcd and redb.
-pub fn run(cluster: &str, repeat: usize) -> Res<Vec<Row>> {
+/// The database `path` on `cluster`: where the cluster's URL says `PREFIX` (the secured
+/// cluster's, whose parameters follow it), there; else appended.
+fn at(cluster: &str, path: &str) -> String {
+    let cluster = cluster.trim_end_matches('/');
+    if cluster.contains("/PREFIX") {
+        cluster.replacen("/PREFIX", &format!("/{path}"), 1)
+    } else {
+        format!("{cluster}/{path}")
+    }
+}
+
+/// Runs the section `repeat` times on fresh databases, alternating etcd and redb (and the
+/// secured cluster, `secure`, when given).
+pub fn run(cluster: &str, secure: Option<&str>, repeat: usize) -> Res<Vec<Row>> {
     let mut etcd: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
+    let mut etcds: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
     let mut redb: Vec<Vec<f64>> = vec![Vec::new(); WORKLOADS.len()];
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,19 +161,19 @@ pub fn run(cluster: &str, repeat: usize) -> Res<Vec<Row>> {
     for r in 0..repeat {
         let dir = crate::run::scratch(&format!("etcd-section-{r}"))?;
         let file = format!("redb:{}", dir.join("kvs.redb").display());
-        let remote = format!(
-            "{}/kvs-bench/{}-{stamp}-{r}",
-            cluster.trim_end_matches('/'),
-            std::process::id()
-        );
-        let order: [(&str, &mut Vec<Vec<f64>>); 2] = if r % 2 == 0 {
-            [(&remote, &mut etcd), (&file, &mut redb)]
-        } else {
-            [(&file, &mut redb), (&remote, &mut etcd)]
-        };
+        // Under `app`, which the secured test cluster's user may use.
+        let path = format!("app-kvs-bench/{}-{stamp}-{r}", std::process::id());
+        let remote = at(cluster, &path);
+        let mut order: Vec<(String, &mut Vec<Vec<f64>>)> =
+            vec![(remote, &mut etcd), (file, &mut redb)];
+        if let Some(secure) = secure {
+            order.push((at(secure, &path), &mut etcds));
+        }
+        let n = order.len();
+        order.rotate_left(r % n);
         for (url, into) in order {
             eprintln!("etcd section, repeat {}: {url}", r + 1);
-            for (i, s) in once(url)?.into_iter().enumerate() {
+            for (i, s) in once(&url)?.into_iter().enumerate() {
                 into[i].push(s);
             }
         }
@@ -164,12 +181,13 @@ pub fn run(cluster: &str, repeat: usize) -> Res<Vec<Row>> {
     }
     Ok(WORKLOADS
         .iter()
-        .zip(etcd.into_iter().zip(redb))
-        .map(|(&(workload, ops), (e, r))| Row {
+        .zip(etcd.into_iter().zip(redb).zip(etcds))
+        .map(|(&(workload, ops), ((e, r), s))| Row {
             workload,
             ops,
             etcd: median(e),
             redb: median(r),
+            etcds: (!s.is_empty()).then(|| median(s)),
         })
         .collect())
 }
@@ -181,6 +199,7 @@ fn per_op(secs: f64, ops: u64) -> Duration {
 /// The section of the markdown report.
 pub fn markdown(cluster: &str, rows: &[Row]) -> String {
     let mut s = String::new();
+    let secure = rows.iter().any(|r| r.etcds.is_some());
     let _ = writeln!(
         s,
         "\n## kvs on etcd\n\nkvs on a 3-member etcd cluster on loopback (`{cluster}`, started by \
@@ -188,15 +207,33 @@ pub fn markdown(cluster: &str, rows: &[Row]) -> String {
          repeats. {RECORDS} users (20 cities of 100) loaded in transactions of {BATCH}; every \
          answer checked. Each etcd call is at least one network round trip and one Raft commit \
          (replicated to a majority and fsynced) per write; the redb figures are durable \
-         (fsync) too.\n"
+         (fsync) too.{}\n",
+        if secure {
+            " The `etcds` columns are the same workloads on a second 3-member cluster on \
+             loopback run the way production clusters are (`scripts/etcd-cluster.sh start \
+             --tls`: TLS on client and peer ports, client certificates required, etcd auth on, \
+             kvs connecting as an etcd user with a token): `etcds / etcd` is what TLS and auth \
+             cost."
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(
-        s,
-        "| workload | ops | etcd median | etcd per op | redb file per op | etcd / redb |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-    for r in rows {
+    if secure {
         let _ = writeln!(
+            s,
+            "| workload | ops | etcd median | etcd per op | redb file per op | etcd / redb | \
+             etcds per op | etcds / etcd |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(
+            s,
+            "| workload | ops | etcd median | etcd per op | redb file per op | etcd / redb |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    }
+    for r in rows {
+        let _ = write!(
             s,
             "| {} | {} | {:.3} s | {:.1?} | {:.1?} | {:.2} |",
             r.workload,
@@ -206,14 +243,19 @@ pub fn markdown(cluster: &str, rows: &[Row]) -> String {
             per_op(r.redb, r.ops),
             r.etcd / r.redb
         );
+        if let Some(etcds) = r.etcds {
+            let _ = write!(s, " {:.1?} | {:.2} |", per_op(etcds, r.ops), etcds / r.etcd);
+        }
+        s.push('\n');
     }
     s
 }
 
 /// The section of the JSON report: `"etcd": [{"workload", "system", "median_s", "ops_per_s",
-/// "ratio_to_kvs_redb"}]`.
+/// "ratio_to_kvs_redb"}]`, with `"system": "kvs-etcds"` rows for the secured cluster (and
+/// their `"ratio_to_kvs_etcd"`).
 pub fn json(rows: &[Row]) -> String {
-    let items: Vec<String> = rows
+    let mut items: Vec<String> = rows
         .iter()
         .map(|r| {
             format!(
@@ -226,5 +268,17 @@ pub fn json(rows: &[Row]) -> String {
             )
         })
         .collect();
+    items.extend(rows.iter().filter_map(|r| {
+        let etcds = r.etcds?;
+        Some(format!(
+            "    {{\"workload\": \"{}\", \"system\": \"kvs-etcds\", \"median_s\": {:.6}, \
+             \"ops_per_s\": {:.1}, \"ratio_to_kvs_redb\": {:.3}, \"ratio_to_kvs_etcd\": {:.3}}}",
+            r.workload,
+            etcds,
+            r.ops as f64 / etcds,
+            etcds / r.redb,
+            etcds / r.etcd
+        ))
+    }));
     format!("\"etcd\": [\n{}\n  ]", items.join(",\n"))
 }

@@ -4,11 +4,13 @@
 //! ```text
 //! cargo run -p kvs-bench --release -- [--records N] [--repeat R] [--out docs/BENCHMARKS.md]
 //!     [--json docs/benchmarks.json] [--scaling 10000,100000,1000000|none] [--systems a,b]
-//!     [--etcd etcd://HOST:PORT,...]
+//!     [--etcd etcd://HOST:PORT,...] [--etcds 'etcds://HOST:PORT,.../PREFIX?ca=...&user=...']
 //! ```
 //!
 //! With `--etcd`, a section compares kvs on that etcd cluster with kvs on a redb file
-//! (`scripts/etcd-cluster.sh start` makes a 3-member cluster on loopback).
+//! (`scripts/etcd-cluster.sh start` makes a 3-member cluster on loopback); `--etcds` adds a
+//! secured cluster to that section (`scripts/etcd-cluster.sh start --tls`, whose `url`
+//! prints the URL to give, and `env` the `KVS_ETCD_PASSWORD` to export).
 //!
 //! Defaults: 100,000 records, 3 repeats, the scaling table at 10k, 100k and 1M records, all
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
@@ -45,12 +47,13 @@ struct Args {
     scaling: Vec<u64>,
     systems: Vec<&'static str>,
     etcd: Option<String>,
+    etcds: Option<String>,
 }
 
 const USAGE: &str =
     "usage: kvs-bench [--records N] [--repeat R] [--out FILE.md] [--json FILE.json] \
                      [--scaling N,N,...|none] [--systems kvs,kvs-mem,redb,native_db,sqlite] \
-                     [--etcd etcd://HOST:PORT,...]";
+                     [--etcd etcd://HOST:PORT,...] [--etcds etcds://HOST:PORT,.../PREFIX?...]";
 
 fn parse(args: &[String]) -> Res<Args> {
     let mut a = Args {
@@ -61,6 +64,7 @@ fn parse(args: &[String]) -> Res<Args> {
         scaling: vec![10_000, 100_000, 1_000_000],
         systems: SYSTEMS.to_vec(),
         etcd: None,
+        etcds: None,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -75,6 +79,7 @@ fn parse(args: &[String]) -> Res<Args> {
             "--repeat" => a.repeat = value.parse()?,
             "--out" => a.out = PathBuf::from(value),
             "--etcd" => a.etcd = Some(value.clone()),
+            "--etcds" => a.etcds = Some(value.clone()),
             "--json" => a.json = PathBuf::from(value),
             "--scaling" if value == "none" => a.scaling.clear(),
             "--scaling" => {
@@ -97,6 +102,9 @@ fn parse(args: &[String]) -> Res<Args> {
             }
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
+    }
+    if a.etcds.is_some() && a.etcd.is_none() {
+        return Err("--etcds joins the etcd section: give --etcd too".into());
     }
     if a.records < 1_000 || a.repeat == 0 {
         return Err("--records must be at least 1000 and --repeat at least 1".into());
@@ -127,7 +135,10 @@ fn run(raw: &[String]) -> Res<()> {
     let results = run::main_runs(args.records, args.repeat, &args.systems)?;
     let scaling = run::scaling(&args.scaling)?;
     let etcd = match &args.etcd {
-        Some(cluster) => Some((cluster.as_str(), etcd::run(cluster, args.repeat)?)),
+        Some(cluster) => Some((
+            cluster.as_str(),
+            etcd::run(cluster, args.etcds.as_deref(), args.repeat)?,
+        )),
         None => None,
     };
     let mut command = "cargo run -p kvs-bench --release".to_owned();

@@ -63,18 +63,41 @@ fn stored_index_values<T: Table>(bytes: &[u8], key: &[u8]) -> Result<IndexValues
 /// move), and a unique entry's `insert` hands back its holder. A clash puts every replaced
 /// value back before returning [`Error::Duplicate`], so a failed put leaves the transaction
 /// holding what it held, even when the caller goes on to commit it.
-pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &T) -> Result<()> {
-    put_at(w, record, &record.key().to_key_bytes())
+pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &Prepared<T>) -> Result<()> {
+    let meta = &T::META;
+    let key = &record.key;
+    write::put_values(
+        w,
+        meta.name,
+        meta.indexes,
+        key,
+        &record.bytes,
+        &record.values,
+        &|old| stored_index_values::<T>(old, key),
+    )
 }
 
-/// [`put`] for a caller that has encoded the record's key already.
-pub(crate) fn put_at<T: Table>(w: &mut dyn WriteTx, record: &T, key: &[u8]) -> Result<()> {
-    let meta = &T::META;
-    let bytes = encode(record)?;
-    let new = index_values(record);
-    write::put_values(w, meta.name, meta.indexes, key, &bytes, &new, &|old| {
-        stored_index_values::<T>(old, key)
-    })
+/// A record encoded for writing: its key, its stored bytes and its index values. It owns
+/// them, so that a record is encoded once however often its transaction is retried, and on
+/// the caller's thread when the write runs on another (`AsyncKvs`).
+pub(crate) struct Prepared<T> {
+    /// The encoded key.
+    pub(crate) key: Vec<u8>,
+    bytes: Vec<u8>,
+    values: IndexValues,
+    record: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Table> Prepared<T> {
+    /// Encodes `record` for [`put`].
+    pub(crate) fn new(record: &T) -> Result<Self> {
+        Ok(Prepared {
+            key: record.key().to_key_bytes(),
+            bytes: encode(record)?,
+            values: index_values(record),
+            record: std::marker::PhantomData,
+        })
+    }
 }
 
 /// Deletes the record under `key` and its index entries, learning the old index values from
@@ -147,7 +170,14 @@ pub(crate) fn key_scan_range<T: Table>(
 }
 
 pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-    let (start, end) = key_scan_range::<T>(range);
+    range_encoded(r, key_scan_range::<T>(range))
+}
+
+/// [`range`] of keys encoded already.
+pub(crate) fn range_encoded<T: Table>(
+    r: &dyn ReadTx,
+    (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+) -> Result<Vec<T>> {
     let mut records = Vec::new();
     r.scan(
         T::META.name,

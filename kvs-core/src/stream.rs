@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
-use crate::key::{encode_bytes, Key, KeyType, KeyValue};
+use crate::key::{encode_bytes, KeyType, KeyValue};
 use crate::record;
 use crate::table::Table;
 use crate::write;
@@ -221,15 +221,19 @@ pub(crate) fn check_feed<T: Table>(feed: &str, state: Option<&WriterState>) -> R
 }
 
 /// Stores `record` and links it at the newest end of `feed`, unless it is already there.
-pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> Result<()> {
+pub(crate) fn append<T: Table>(
+    w: &mut dyn WriteTx,
+    feed: &str,
+    record: &record::Prepared<T>,
+) -> Result<()> {
     let state = read_writer(&*w, feed)?;
     check_feed::<T>(feed, state.as_ref())?;
     let mut state = state.unwrap_or_else(|| WriterState {
         table: T::META.name.to_owned(),
         ..WriterState::default()
     });
-    let key = record.key().to_key_bytes();
-    let link = link_key(T::META.name, &key, feed);
+    let key = &record.key;
+    let link = link_key(T::META.name, key, feed);
     let linked = w.get(LINK_TABLE, &link)?.is_some();
     let pos = if linked {
         0
@@ -240,12 +244,12 @@ pub(crate) fn append<T: Table>(w: &mut dyn WriteTx, feed: &str, record: &T) -> R
             .ok_or_else(|| corrupt(WRITER_TABLE, format!("feed {feed:?} is out of positions")))?
     };
     // Checked before the first write: a unique violation leaves nothing behind.
-    record::put_at(w, record, &key)?;
+    record::put(w, record)?;
     if linked {
         return Ok(());
     }
     // A fresh position and a link just read as absent: written blind.
-    w.put(FEED_TABLE, &element_key(&feed_prefix(feed), pos), &key)?;
+    w.put(FEED_TABLE, &element_key(&feed_prefix(feed), pos), key)?;
     w.put(LINK_TABLE, &link, &pos.to_be_bytes())?;
     state.top = pos;
     state.count += 1;

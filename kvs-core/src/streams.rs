@@ -9,6 +9,7 @@ use crate::cursor;
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::kvs::Kvs;
+use crate::record::Prepared;
 use crate::stream::{self, Dir, Reader, STREAM_SCHEMA};
 use crate::table::Table;
 
@@ -26,7 +27,13 @@ impl Kvs {
     /// A feed holds one table's records: appending a record of another table is
     /// [`Error::Schema`] and writes nothing.
     pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
-        self.write_call(|tx| tx.append(feed, record))
+        self.check_stream::<T>()?;
+        self.append_prepared(feed, &Prepared::new(record)?)
+    }
+
+    /// [`Kvs::append`] of a record encoded already.
+    pub(crate) fn append_prepared<T: Table>(&self, feed: &str, record: &Prepared<T>) -> Result<()> {
+        self.write_call(|tx| tx.append_prepared(feed, record))
     }
 
     /// A new reader of `feed`, positioned before the oldest element and paging

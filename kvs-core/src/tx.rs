@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::kvs::Kvs;
 use crate::query::Source;
 use crate::reads::Reads;
-use crate::record;
+use crate::record::{self, Prepared};
 use crate::retry::retry;
 use crate::stream::{self, Reader};
 use crate::table::Table;
@@ -61,6 +61,12 @@ impl Tx<'_> {
     /// [`Kvs::put`] inside the transaction.
     pub fn put<T: Table>(&mut self, record: &T) -> Result<()> {
         self.kvs.check::<T>()?;
+        record::put(self.w, &Prepared::new(record)?)
+    }
+
+    /// [`Tx::put`] of a record encoded already.
+    pub(crate) fn put_prepared<T: Table>(&mut self, record: &Prepared<T>) -> Result<()> {
+        self.kvs.check::<T>()?;
         record::put(self.w, record)
     }
 
@@ -72,6 +78,16 @@ impl Tx<'_> {
 
     /// [`Kvs::append`] inside the transaction.
     pub fn append<T: Table>(&mut self, feed: &str, record: &T) -> Result<()> {
+        self.kvs.check_stream::<T>()?;
+        self.append_prepared(feed, &Prepared::new(record)?)
+    }
+
+    /// [`Tx::append`] of a record encoded already.
+    pub(crate) fn append_prepared<T: Table>(
+        &mut self,
+        feed: &str,
+        record: &Prepared<T>,
+    ) -> Result<()> {
         self.kvs.check_stream::<T>()?;
         stream::append(self.w, feed, record)?;
         self.kvs.feeds_exist.store(true, Ordering::Relaxed);
@@ -163,7 +179,13 @@ impl Kvs {
     /// A value already held by another record in a unique index is [`Error::Duplicate`], and
     /// nothing is written.
     pub fn put<T: Table>(&self, record: &T) -> Result<()> {
-        self.write_call(|tx| tx.put(record))
+        self.check::<T>()?;
+        self.put_prepared(&Prepared::new(record)?)
+    }
+
+    /// [`Kvs::put`] of a record encoded already (once, however often the write is retried).
+    pub(crate) fn put_prepared<T: Table>(&self, record: &Prepared<T>) -> Result<()> {
+        self.write_call(|tx| tx.put_prepared(record))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.

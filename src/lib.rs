@@ -58,6 +58,22 @@
 //! # Ok::<(), kvs::Error>(())
 //! ```
 //!
+//! In async code (feature `tokio`, on by default), [`AsyncKvs`] has the same calls as
+//! `async fn`s, whose futures are `Send`:
+//!
+//! ```
+//! # #[derive(kvs::Table, serde::Serialize, serde::Deserialize)]
+//! # #[kvs(name = "users")]
+//! # struct User { #[kvs(key)] id: u64, #[kvs(index)] city: String }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let kvs = kvs::AsyncKvs::open("mem:").await?;
+//! let id = kvs.seq("users", 1).await?;
+//! kvs.put(&User { id, city: "Oslo".into() }).await?;
+//! assert_eq!(kvs.index::<User>(UserField::City, "Oslo").await?.len(), 1);
+//! # Ok::<(), kvs::Error>(())
+//! # }).unwrap();
+//! ```
+//!
 //! This crate is the one applications depend on: it re-exports the API of `kvs-core`, the
 //! `Table` derive (trait and macro under one name, as serde does) and links the redb backend,
 //! which serves the `redb:` and `mem:` URLs.
@@ -73,6 +89,11 @@ pub use kvs_core::{
     Key, KeyArg, KeyEnum, KeyType, KeyValue, Kvs, Reader, Reindex, Result, Snapshot, Table,
     TableInfo, TableMeta, Tx, Version, Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
 };
+
+/// Async services (feature `tokio`, on by default): [`AsyncKvs`] has every call of [`Kvs`] as
+/// an `async fn`, and [`RecordStream`] is what its `stream` returns.
+#[cfg(feature = "tokio")]
+pub use kvs_core::{AsyncKvs, RecordStream};
 
 /// For backend authors: the storage seam a backend implements ([`backend::Backend`], its
 /// transactions, and the [`backend::BackendFactory`] that registers a URL scheme). The redb

@@ -268,3 +268,36 @@ tuple_arg! {
     (A 0, B 1, C 2)
     (A 0, B 1, C 2, D 3)
 }
+
+/// A key encoded already, for a call that runs on another thread than its caller's
+/// (`AsyncKvs`): the caller's borrowed key is encoded where it lives, and this owned form
+/// crosses over. It is a key of every type; the caller encoded it as the table's.
+#[cfg(feature = "tokio")]
+pub(crate) struct EncodedKey(pub(crate) Vec<u8>);
+
+#[cfg(feature = "tokio")]
+impl<K: Key> KeyArg<K> for EncodedKey {
+    fn key_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// An index value encoded already as its field's type (`None`: outside that type's range,
+/// matching nothing), for a call that runs on another thread than its caller's. Its kind is
+/// [`ANY`]: the caller's own value was checked against the field at compile time.
+#[cfg(feature = "tokio")]
+pub(crate) struct EncodedValue(pub(crate) Option<Vec<u8>>);
+
+#[cfg(feature = "tokio")]
+impl IndexArg for EncodedValue {
+    const KIND: u64 = ANY;
+    fn encode_as(&self, _ty: &KeyType, out: &mut Vec<u8>) -> bool {
+        match &self.0 {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}

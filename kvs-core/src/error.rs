@@ -223,6 +223,15 @@ pub enum Error {
     #[error("the transaction was rolled back: its closure failed")]
     Aborted,
 
+    /// A call of [`AsyncKvs`](crate::AsyncKvs) panicked on tokio's blocking pool: a
+    /// transaction closure that panicked (its transaction was rolled back, nothing of it was
+    /// written), or a bug. The handle stays usable.
+    #[error("the call panicked: {reason}")]
+    Panicked {
+        /// The panic's message, where it had one.
+        reason: String,
+    },
+
     /// An error of the storage engine or the operating system.
     #[error("storage error ({backend}): {source}")]
     Storage {

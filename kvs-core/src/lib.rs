@@ -25,6 +25,8 @@
 mod reads;
 
 mod arg;
+#[cfg(feature = "tokio")]
+mod async_kvs;
 pub mod backend;
 pub mod catalog;
 mod cursor;
@@ -51,6 +53,8 @@ mod write;
 #[doc(hidden)]
 pub use crate::arg::ValueKind;
 pub use crate::arg::{IndexArg, KeyArg};
+#[cfg(feature = "tokio")]
+pub use crate::async_kvs::{AsyncKvs, RecordStream};
 pub use crate::backend::{
     open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange,
     ManyVisitor, ReadTx, Visitor, WriteTx,

@@ -79,6 +79,24 @@ impl ValueKind for RangeFull {
     const KIND: u64 = ANY;
 }
 
+/// An index range encoded already as its field's type, for a call that runs on another
+/// thread than its caller's (`AsyncKvs`). Its kind is [`ANY`]: the caller's own range was
+/// checked against the field at compile time.
+#[cfg(feature = "tokio")]
+pub(crate) struct EncodedRange(pub(crate) EncodedBounds);
+
+#[cfg(feature = "tokio")]
+impl IndexRange for EncodedRange {
+    fn encode_bounds(&self, _ty: &KeyType) -> EncodedBounds {
+        self.0.clone()
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl ValueKind for EncodedRange {
+    const KIND: u64 = ANY;
+}
+
 /// A range of encoded keys, owned; `None` for a range that holds nothing.
 pub(crate) type OwnedRange = Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)>;
 

@@ -1,0 +1,293 @@
+//! `AsyncKvs`, and the sync `Kvs` inside async code, on every backend: `mem:` and a redb file
+//! in each test's `local` twin, the etcd cluster `KVS_TEST_ETCD` names in its ignored `etcd`
+//! twin (`bash .ci/run` runs those).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+mod common;
+use common::{User, UserField};
+use kvs::{AsyncKvs, Error, Kvs};
+
+/// Declares each scenario `fn NAME(url: &str)` as two tests: `NAME::local`, on `mem:` and on
+/// a redb file, and `NAME::etcd`, ignored without a cluster, on a fresh etcd prefix.
+macro_rules! twins {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local() {
+                let dir = crate::common::TempDir::new();
+                super::$name("mem:");
+                super::$name(&dir.url("async.redb"));
+            }
+
+            #[test]
+            #[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+            fn etcd() {
+                let url = crate::common::etcd_url().expect(
+                    "KVS_TEST_ETCD names no etcd cluster; start one with \
+                     `scripts/etcd-cluster.sh start` (bash .ci/run does)",
+                );
+                super::$name(&url);
+            }
+        }
+    )*};
+}
+
+twins!(
+    sync_calls_work_inside_async_fns,
+    many_tasks_share_one_handle,
+    a_dropped_call_commits_whole_or_not_at_all,
+    a_failed_or_panicking_transaction_is_an_err,
+    streams_page_through_a_range,
+);
+
+fn runtimes() -> [tokio::runtime::Runtime; 2] {
+    [
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ]
+}
+
+fn user(id: u64) -> User {
+    User::new(
+        id,
+        &format!("u{id}@x.io"),
+        ["Oslo", "Bergen", "Rome"][(id % 3) as usize],
+    )
+}
+
+/// The sync API called straight from async functions (blocking the worker, the caller's
+/// choice), and `AsyncKvs` beside it, on both runtime flavours.
+fn sync_calls_work_inside_async_fns(url: &str) {
+    for (n, runtime) in runtimes().into_iter().enumerate() {
+        runtime.block_on(async {
+            let kvs = Kvs::open(url).unwrap();
+            let base = 100 * n as u64;
+            kvs.put(&user(base + 1)).unwrap();
+            assert_eq!(kvs.get::<User>(&(base + 1)).unwrap(), Some(user(base + 1)));
+            assert!(kvs.seq("sync", 1).unwrap() >= 1);
+            let kvs = AsyncKvs::from(kvs);
+            kvs.put(&user(base + 2)).await.unwrap();
+            assert_eq!(
+                kvs.get::<User>(&(base + 2)).await.unwrap(),
+                Some(user(base + 2))
+            );
+            let city = user(base + 2).city;
+            let found = kvs
+                .index::<User>(UserField::City, city.as_str())
+                .await
+                .unwrap();
+            assert!(found.contains(&user(base + 2)));
+            drop(kvs); // dropped inside the runtime: no panic
+        });
+    }
+}
+
+/// 256 tasks on a multi-thread runtime, each `seq`, `put`, `get` and `index` through one
+/// cloned handle: ids never repeat, and the records and the index agree.
+fn many_tasks_share_one_handle(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        let tasks: Vec<_> = (0..256)
+            .map(|_| {
+                let kvs = kvs.clone();
+                tokio::spawn(async move {
+                    let id = kvs.seq("users", 1).await.unwrap();
+                    kvs.put(&user(id)).await.unwrap();
+                    assert_eq!(kvs.get::<User>(&id).await.unwrap(), Some(user(id)));
+                    let city = user(id).city;
+                    let found = kvs
+                        .index::<User>(UserField::City, city.as_str())
+                        .await
+                        .unwrap();
+                    assert!(found.iter().any(|u| u.id == id), "{id} not in its city");
+                    id
+                })
+            })
+            .collect();
+        let mut ids = BTreeSet::new();
+        for task in tasks {
+            assert!(
+                ids.insert(task.await.unwrap()),
+                "an id was handed out twice"
+            );
+        }
+        assert_eq!(ids.len(), 256);
+        assert_eq!(kvs.count::<User>().await.unwrap(), 256);
+        let mut indexed = 0;
+        for city in ["Oslo", "Bergen", "Rome"] {
+            indexed += kvs
+                .index_count::<User>(UserField::City, city)
+                .await
+                .unwrap();
+        }
+        assert_eq!(indexed, 256, "the index holds every record once");
+    });
+}
+
+/// A call whose future is dropped (a timeout that fires) still runs to its end on the pool:
+/// its transaction of 40 records is there whole, or not at all, with exact indexes, and the
+/// handle goes on working.
+fn a_dropped_call_commits_whole_or_not_at_all(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        let mut timed_out = 0;
+        for (round, wait) in [0u64, 10, 100, 1_000, 10_000, 100_000]
+            .into_iter()
+            .enumerate()
+        {
+            let first = 1_000 * (round as u64 + 1);
+            let write = kvs.transaction(move |tx| {
+                for id in first..first + 40 {
+                    tx.put(&user(id))?;
+                }
+                Ok(())
+            });
+            if tokio::time::timeout(Duration::from_micros(wait), write)
+                .await
+                .is_err()
+            {
+                timed_out += 1;
+            }
+            // Whatever state a read finds is whole: 0 or 40 of the round's records, and the
+            // index agrees with them. Wait for the write to land or not (etcd is remote).
+            let seen = kvs
+                .read(move |snap| {
+                    let all = snap.range::<User>(first..first + 40)?;
+                    let indexed: usize = ["Oslo", "Bergen", "Rome"]
+                        .iter()
+                        .map(|c| snap.index::<User>(UserField::City, *c))
+                        .collect::<kvs::Result<Vec<_>>>()?
+                        .iter()
+                        .flatten()
+                        .filter(|u| (first..first + 40).contains(&u.id))
+                        .count();
+                    Ok((all.len(), indexed))
+                })
+                .await
+                .unwrap();
+            assert!(matches!(seen, (0, 0) | (40, 40)), "round {round}: {seen:?}");
+        }
+        assert!(
+            timed_out > 0,
+            "no timeout fired: the test did not drop a call"
+        );
+        kvs.put(&user(1)).await.unwrap();
+        assert_eq!(kvs.get::<User>(&1).await.unwrap(), Some(user(1)));
+    });
+}
+
+/// A transaction closure's own `Err`, and a panic in it, come back as the call's `Err`; it
+/// wrote nothing, and the handle stays usable.
+fn a_failed_or_panicking_transaction_is_an_err(url: &str) {
+    let runtime = &runtimes()[0];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        let failed = kvs
+            .transaction(|tx| {
+                tx.put(&user(7))?;
+                Err::<(), _>(Error::NotFound {
+                    table: "users".to_owned(),
+                    key: "the closure's own".to_owned(),
+                })
+            })
+            .await;
+        assert!(matches!(failed, Err(Error::NotFound { key, .. }) if key == "the closure's own"));
+        let panicked: kvs::Result<()> = kvs
+            .transaction(|tx| {
+                tx.put(&user(8))?;
+                panic!("a closure that panics");
+            })
+            .await;
+        match panicked {
+            Err(Error::Panicked { reason }) => assert!(reason.contains("a closure that panics")),
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        assert_eq!(kvs.count::<User>().await.unwrap(), 0, "nothing was written");
+        kvs.put(&user(9)).await.unwrap();
+        assert_eq!(kvs.count::<User>().await.unwrap(), 1);
+        // The application's own error type, through try_transaction.
+        let own: Result<(), Shop> = kvs.try_transaction(|_tx| Err(Shop::OutOfStock)).await;
+        assert!(matches!(own, Err(Shop::OutOfStock)));
+    });
+}
+
+/// An application's own error type.
+#[derive(Debug)]
+enum Shop {
+    OutOfStock,
+    #[allow(dead_code)] // made by `?` on kvs's errors
+    Store(Error),
+}
+
+impl From<Error> for Shop {
+    fn from(e: Error) -> Shop {
+        Shop::Store(e)
+    }
+}
+
+/// Polls `stream` for its next item.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+}
+
+/// `stream` yields a key range in order, across pages, and nothing twice.
+fn streams_page_through_a_range(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        kvs.transaction(|tx| {
+            for id in 1..=600 {
+                tx.put(&user(id))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let mut all = kvs.stream::<User>(..);
+        let mut ids = Vec::new();
+        while let Some(user) = next(&mut all).await {
+            ids.push(user.unwrap().id);
+        }
+        assert_eq!(ids, (1..=600).collect::<Vec<_>>());
+        let mut some = kvs.stream::<User>(250..=260);
+        let mut ids = Vec::new();
+        while let Some(user) = next(&mut some).await {
+            ids.push(user.unwrap().id);
+        }
+        assert_eq!(ids, (250..=260).collect::<Vec<_>>());
+    });
+}
+
+/// Every future `AsyncKvs` returns is `Send`, so it runs in `tokio::spawn` (checked at
+/// compile time).
+#[test]
+fn its_futures_are_send() {
+    fn send<F: Future + Send>(_: &F) {}
+    fn clone_send_sync<T: Clone + Send + Sync>() {}
+    clone_send_sync::<AsyncKvs>();
+    let runtime = &runtimes()[0];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open("mem:").await.unwrap();
+        let id = 5u64;
+        let city = String::from("Oslo");
+        send(&kvs.get::<User>(&id));
+        send(&kvs.put(&user(1)));
+        send(&kvs.index::<User>(UserField::City, city.as_str()));
+        send(&kvs.index_range::<User>(UserField::City, "A".."P"));
+        send(&kvs.seq("n", 1));
+        send(&kvs.transaction(|_| Ok(())));
+    });
+}

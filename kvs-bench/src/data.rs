@@ -77,6 +77,20 @@ pub fn user(id: u64, n: u64) -> User {
     }
 }
 
+/// Writes `users` through `kvs` in transactions of `batch` records (the sections on a
+/// cluster keep each within etcd's default limit of 128 operations per transaction).
+pub fn load(kvs: &kvs::Kvs, users: &[User], batch: usize) -> kvs::Result<()> {
+    for chunk in users.chunks(batch) {
+        kvs.transaction(|tx| {
+            for u in chunk {
+                tx.put(u)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
 /// The message `id`.
 pub fn msg(id: u64) -> Msg {
     Msg {

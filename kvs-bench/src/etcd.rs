@@ -68,17 +68,7 @@ fn once(url: &str) -> Res<Vec<f64>> {
         secs.push(start.elapsed().as_secs_f64());
         Ok(())
     };
-    timed(&mut || {
-        for chunk in users.chunks(BATCH) {
-            kvs.transaction(|tx| {
-                for u in chunk {
-                    tx.put(u)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
-    })?;
+    timed(&mut || Ok(data::load(&kvs, &users, BATCH)?))?;
     timed(&mut || {
         for id in RECORDS + 1..=RECORDS + WORKLOADS[1].1 {
             kvs.put(&data::user(id, RECORDS))?;

@@ -10,7 +10,9 @@
 //! With `--etcd`, a section compares kvs on that etcd cluster with kvs on a redb file
 //! (`scripts/etcd-cluster.sh start` makes a 3-member cluster on loopback); `--etcds` adds a
 //! secured cluster to that section (`scripts/etcd-cluster.sh start --tls`, whose `url`
-//! prints the URL to give, and `env` the `KVS_ETCD_PASSWORD` to export).
+//! prints the URL to give, and `env` the `KVS_ETCD_PASSWORD` to export). An async section
+//! always runs: `AsyncKvs` beside the sync `Kvs` on a redb file, and on the cluster with
+//! `--etcd`.
 //!
 //! Defaults: 100,000 records, 3 repeats, the scaling table at 10k, 100k and 1M records, all
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
@@ -26,6 +28,7 @@
 // Timings and counts become floats for ratios and rates; precision far exceeds what we print.
 #![allow(clippy::cast_precision_loss)]
 
+mod async_api;
 mod data;
 mod etcd;
 mod report;
@@ -141,6 +144,7 @@ fn run(raw: &[String]) -> Res<()> {
         )),
         None => None,
     };
+    let asynchronous = async_api::run(args.etcd.as_deref(), args.repeat)?;
     let mut command = "cargo run -p kvs-bench --release".to_owned();
     if !raw.is_empty() {
         command.push_str(" -- ");
@@ -149,12 +153,17 @@ fn run(raw: &[String]) -> Res<()> {
     let machine = report::Machine::read(command, args.records, args.repeat);
     let mut md = report::markdown(&machine, &results, &scaling, NOTES);
     let mut json = report::json(&machine, &results, &scaling);
+    // The etcd and async rows join the JSON document as more top-level keys.
+    let mut extra = |key_and_rows: String| {
+        let end = json.trim_end().len() - 1;
+        json = format!("{},\n  {key_and_rows}\n}}\n", json[..end].trim_end());
+    };
     if let Some((cluster, rows)) = &etcd {
         md.push_str(&etcd::markdown(cluster, rows));
-        // The etcd rows join the JSON document as one more top-level key.
-        let end = json.trim_end().len() - 1;
-        json = format!("{},\n  {}\n}}\n", json[..end].trim_end(), etcd::json(rows));
+        extra(etcd::json(rows));
     }
+    md.push_str(&async_api::markdown(&asynchronous));
+    extra(async_api::json(&asynchronous));
     write(&args.out, &md)?;
     write(
         &args.out.with_file_name("benchmarks.svg"),

@@ -55,11 +55,13 @@ cluster() {
 }
 
 member_curl() { # N PATH [JSON BODY]: a request to member N's client port (TLS: with the client certificate)
-    local n="$1" path="$2" args=(-fs --max-time 2)
+    # The body goes through stdin and the token through a header file, so that neither a
+    # password nor a token shows in `ps`.
+    local n="$1" path="$2" args=(-fs --max-time 2) body=""
     if secure; then args+=(--cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client-key.pem"); fi
-    if [ $# -ge 3 ]; then args+=(-X POST -d "$3"); fi
-    if [ -n "${root_token:-}" ]; then args+=(-H "Authorization: $root_token"); fi
-    curl "${args[@]}" "$(scheme)://127.0.0.1:$(client_port "$n")$path"
+    if [ $# -ge 3 ]; then args+=(-X POST --data-binary @-); body="$3"; fi
+    if [ -n "${root_token:-}" ]; then args+=(-H "@$tls/root.header"); fi
+    printf '%s' "$body" | curl "${args[@]}" "$(scheme)://127.0.0.1:$(client_port "$n")$path"
 }
 
 make_tls() { # the CA, certificates and passwords of a --tls cluster, made anew in $tls
@@ -270,7 +272,7 @@ start)
     if secure; then
         enable_auth
         echo "etcd cluster up in $dir, over TLS with auth: $("$0" url)"
-        echo "its password: $("$0" env)"
+        echo "the kvs user's password: eval \"\$($0 env)\" exports it (KVS_ETCD_PASSWORD)"
     else
         echo "etcd cluster up in $dir: etcd://$endpoints/PREFIX"
     fi
@@ -300,6 +302,7 @@ restart)
     if secure; then # membership changes need root
         root_token="$(member_curl "$via" /v3/auth/authenticate "{\"name\":\"root\",\"password\":\"$(cat "$tls/root.password")\"}" \
             | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')" || true
+        (umask 077 && printf 'Authorization: %s\n' "$root_token" >"$tls/root.header")
     fi
     member_curl "$via" /v3/cluster/member/remove "{\"ID\":\"$old\"}" >/dev/null \
         || fail_restart "$n" "could not remove member $old through m$via"

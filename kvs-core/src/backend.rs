@@ -343,22 +343,21 @@ const SECRET_PARAMS: &[&str] = &["password", "pass", "pwd", "secret", "token"];
 /// that was not parsed (an error about it, a log line) prints this. [`Config::parse`] refuses
 /// a URL that this changes, so a parsed URL is its own redaction.
 pub fn redact(url: &str) -> String {
-    let (head, query) = match url.split_once('?') {
+    // The user information runs from `//` to the last `@` of the whole URL: a password may
+    // hold `/`, `?` or `@` itself. (A prefix or parameter holding `@` after a `:` is then
+    // masked and refused too: the safe side.)
+    let (mut shown, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) if rest[..at].contains(':') => (format!("{scheme}://***@"), &rest[at + 1..]),
+            _ => (format!("{scheme}://"), rest),
+        },
+        None => (String::new(), url),
+    };
+    let (head, query) = match rest.split_once('?') {
         Some((head, query)) => (head, Some(query)),
-        None => (url, None),
+        None => (rest, None),
     };
-    let mut shown = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find('/').unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
-                Some(at) if rest[..at].contains(':') => {
-                    format!("{scheme}://***{}", &rest[at..])
-                }
-                _ => head.to_owned(),
-            }
-        }
-        None => head.to_owned(),
-    };
+    shown.push_str(head);
     if let Some(query) = query {
         let pairs: Vec<String> = query
             .split('&')
@@ -458,6 +457,13 @@ mod tests {
                 "etcd://h:1/app?user=kvs&password=***",
             ),
             ("bad scheme://h?Token=hunter2", "bad scheme://h?Token=***"),
+            // A password holding `/`, `?` or `@`.
+            ("etcd://kvs:hun/ter2@h:1/app", "etcd://***@h:1/app"),
+            ("etcd://kvs:hun?ter2@h:1/app", "etcd://***@h:1/app"),
+            (
+                "etcd://kvs:hun@ter2@h:1/app?user=x",
+                "etcd://***@h:1/app?user=x",
+            ),
         ] {
             match Config::parse(url) {
                 Err(Error::Url { url: got, reason }) => {

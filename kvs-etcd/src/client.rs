@@ -231,8 +231,9 @@ impl Etcd {
             };
             let error = self.error(&status, member);
             let movable = match error {
-                // Never sent: another member may hold a certificate this client trusts.
-                Error::Tls { .. } => true,
+                // Another member may hold a certificate this client trusts; but a commit
+                // moves on only when it surely never left (a TLS error can come after it).
+                Error::Tls { .. } => idempotent,
                 Error::Unavailable { .. } => never_sent(&status) || idempotent,
                 _ => false,
             };
@@ -284,7 +285,14 @@ impl Etcd {
     /// What a failed call to `member` becomes: [`Error::Tls`] for a failed handshake,
     /// [`Error::Denied`] for refused credentials or permissions, else [`status_error`].
     pub(crate) fn error(&self, status: &tonic::Status, member: &Member) -> Error {
-        if let Some(reason) = tls::failure(status, member.asked_without_cert()) {
+        // Over TLS only. A connection refused or timed out is an unreachable member, whatever
+        // it asked for on an earlier connection.
+        let tls_failure = member
+            .asked_without_cert
+            .is_some()
+            .then(|| tls::failure(status, member.asked_without_cert() && !never_sent(status)))
+            .flatten();
+        if let Some(reason) = tls_failure {
             return Error::Tls {
                 member: member.host.clone(),
                 reason,

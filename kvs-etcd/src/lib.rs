@@ -22,9 +22,10 @@
 //!
 //! A secured cluster is reached by URL too. `etcds://` speaks TLS, trusting the CA bundle
 //! `?ca=PATH` names (the system's roots without it); `?cert=PATH&key=PATH` give a client
-//! certificate, for clusters run with `--client-cert-auth`; `?user=NAME` names an etcd user,
-//! whose password comes from the `KVS_ETCD_PASSWORD` environment variable, never from the
-//! URL (kvs refuses a URL with a password in it). The client fetches an auth token at open
+//! certificate, for clusters run with `--client-cert-auth`; `?user=NAME` names an etcd user
+//! (on `etcd://` too, where the password crosses the network in clear), whose password comes
+//! from the `KVS_ETCD_PASSWORD` environment variable, never from the URL (kvs refuses a URL
+//! with a password in it). The client fetches an auth token at open
 //! and a new one whenever the cluster says it expired. A certificate that does not check out
 //! is [`Error::Tls`] naming the member; wrong credentials, and keys outside what the user's
 //! roles grant, are [`Error::Denied`]; neither is retried, and neither writes anything.

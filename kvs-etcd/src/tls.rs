@@ -195,11 +195,16 @@ impl tower_service::Service<http::Uri> for Connector {
             let server = ServerName::try_from(name).map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
             })?;
-            let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&host))
+            // One bound for the TCP connect and the handshake: a member that stalls in either
+            // is one that never got a request (a timed-out connect, to the caller).
+            let connect = async {
+                let tcp = tokio::net::TcpStream::connect(&host).await?;
+                tcp.set_nodelay(true)?;
+                tls.connect(server, tcp).await
+            };
+            let stream = tokio::time::timeout(timeout, connect)
                 .await
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-            tcp.set_nodelay(true)?;
-            let stream = tls.connect(server, tcp).await?;
             Ok(hyper_util::rt::TokioIo::new(stream))
         })
     }

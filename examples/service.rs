@@ -110,14 +110,22 @@ impl IntoResponse for Failure {
         let (status, message) = match self {
             Failure::NotFound(id) => (StatusCode::NOT_FOUND, format!("no user {id}")),
             Failure::Store(e) => {
-                let status = match e {
+                // The details stay in the service's log: they can name files, users and key
+                // prefixes that a client has no business seeing.
+                eprintln!("store error: {e}");
+                match e {
                     kvs::Error::Duplicate { .. } | kvs::Error::Conflict { .. } => {
-                        StatusCode::CONFLICT
+                        (StatusCode::CONFLICT, "conflict: try again".to_owned())
                     }
-                    kvs::Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                (status, e.to_string())
+                    kvs::Error::Unavailable { .. } => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the store is unavailable".to_owned(),
+                    ),
+                    _ => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error".to_owned(),
+                    ),
+                }
             }
         };
         (status, message).into_response()

@@ -232,11 +232,11 @@ pub fn run(etcd: Option<&str>, repeat: usize) -> Res<Vec<Row>> {
         let _ = std::fs::remove_dir_all(dir);
         if let Some(cluster) = etcd {
             let at = |name: &str| {
-                format!(
-                    "{}/app-kvs-bench-async/{}-{stamp}-{r}-{name}",
-                    cluster.trim_end_matches('/'),
+                let path = format!(
+                    "app-kvs-bench-async/{}-{stamp}-{r}-{name}",
                     std::process::id()
-                )
+                );
+                crate::etcd::at(cluster, &path)
             };
             eprintln!("async section, repeat {}: {}", r + 1, at("..."));
             let [get, put] = sequential(&at("seq"), flip)?;

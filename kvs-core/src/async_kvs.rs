@@ -16,7 +16,7 @@ use crate::arg::{EncodedKey, EncodedValue, IndexArg, KeyArg};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::kvs::Kvs;
-use crate::query::{EncodedRange, IndexRange, Iter, Source};
+use crate::query::{EncodedRange, IndexRange};
 use crate::reads::Snapshot;
 use crate::record::{self, Prepared};
 use crate::report::{Dump, TableInfo, Version};
@@ -72,7 +72,12 @@ impl From<Arc<Kvs>> for AsyncKvs {
 /// Runs `f` on tokio's blocking pool and waits for it; a panic in it is
 /// [`Error::Panicked`].
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
-    match tokio::task::spawn_blocking(f).await {
+    joined(tokio::task::spawn_blocking(f).await)
+}
+
+/// The result of a task on the blocking pool: its own, or [`Error::Panicked`] for a panic.
+fn joined<R>(result: std::result::Result<Result<R>, tokio::task::JoinError>) -> Result<R> {
+    match result {
         Ok(result) => result,
         Err(e) if e.is_panic() => {
             let panic = e.into_panic();
@@ -147,10 +152,14 @@ impl AsyncKvs {
         self.run(move |kvs| kvs.seq(&name, incr)).await
     }
 
-    /// [`Kvs::put`]: the record is encoded here, and written on the pool.
-    pub async fn put<T: Table>(&self, record: &T) -> Result<()> {
-        let record = Prepared::new(record)?;
-        self.run(move |kvs| kvs.put_prepared(&record)).await
+    /// [`Kvs::put`]: the record is encoded when the call is made, and written on the pool.
+    /// The future holds the encoding, not `record`, so it is `Send + 'static` whatever `T`.
+    pub fn put<T: Table>(&self, record: &T) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (kvs, record) = (self.kvs.clone(), Prepared::new(record));
+        async move {
+            let record = record?;
+            blocking(move || kvs.put_prepared(&record)).await
+        }
     }
 
     /// [`Kvs::delete`].
@@ -180,7 +189,7 @@ impl AsyncKvs {
         let range = record::key_scan_range::<T>(&range);
         self.run(move |kvs| {
             kvs.check::<T>()?;
-            kvs.read(|r| record::range_encoded::<T>(r, range))
+            kvs.read(|r| record::range_encoded::<T>(r, range, usize::MAX))
         })
         .await
     }
@@ -300,11 +309,18 @@ impl AsyncKvs {
         self.run(move |kvs| kvs.feed::<T>(&feed)).await
     }
 
-    /// [`Kvs::append`]: the record is encoded here, and written on the pool.
-    pub async fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
-        let (feed, record) = (feed.to_owned(), Prepared::new(record)?);
-        self.run(move |kvs| kvs.append_prepared(&feed, &record))
-            .await
+    /// [`Kvs::append`]: the record is encoded when the call is made, and written on the pool;
+    /// the future is `Send + 'static` whatever `T`, as [`AsyncKvs::put`]'s is.
+    pub fn append<T: Table>(
+        &self,
+        feed: &str,
+        record: &T,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (kvs, feed, record) = (self.kvs.clone(), feed.to_owned(), Prepared::new(record));
+        async move {
+            let record = record?;
+            blocking(move || kvs.append_prepared(&feed, &record)).await
+        }
     }
 
     /// [`Kvs::remove`].
@@ -441,29 +457,19 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
                 let (kvs, range) = (this.kvs.clone(), (this.start.clone(), this.end.clone()));
                 tokio::task::spawn_blocking(move || {
                     kvs.check::<T>()?;
-                    kvs.read(|r| {
-                        Iter::<T>::new(Source::Borrowed(r), range)
-                            .take(STREAM_PAGE)
-                            .collect()
-                    })
+                    kvs.read(|r| record::range_encoded::<T>(r, range, STREAM_PAGE))
                 })
             });
             let page = match Pin::new(task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(joined) => joined,
+                Poll::Ready(page) => page,
             };
             this.pending = None;
-            let page = match page {
-                Ok(Ok(page)) => page,
-                Ok(Err(e)) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
+            let page = match joined(page) {
+                Ok(page) => page,
                 Err(e) => {
                     this.done = true;
-                    return Poll::Ready(Some(Err(Error::Panicked {
-                        reason: e.to_string(),
-                    })));
+                    return Poll::Ready(Some(Err(e)));
                 }
             };
             if page.len() < STREAM_PAGE {

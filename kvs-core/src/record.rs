@@ -170,13 +170,15 @@ pub(crate) fn key_scan_range<T: Table>(
 }
 
 pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-    range_encoded(r, key_scan_range::<T>(range))
+    range_encoded(r, key_scan_range::<T>(range), usize::MAX)
 }
 
-/// [`range`] of keys encoded already.
+/// [`range`] of keys encoded already, stopping after `limit` records (one scan: a page of
+/// `AsyncKvs::stream`).
 pub(crate) fn range_encoded<T: Table>(
     r: &dyn ReadTx,
     (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    limit: usize,
 ) -> Result<Vec<T>> {
     let mut records = Vec::new();
     r.scan(
@@ -188,7 +190,7 @@ pub(crate) fn range_encoded<T: Table>(
         false,
         &mut |key, bytes| {
             records.push(decode(bytes, key)?);
-            Ok(true)
+            Ok(records.len() < limit)
         },
     )?;
     Ok(records)

@@ -1,6 +1,7 @@
 //! `seq` hands out every value once, from many threads on one handle.
 
 mod common;
+use common::backend_test;
 
 use std::sync::Arc;
 use std::thread;
@@ -54,4 +55,50 @@ fn unique_from_eight_threads_on_a_file() {
     hammer(&Arc::new(Kvs::open(&url).unwrap()));
     let kvs = Kvs::open(&dir.url("seq.redb")).unwrap();
     assert_eq!(kvs.seq("users", 0).unwrap(), 1600, "durable after reopen");
+}
+
+backend_test! {
+    /// 32 threads on one counter, each call adding 1, 2 or 3: concurrent calls combine into
+    /// one commit, yet every call owns its own values (the `incr` values up to the one it got),
+    /// no value is owned twice or skipped, and each thread's values increase.
+    #[test]
+    fn a_hot_counter_hands_out_disjoint_values_in_order() {
+        on_each_backend(|kvs| {
+            const THREADS: u64 = 32;
+            const CALLS: u64 = 30;
+            let per_thread: Vec<Vec<(u64, u64)>> = thread::scope(|s| {
+                let handles: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        s.spawn(move || {
+                            (0..CALLS)
+                                .map(|i| {
+                                    let incr = 1 + (t + i) % 3;
+                                    (kvs.seq("hot", incr).unwrap(), incr)
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for values in &per_thread {
+                assert!(
+                    values.windows(2).all(|w| w[0].0 < w[1].0),
+                    "a thread's values went back: {values:?}"
+                );
+            }
+            let mut owned: Vec<(u64, u64)> = per_thread
+                .into_iter()
+                .flatten()
+                .map(|(value, incr)| (value - incr + 1, value))
+                .collect();
+            owned.sort_unstable();
+            let mut next = 1;
+            for (first, last) in &owned {
+                assert_eq!(*first, next, "values owned twice or skipped at {next}");
+                next = last + 1;
+            }
+            assert_eq!(kvs.seq("hot", 0).unwrap(), next - 1);
+        });
+    }
 }

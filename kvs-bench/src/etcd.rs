@@ -5,7 +5,8 @@
 //!
 //! The workloads are the ones a cluster user meets: durable single-record commits, gets,
 //! unique and non-unique index lookups (about 100 hits each, fetched in batches), `seq` one
-//! commit each, and `count`. Loads are written in transactions of 40 records, which fit
+//! commit each, `count`, and `seq_32t`: 32 threads calling `seq` on one counter at once
+//! (whose calls combine into shared commits). Loads are written in transactions of 40 records, which fit
 //! etcd's default limit of 128 operations per transaction.
 
 use std::fmt::Write as _;
@@ -22,7 +23,7 @@ const RECORDS: u64 = 2_000;
 const BATCH: usize = 40;
 
 /// The workloads and their operation counts.
-const WORKLOADS: [(&str, u64); 7] = [
+const WORKLOADS: [(&str, u64); 8] = [
     ("bulk_insert", RECORDS),
     ("durable_insert", 200),
     ("get", 1_000),
@@ -30,7 +31,11 @@ const WORKLOADS: [(&str, u64); 7] = [
     ("index_lookup", 100),
     ("seq_durable", 200),
     ("count", 200),
+    ("seq_32t", 640),
 ];
+
+/// Threads of the `seq_32t` workload, all on one counter.
+const SEQ_THREADS: u64 = 32;
 
 /// One workload's medians on etcd and on a redb file.
 pub struct Row {
@@ -125,12 +130,41 @@ fn once(url: &str) -> Res<Vec<f64>> {
         }
         Ok(())
     })?;
+    timed(&mut || {
+        // 32 threads on one counter: concurrent calls combine into shared commits.
+        let per_thread = WORKLOADS[7].1 / SEQ_THREADS;
+        let mut values: Vec<u64> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..SEQ_THREADS)
+                .map(|_| {
+                    let kvs = &kvs;
+                    s.spawn(move || {
+                        (0..per_thread)
+                            .map(|_| kvs.seq("hot", 1))
+                            .collect::<kvs::Result<Vec<u64>>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().map_err(|_| "etcd section: a seq thread panicked"))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+        .into_iter()
+        .collect::<kvs::Result<Vec<Vec<u64>>>>()?
+        .concat();
+        values.sort_unstable();
+        values.dedup();
+        if values.len() as u64 != WORKLOADS[7].1 {
+            return Err("etcd section: seq_32t handed out a value twice".into());
+        }
+        Ok(())
+    })?;
     Ok(secs)
 }
 
 /// The database `path` on `cluster`: where the cluster's URL says `PREFIX` (the secured
 /// cluster's, whose parameters follow it), there; else appended.
-fn at(cluster: &str, path: &str) -> String {
+pub fn at(cluster: &str, path: &str) -> String {
     let cluster = cluster.trim_end_matches('/');
     if cluster.contains("/PREFIX") {
         cluster.replacen("/PREFIX", &format!("/{path}"), 1)

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::backend::{Backend, Config, ReadTx};
 use crate::catalog::{self, CatalogEntry, Refusal};
+use crate::combine::Counters;
 use crate::error::{Error, Result};
 use crate::report::{self, Dump, TableInfo, Version};
 use crate::retry::retry;
@@ -36,6 +37,8 @@ pub struct Kvs {
     pub(crate) feeds_exist: AtomicBool,
     /// Names this handle in the thread's list of running transactions.
     pub(crate) id: u64,
+    /// The lanes in which concurrent `seq` calls on one counter combine.
+    pub(crate) counters: Counters,
 }
 
 impl fmt::Debug for Kvs {
@@ -154,6 +157,7 @@ impl Kvs {
             streams,
             feeds_exist: AtomicBool::new(feeds_exist),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            counters: Counters::default(),
         })
     }
 

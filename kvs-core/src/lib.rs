@@ -29,6 +29,7 @@ mod arg;
 mod async_kvs;
 pub mod backend;
 pub mod catalog;
+mod combine;
 mod cursor;
 mod error;
 mod field;

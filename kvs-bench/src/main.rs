@@ -12,7 +12,8 @@
 //! secured cluster to that section (`scripts/etcd-cluster.sh start --tls`, whose `url`
 //! prints the URL to give, and `env` the `KVS_ETCD_PASSWORD` to export). An async section
 //! always runs: `AsyncKvs` beside the sync `Kvs` on a redb file, and on the cluster with
-//! `--etcd`.
+//! `--etcd`; so does a concurrent section: 1, 8 and 32 threads each calling `seq` and a
+//! durable `put`, on kvs, raw redb and `SQLite`.
 //!
 //! Defaults: 100,000 records, 3 repeats, the scaling table at 10k, 100k and 1M records, all
 //! five systems (`kvs`, `kvs-mem`, `redb`, `native_db`, `sqlite`); the markdown goes to
@@ -29,6 +30,7 @@
 #![allow(clippy::cast_precision_loss)]
 
 mod async_api;
+mod concurrent;
 mod data;
 mod etcd;
 mod report;
@@ -145,6 +147,7 @@ fn run(raw: &[String]) -> Res<()> {
         None => None,
     };
     let asynchronous = async_api::run(args.etcd.as_deref(), args.repeat)?;
+    let concurrent = concurrent::run(args.repeat)?;
     let mut command = "cargo run -p kvs-bench --release".to_owned();
     if !raw.is_empty() {
         command.push_str(" -- ");
@@ -164,6 +167,8 @@ fn run(raw: &[String]) -> Res<()> {
     }
     md.push_str(&async_api::markdown(&asynchronous));
     extra(async_api::json(&asynchronous));
+    md.push_str(&concurrent::markdown(&concurrent));
+    extra(concurrent::json(&concurrent));
     write(&args.out, &md)?;
     write(
         &args.out.with_file_name("benchmarks.svg"),

@@ -10,6 +10,9 @@ mod native;
 mod raw;
 mod sqlite;
 
+pub use raw::Raw;
+pub use sqlite::Sqlite;
+
 /// Any error of any system.
 pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

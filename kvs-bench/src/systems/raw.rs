@@ -63,6 +63,17 @@ impl Raw {
         })
     }
 
+    /// A counter increment, then a durable put of the user with that id, each in a write
+    /// transaction of its own: what each of many threads of a raw redb user writes. Returns
+    /// the id.
+    pub fn seq_then_put(&self, records: u64) -> Res<u64> {
+        let w = self.db.begin_write()?;
+        let id = seq_in(&w, "users", 1)?;
+        w.commit()?;
+        self.write(|t| t.put(&crate::data::user(id, records)))?;
+        Ok(id)
+    }
+
     fn write<R>(&self, f: impl FnOnce(&mut Tables<'_>) -> Res<R>) -> Res<R> {
         let w = self.db.begin_write()?;
         let out = {

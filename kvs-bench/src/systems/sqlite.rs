@@ -42,6 +42,33 @@ impl Sqlite {
         })
     }
 
+    /// Another connection to the database at `path`, made by [`Sqlite::open`]: one per
+    /// thread, as `SQLite` users write from many threads, waiting up to 60 s for the lock.
+    pub fn connect(path: &Path) -> Res<Sqlite> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))?;
+        Ok(Sqlite {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A counter increment, then a durable put of the user with that id, each a transaction
+    /// of its own (autocommit). Returns the id.
+    pub fn seq_then_put(&mut self, records: u64) -> Res<u64> {
+        let id: u64 = self
+            .conn
+            .prepare_cached(SEQ)?
+            .query_row(["users"], |row| row.get(0))?;
+        let u = crate::data::user(id, records);
+        self.conn
+            .prepare_cached(UPSERT)?
+            .execute(params![u.id, u.email, u.city, u.score, u.name])?;
+        Ok(id)
+    }
+
     fn upsert_all(&mut self, users: &[User]) -> Res<()> {
         let tx = self.conn.transaction()?;
         {

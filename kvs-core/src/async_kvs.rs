@@ -158,7 +158,7 @@ impl AsyncKvs {
         let (kvs, record) = (self.kvs.clone(), Prepared::new(record));
         async move {
             let record = record?;
-            blocking(move || kvs.put_prepared(&record)).await
+            blocking(move || kvs.put_prepared(record)).await
         }
     }
 
@@ -319,7 +319,7 @@ impl AsyncKvs {
         let (kvs, feed, record) = (self.kvs.clone(), feed.to_owned(), Prepared::new(record));
         async move {
             let record = record?;
-            blocking(move || kvs.append_prepared(&feed, &record)).await
+            blocking(move || kvs.append_prepared(feed, record)).await
         }
     }
 

@@ -154,6 +154,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Runs `f` in a write transaction and commits it if `f` returns `Ok`.
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+
+    /// Whether write transactions run one at a time, each paying its own commit (redb: one
+    /// writer, an fsync per durable commit). Then `Kvs` groups concurrent one-call writes into
+    /// shared transactions (group commit). A backend whose writes run concurrently says no:
+    /// etcd batches concurrent proposals into Raft rounds itself, and a group would run its
+    /// writes' reads one after another.
+    fn serial_writes(&self) -> bool {
+        false
+    }
 }
 
 /// A description of a backend.

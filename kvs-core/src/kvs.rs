@@ -7,6 +7,7 @@ use crate::backend::{Backend, Config, ReadTx};
 use crate::catalog::{self, CatalogEntry, Refusal};
 use crate::combine::Counters;
 use crate::error::{Error, Result};
+use crate::group::Lane;
 use crate::report::{self, Dump, TableInfo, Version};
 use crate::retry::retry;
 use crate::select::select_tables;
@@ -39,6 +40,8 @@ pub struct Kvs {
     pub(crate) id: u64,
     /// The lanes in which concurrent `seq` calls on one counter combine.
     pub(crate) counters: Counters,
+    /// The lane in which concurrent one-call writes share commits.
+    pub(crate) lane: Lane,
 }
 
 impl fmt::Debug for Kvs {
@@ -158,6 +161,7 @@ impl Kvs {
             feeds_exist: AtomicBool::new(feeds_exist),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             counters: Counters::default(),
+            lane: Lane::default(),
         })
     }
 

@@ -33,6 +33,7 @@ mod combine;
 mod cursor;
 mod error;
 mod field;
+mod group;
 mod json;
 mod key;
 mod kvs;

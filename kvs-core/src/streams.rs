@@ -28,19 +28,24 @@ impl Kvs {
     /// [`Error::Schema`] and writes nothing.
     pub fn append<T: Table>(&self, feed: &str, record: &T) -> Result<()> {
         self.check_stream::<T>()?;
-        self.append_prepared(feed, &Prepared::new(record)?)
+        self.append_prepared(feed.to_owned(), Prepared::new(record)?)
     }
 
     /// [`Kvs::append`] of a record encoded already.
-    pub(crate) fn append_prepared<T: Table>(&self, feed: &str, record: &Prepared<T>) -> Result<()> {
-        self.write_call(|tx| tx.append_prepared(feed, record))
+    pub(crate) fn append_prepared<T: Table>(
+        &self,
+        feed: String,
+        record: Prepared<T>,
+    ) -> Result<()> {
+        self.write_call(move |tx| tx.append_prepared(&feed, &record))
     }
 
     /// A new reader of `feed`, positioned before the oldest element and paging
     /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
     /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
     pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
-        self.write_call(|tx| tx.reader(feed))
+        let feed = feed.to_owned();
+        self.write_call(move |tx| tx.reader(&feed))
     }
 
     /// The element after the cursor (toward the newest), moving past it; `None` at the end.
@@ -77,7 +82,8 @@ impl Kvs {
 
     /// Stores the reader (its feed, cursor and direction) under its id.
     pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
-        self.write_call(|tx| tx.save_reader(r))
+        let r = r.clone();
+        self.write_call(move |tx| tx.save_reader(&r))
     }
 
     /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
@@ -89,16 +95,16 @@ impl Kvs {
 
     /// Deletes the reader saved under `id`; returns whether it existed.
     pub fn remove_reader(&self, id: u64) -> Result<bool> {
-        self.write_call(|tx| tx.remove_reader(id))
+        self.write_call(move |tx| tx.remove_reader(id))
     }
 
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
     /// feeds). Returns whether it was in the feed. O(log n).
     pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
-        let key = key.key_bytes();
-        self.write_call(|tx| {
+        let (feed, key) = (feed.to_owned(), key.key_bytes());
+        self.write_call(move |tx| {
             tx.kvs.check_stream::<T>()?;
-            stream::unlink(tx.w, feed, T::META.name, &key)
+            stream::unlink(tx.w, &feed, T::META.name, &key)
         })
     }
 

@@ -8,6 +8,7 @@ use crate::arg::KeyArg;
 use crate::backend::{ReadTx, WriteTx};
 use crate::cursor;
 use crate::error::{Error, Result};
+use crate::group;
 use crate::kvs::Kvs;
 use crate::query::Source;
 use crate::reads::Reads;
@@ -181,7 +182,8 @@ impl Kvs {
         // batch that waits for that transaction.
         self.not_in_transaction()?;
         self.counters.seq(name, incr, &|total| {
-            self.write_call(|tx| tx.seq(name, total))
+            let name = name.to_owned();
+            self.write_call(move |tx| tx.seq(&name, total))
         })
     }
 
@@ -190,18 +192,18 @@ impl Kvs {
     /// nothing is written.
     pub fn put<T: Table>(&self, record: &T) -> Result<()> {
         self.check::<T>()?;
-        self.put_prepared(&Prepared::new(record)?)
+        self.put_prepared(Prepared::new(record)?)
     }
 
     /// [`Kvs::put`] of a record encoded already (once, however often the write is retried).
-    pub(crate) fn put_prepared<T: Table>(&self, record: &Prepared<T>) -> Result<()> {
-        self.write_call(|tx| tx.put_prepared(record))
+    pub(crate) fn put_prepared<T: Table>(&self, record: Prepared<T>) -> Result<()> {
+        self.write_call(move |tx| tx.put_prepared(&record))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
     pub fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
         let key = key.key_bytes();
-        self.write_call(|tx| {
+        self.write_call(move |tx| {
             tx.kvs.check::<T>()?;
             tx.delete_encoded::<T>(&key)
         })
@@ -343,10 +345,26 @@ impl Kvs {
     /// backend reports a conflict or a lost leader. Every such call is safe to repeat: `put`,
     /// `delete`, `append` and `save_reader` are idempotent, and a repeated `seq` takes a new
     /// value (a value whose commit went unacknowledged is skipped, never reused).
-    pub(crate) fn write_call<R>(&self, f: impl Fn(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn write_call<R: Send + 'static>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        // Before joining the lane: a call inside this handle's own transaction would wait for
+        // a group that waits for that transaction.
+        self.not_in_transaction()?;
         // Unlike transaction_retry, a lost leader at commit is retried too: these calls are
         // safe to repeat whether or not the first commit applied.
-        retry(|| self.transaction(&f))
+        if !self.session.backend().serial_writes() {
+            return retry(|| self.transaction(&mut f));
+        }
+        let op: group::Op = Box::new(move |tx| Ok(Box::new(f(tx)?) as group::Value));
+        let value = self
+            .lane
+            .write(op, &|group| retry(|| self.transaction(|tx| group(tx))))?;
+        value
+            .downcast::<R>()
+            .map(|value| *value)
+            .map_err(|_| Error::Aborted)
     }
 }
 

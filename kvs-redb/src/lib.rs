@@ -266,6 +266,10 @@ impl Backend for Redb {
         Ok(Box::new(RedbRead::new(txn)))
     }
 
+    fn serial_writes(&self) -> bool {
+        true
+    }
+
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         let Db::Write(db) = &self.db else {
             return Err(Error::ReadOnly {

@@ -14,9 +14,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::Duration;
 
 use common::{audit_users, TempDir, User};
@@ -168,57 +166,21 @@ struct Totals {
 fn life(dir: &TempDir, name: &str, rounds: u64, rng: &mut Rng, totals: &mut Totals) {
     let url = dir.url(name);
     let path = dir.path().join(name);
-    let exe = std::env::current_exe().unwrap();
     let mut state = State::default();
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .args([
-                "crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the child");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    if lines_tx.send(line[at + MARK.len()..].to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let mut child = common::Child::spawn("crash_child", &[(CHILD_ENV, url.as_str())], MARK);
         // Random moments: after 0 to 12 acknowledged calls, then 0 to 3 ms more; the first
         // round of a life often lands in the child's start, while it creates the file.
         let wait_for = if round == 0 { 0 } else { rng.below(13) };
         let mut seen = Vec::new();
         let mut acks = 0;
         while acks < wait_for {
-            let Ok(line) = lines.recv_timeout(Duration::from_secs(60)) else {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "the child stopped talking: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            };
+            let line = child.next_line();
             acks += u64::from(line.starts_with("ok"));
             seen.push(line);
         }
         std::thread::sleep(Duration::from_micros(rng.below(3000)));
-        child.kill().expect("SIGKILL the child");
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "the child ended on its own: {status}");
-        reader.join().unwrap();
-        seen.extend(lines.try_iter());
+        seen.extend(child.kill());
         totals.kills += 1;
 
         // What the child announced and acknowledged.

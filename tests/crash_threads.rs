@@ -9,9 +9,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{audit_users, TempDir, User};
@@ -71,30 +69,15 @@ fn concurrent_writers_lose_nothing_acknowledged() {
     let dir = TempDir::new();
     let url = dir.url("threads.redb");
     let path = dir.path().join("threads.redb");
-    let exe = std::env::current_exe().unwrap();
     let (mut acknowledged, mut in_flight_committed) = (0u64, 0u64);
     let started = Instant::now();
     for round in 1..=rounds {
-        let mut child = Command::new(&exe)
-            .args(["crash_threads_child", "--exact", "--ignored", "--nocapture"])
-            .env(CHILD_ENV, &url)
-            .env(ROUND_ENV, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the child");
-        let stdout = child.stdout.take().unwrap();
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    if lines_tx.send(line[at + MARK.len()..].to_owned()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let round_text = round.to_string();
+        let mut child = common::Child::spawn(
+            "crash_threads_child",
+            &[(CHILD_ENV, url.as_str()), (ROUND_ENV, round_text.as_str())],
+            MARK,
+        );
         // Kill after 20 to 400 acknowledgements, then a moment more.
         let wait_for = usize::try_from(20 + (round * 7919) % 380).unwrap();
         let mut seen = Vec::new();
@@ -104,21 +87,10 @@ fn concurrent_writers_lose_nothing_acknowledged() {
             .count()
             < wait_for
         {
-            let Ok(line) = lines.recv_timeout(Duration::from_secs(60)) else {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "the child stopped: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            seen.push(line);
+            seen.push(child.next_line());
         }
         std::thread::sleep(Duration::from_micros((round * 104_729) % 2000));
-        child.kill().expect("SIGKILL the child");
-        assert!(!child.wait().unwrap().success());
-        reader.join().unwrap();
-        seen.extend(lines.try_iter());
+        seen.extend(child.kill());
 
         // The last acknowledged n of each thread.
         let mut last = [0u64; THREADS];

@@ -221,3 +221,72 @@ pub fn audit_users(kvs: &Kvs) -> Vec<User> {
     }
     all
 }
+
+/// A child process of a crash test: this test binary run again with only the ignored test
+/// `name` selected and `env` set. The lines it prints after `mark` (its protocol, among the
+/// test harness's own output) arrive on `lines` as they come.
+pub struct Child {
+    pub process: std::process::Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Child {
+    pub fn spawn(name: &str, env: &[(&str, &str)], mark: &'static str) -> Child {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                name,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut process = command.spawn().expect("spawn the child");
+        let stdout = process.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find(mark) {
+                    if tx.send(line[at + mark.len()..].to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Child {
+            process,
+            lines,
+            reader,
+        }
+    }
+
+    /// The next protocol line, or a panic with the child's stderr when it stops talking.
+    pub fn next_line(&mut self) -> String {
+        if let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(60)) {
+            return line;
+        }
+        let _ = self.process.kill();
+        let mut stderr = String::new();
+        if let Some(mut err) = self.process.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+        }
+        panic!("the child stopped talking: {stderr}")
+    }
+
+    /// SIGKILLs the child, and returns the protocol lines it printed that were not read.
+    pub fn kill(mut self) -> Vec<String> {
+        self.process.kill().expect("SIGKILL the child");
+        let status = self.process.wait().unwrap();
+        assert!(!status.success(), "the child ended on its own: {status}");
+        self.reader.join().unwrap();
+        self.lines.try_iter().collect()
+    }
+}

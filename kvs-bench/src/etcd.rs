@@ -29,7 +29,7 @@ const WORKLOADS: [(&str, u64); 8] = [
     ("get", 1_000),
     ("unique_lookup", 500),
     ("index_lookup", 100),
-    ("seq_durable", 200),
+    ("seq_1t", 200),
     ("count", 200),
     ("seq_32t", 640),
 ];

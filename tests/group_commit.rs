@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::{audit_users, backend_test, User};
-use kvs::{Error, Kvs};
+use kvs::{Error, Kvs, Table};
+use serde::{Deserialize, Serialize};
 
 const THREADS: u64 = 32;
 const STEPS: u64 = 40;
@@ -105,5 +106,76 @@ backend_test! {
             // The handle goes on working.
             kvs.put(&User::new(2_000_000, "after@x.io", "Oslo")).unwrap();
         });
+    }
+}
+
+/// A string whose stored form "boom" panics when it is read back: a `Table` impl that panics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Fragile(String);
+
+impl<'de> Deserialize<'de> for Fragile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        assert!(s != "boom", "a Table impl that panics");
+        Ok(Fragile(s))
+    }
+}
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "shards")]
+struct Shard {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    tag: String,
+    note: Fragile,
+}
+
+/// A write that panics inside a group (replacing a record whose stored form panics when read)
+/// fails by itself with `Error::Panicked`; the writes grouped with it commit, and the handle
+/// goes on working (its lane is not left busy).
+#[test]
+fn a_write_that_panics_in_a_group_fails_alone() {
+    let dir = common::TempDir::new();
+    for url in ["mem:".to_owned(), dir.url("panics.redb")] {
+        let kvs = Kvs::open(&url).unwrap();
+        let shard = |id: u64, note: &str| Shard {
+            id,
+            tag: format!("t{}", id % 4),
+            note: Fragile(note.to_owned()),
+        };
+        kvs.put(&shard(0, "boom")).unwrap();
+        let panicked = std::thread::scope(|s| {
+            let writers: Vec<_> = (1..=16u64)
+                .map(|t| {
+                    let kvs = &kvs;
+                    s.spawn(move || {
+                        for i in 0..20 {
+                            kvs.put(&shard(t * 100 + i, "fine")).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let breaker = s.spawn(|| {
+                (0..20)
+                    .filter(|_| matches!(kvs.put(&shard(0, "new")), Err(Error::Panicked { .. })))
+                    .count()
+            });
+            for w in writers {
+                w.join().unwrap();
+            }
+            breaker.join().unwrap()
+        });
+        assert_eq!(
+            panicked, 20,
+            "{url}: every replacement of the fragile record panicked alone"
+        );
+        assert_eq!(kvs.count::<Shard>().unwrap(), 1 + 16 * 20, "{url}");
+        assert_eq!(
+            kvs.index_count::<Shard>(ShardField::Tag, "t1").unwrap(),
+            80,
+            "{url}"
+        );
+        kvs.put(&shard(1, "after")).unwrap();
     }
 }

@@ -79,15 +79,7 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'sta
 fn joined<R>(result: std::result::Result<Result<R>, tokio::task::JoinError>) -> Result<R> {
     match result {
         Ok(result) => result,
-        Err(e) if e.is_panic() => {
-            let panic = e.into_panic();
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_owned());
-            Err(Error::Panicked { reason })
-        }
+        Err(e) if e.is_panic() => Err(Error::panicked(&*e.into_panic())),
         Err(e) => Err(Error::storage("tokio", e.to_string())),
     }
 }

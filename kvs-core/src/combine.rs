@@ -53,6 +53,8 @@ enum Turn {
     Lead,
     /// The batch failed: run your own increment.
     Alone,
+    /// The batch failed in a way every call of it shares.
+    Failed(Error),
 }
 
 impl Counters {
@@ -83,6 +85,7 @@ impl Counters {
         if !lead {
             match turn.recv() {
                 Ok(Turn::Value(value)) => return Ok(value),
+                Ok(Turn::Failed(e)) => return Err(e),
                 Ok(Turn::Lead) => {}
                 // A batch that failed, or a leader that died: this call runs alone.
                 Ok(Turn::Alone) | Err(_) => return commit(incr),
@@ -91,6 +94,7 @@ impl Counters {
         self.lead(name, commit)?;
         match turn.recv() {
             Ok(Turn::Value(value)) => Ok(value),
+            Ok(Turn::Failed(e)) => Err(e),
             _ => commit(incr),
         }
     }
@@ -117,7 +121,22 @@ impl Counters {
             .iter()
             .try_fold(0u64, |sum, w| sum.checked_add(w.incr));
         let committed = match total {
-            Some(total) => commit(total).ok().map(|last| (last, total)),
+            Some(total) => match commit(total) {
+                Ok(last) => Some((last, total)),
+                // A cluster that stayed unreachable through the commit's retries: every call
+                // of the batch gets that answer, rather than each retrying as long again.
+                Err(Error::Unavailable { backend, reason }) => {
+                    for waiter in handoff.batch.drain(..) {
+                        let _ = waiter.reply.try_send(Turn::Failed(Error::Unavailable {
+                            backend,
+                            reason: reason.clone(),
+                        }));
+                    }
+                    None
+                }
+                // Anything else (a counter that would overflow, say) is each call's own.
+                Err(_) => None,
+            },
             // A sum past u64::MAX: each call finds its own SeqOverflow.
             None => None,
         };

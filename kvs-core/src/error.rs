@@ -223,9 +223,10 @@ pub enum Error {
     #[error("the transaction was rolled back: its closure failed")]
     Aborted,
 
-    /// A call of [`AsyncKvs`](crate::AsyncKvs) panicked on tokio's blocking pool: a
-    /// transaction closure that panicked (its transaction was rolled back, nothing of it was
-    /// written), or a bug. The handle stays usable.
+    /// A call panicked where kvs could stop the panic: a closure given to
+    /// [`AsyncKvs`](crate::AsyncKvs) (its transaction was rolled back, nothing of it was
+    /// written), or a write run in a group of one-call writes (a `Table` impl that panics, or
+    /// a bug), which was taken out of its group. The handle stays usable.
     #[error("the call panicked: {reason}")]
     Panicked {
         /// The panic's message, where it had one.
@@ -249,6 +250,16 @@ impl Error {
     /// ([`Error::Unavailable`]).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Conflict { .. } | Error::Unavailable { .. })
+    }
+
+    /// An [`Error::Panicked`] from a panic's payload.
+    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Error::Panicked { reason }
     }
 
     /// An [`Error::Schema`] for `table`.

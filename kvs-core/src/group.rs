@@ -16,7 +16,7 @@
 //! its retries are `Kvs::transaction`'s and `retry`'s.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -34,24 +34,13 @@ pub(crate) type Op = Box<dyn FnMut(&mut Tx<'_>) -> Result<Value> + Send>;
 /// retries of a one-call write.
 pub(crate) type Commit<'a> = &'a dyn Fn(&mut dyn FnMut(&mut Tx<'_>) -> Result<()>) -> Result<()>;
 
-/// The largest group a lane starts with; a group that passes a backend limit (etcd's
-/// operations per transaction) halves it.
+/// The most writes a group takes.
 const MAX_GROUP: usize = 64;
 
 /// A handle's lane of one-call writes.
+#[derive(Default)]
 pub(crate) struct Lane {
     queue: Mutex<Queue>,
-    /// The most writes a group takes.
-    max_group: AtomicUsize,
-}
-
-impl Default for Lane {
-    fn default() -> Self {
-        Lane {
-            queue: Mutex::new(Queue::default()),
-            max_group: AtomicUsize::new(MAX_GROUP),
-        }
-    }
 }
 
 impl std::fmt::Debug for Lane {
@@ -125,15 +114,16 @@ impl Lane {
     /// Runs the group waiting in the lane (this leader's own write among them), answers each
     /// write, and hands the lane on.
     fn lead(&self, commit: Commit<'_>) {
-        let max = self.max_group.load(Ordering::Relaxed);
+        // Hands the lane on however this ends (a panic included), so it never stays busy.
+        let _handoff = Handoff(self);
         let jobs = {
             let mut queue = self.lock();
-            let n = queue.waiting.len().min(max);
+            let n = queue.waiting.len().min(MAX_GROUP);
             queue.waiting.drain(..n).collect::<Vec<_>>()
         };
         let (ops, replies): (Vec<Op>, Vec<SyncSender<Turn>>) =
             jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-        let outcomes = self.run_group(ops, commit);
+        let outcomes = Lane::run_group(ops, commit);
         for (outcome, reply) in outcomes.into_iter().zip(replies) {
             // A caller that is gone (it panicked) needs no answer.
             let _ = reply.try_send(match outcome {
@@ -141,18 +131,11 @@ impl Lane {
                 Outcome::Alone(op) => Turn::Alone(op),
             });
         }
-        let mut queue = self.lock();
-        match queue.waiting.first() {
-            Some(next) => {
-                let _ = next.reply.try_send(Turn::Lead);
-            }
-            None => queue.busy = false,
-        }
     }
 
     /// Runs `ops` in one transaction; a write that fails on its own is taken out and the
     /// transaction run again without it. Returns each write's outcome, in order.
-    fn run_group(&self, mut ops: Vec<Op>, commit: Commit<'_>) -> Vec<Outcome> {
+    fn run_group(mut ops: Vec<Op>, commit: Commit<'_>) -> Vec<Outcome> {
         let n = ops.len();
         let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
         loop {
@@ -175,7 +158,11 @@ impl Lane {
                     if failed[i].is_some() {
                         continue;
                     }
-                    match op(tx) {
+                    // A write that panics (a `Table` impl's, say) fails by itself, as one
+                    // that returns an error does: the others go on without it.
+                    let result = catch_unwind(AssertUnwindSafe(|| op(tx)))
+                        .unwrap_or_else(|panic| Err(Error::panicked(&*panic)));
+                    match result {
                         Ok(value) => values[i] = Some(value),
                         // A conflict or a lost leader is the group's: retried whole.
                         Err(e) if e.is_transient() => return Err(e),
@@ -202,11 +189,7 @@ impl Lane {
                 }
                 // One write failed by itself: run the group again without it.
                 (Err(_), Some((i, e))) => failed[i] = Some(e),
-                (Err(e), None) => {
-                    if matches!(e, Error::Limit { .. }) {
-                        let max = self.max_group.load(Ordering::Relaxed);
-                        self.max_group.store((max / 2).max(1), Ordering::Relaxed);
-                    }
+                (Err(_), None) => {
                     // The commit failed: each write runs alone, to get its own outcome
                     // (those that failed by themselves keep their error).
                     return ops
@@ -219,6 +202,22 @@ impl Lane {
                         .collect();
                 }
             }
+        }
+    }
+}
+
+/// Passes the lane to the next waiting write, or marks it idle: when a leader is done, by
+/// any way out.
+struct Handoff<'a>(&'a Lane);
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.lock();
+        match queue.waiting.first() {
+            Some(next) => {
+                let _ = next.reply.try_send(Turn::Lead);
+            }
+            None => queue.busy = false,
         }
     }
 }

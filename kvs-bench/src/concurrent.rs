@@ -1,7 +1,8 @@
 //! The concurrent section: N threads, each calling `seq` and then a durable `put` of a `User`
 //! in a loop, every commit durable, the same total number of puts whatever N. kvs on a file
-//! (whose concurrent `seq`s combine and whose concurrent durable commits share fsyncs), raw
-//! redb (a write transaction per call per thread, as a raw redb user writes), and `SQLite`
+//! (whose concurrent `seq`s combine and whose concurrent one-call writes share commits), raw
+//! redb (a write transaction per call per thread, as a raw redb user writes), `native_db`
+//! (likewise, through its own transactions), and `SQLite`
 //! (a connection per thread, WAL, `synchronous=FULL`, `busy_timeout`). Every id must come out
 //! once; the latency of each call (the `seq` and `put` pair) is recorded for p50 and p99.
 
@@ -11,14 +12,14 @@ use std::time::{Duration, Instant};
 use kvs::Kvs;
 
 use crate::data;
-use crate::systems::{Raw, Res, Sqlite};
+use crate::systems::{Native, Raw, Res, Sqlite};
 
 /// Puts per run, whatever the number of threads.
 const PUTS: u64 = 640;
 /// The thread counts.
 const THREADS: [u64; 3] = [1, 8, 32];
 /// The systems, in report order.
-const SYSTEMS: [&str; 3] = ["kvs", "redb", "sqlite"];
+const SYSTEMS: [&str; 4] = ["kvs", "redb", "native_db", "sqlite"];
 
 /// One system at one thread count: the median run and its call latencies.
 pub struct Row {
@@ -43,6 +44,7 @@ type Calls = (Vec<u64>, Vec<Duration>);
 enum Target {
     Kvs(Box<Kvs>),
     Raw(Raw),
+    Native(Box<Native>),
     Sqlite(std::path::PathBuf),
 }
 
@@ -54,6 +56,7 @@ impl Target {
                 dir.join("kvs.redb").display()
             ))?)),
             "redb" => Target::Raw(Raw::open(&dir.join("raw.redb"))?),
+            "native_db" => Target::Native(Box::new(Native::open(&dir.join("native.redb"))?)),
             _ => {
                 let path = dir.join("bench.sqlite");
                 drop(Sqlite::open(&path)?);
@@ -78,6 +81,9 @@ impl Target {
                     .and_then(|id| kvs.put(&data::user(id, PUTS)).map(|()| id))
                     .map_err(|e| e.to_string())?,
                 (Target::Raw(raw), _) => raw.seq_then_put(PUTS).map_err(|e| e.to_string())?,
+                (Target::Native(native), _) => {
+                    native.seq_then_put(PUTS).map_err(|e| e.to_string())?
+                }
                 (_, Some(sqlite)) => sqlite.seq_then_put(PUTS).map_err(|e| e.to_string())?,
                 (Target::Sqlite(_), None) => unreachable!("a SQLite thread has its connection"),
             };
@@ -183,9 +189,9 @@ pub fn markdown(rows: &[Row]) -> String {
          of a `User`, {PUTS} puts in all whatever N, on a fresh database each run, median of \
          the repeats; latency is per call (the pair), over every call of every repeat. kvs on \
          a file: concurrent `seq`s on one counter combine into one commit, and concurrent \
-         durable commits share fsyncs. Raw redb: a write transaction per call per thread. \
-         SQLite: a connection per thread, WAL, `synchronous=FULL`, `busy_timeout`. (native_db \
-         is not in this section yet.)\n"
+         one-call writes share commits (group commit). Raw redb and native_db: a write \
+         transaction per call per thread. SQLite: a connection per thread, WAL, \
+         `synchronous=FULL`, `busy_timeout`.\n"
     );
     let _ = writeln!(
         s,

@@ -10,6 +10,7 @@ mod native;
 mod raw;
 mod sqlite;
 
+pub use native::Native;
 pub use raw::Raw;
 pub use sqlite::Sqlite;
 

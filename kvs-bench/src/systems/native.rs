@@ -75,6 +75,17 @@ impl Native {
         })
     }
 
+    /// A counter increment, then a durable upsert of the user with that id, each in a write
+    /// transaction of its own: what each of many threads of a `native_db` user writes.
+    /// Returns the id.
+    pub fn seq_then_put(&self, records: u64) -> Res<u64> {
+        let id = self.seq_in("users", 1)?;
+        let rw = self.db.rw_transaction()?;
+        rw.upsert(NUser::from(&crate::data::user(id, records)))?;
+        rw.commit()?;
+        Ok(id)
+    }
+
     fn seq_in(&self, name: &str, n: usize) -> Res<u64> {
         let rw = self.db.rw_transaction()?;
         let mut value = 0;

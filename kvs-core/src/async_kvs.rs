@@ -179,11 +179,8 @@ impl AsyncKvs {
     /// [`Kvs::range`]: records by key range, collected.
     pub async fn range<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
         let range = record::key_scan_range::<T>(&range);
-        self.run(move |kvs| {
-            kvs.check::<T>()?;
-            kvs.read(|r| record::range_encoded::<T>(r, range, usize::MAX))
-        })
-        .await
+        self.run(move |kvs| records_in::<T>(kvs, range, usize::MAX))
+            .await
     }
 
     /// [`Kvs::index`], checked at compile time as it is.
@@ -403,6 +400,17 @@ fn encoded_value<T: Table>(field: &impl IndexField<T>, value: &impl IndexArg) ->
     )
 }
 
+/// Up to `limit` records of `T` whose encoded keys lie in `range`, in one consistent read: a
+/// whole `range` call, or a page of a stream.
+fn records_in<T: Table>(
+    kvs: &Kvs,
+    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    limit: usize,
+) -> Result<Vec<T>> {
+    kvs.check::<T>()?;
+    kvs.read(|r| record::range_encoded::<T>(r, range, limit))
+}
+
 /// Records per page of [`AsyncKvs::stream`].
 const STREAM_PAGE: usize = 256;
 
@@ -447,10 +455,7 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
             }
             let task = this.pending.get_or_insert_with(|| {
                 let (kvs, range) = (this.kvs.clone(), (this.start.clone(), this.end.clone()));
-                tokio::task::spawn_blocking(move || {
-                    kvs.check::<T>()?;
-                    kvs.read(|r| record::range_encoded::<T>(r, range, STREAM_PAGE))
-                })
+                tokio::task::spawn_blocking(move || records_in::<T>(&kvs, range, STREAM_PAGE))
             });
             let page = match Pin::new(task).poll(cx) {
                 Poll::Pending => return Poll::Pending,

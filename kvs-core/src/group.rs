@@ -75,19 +75,13 @@ enum Turn {
     Alone(Op),
 }
 
-/// A group's outcome for one of its writes.
-enum Outcome {
-    Done(Result<Value>),
-    Alone(Op),
-}
-
 impl Lane {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `op` in the next group; `commit` runs a group's writes in one transaction (with
-    /// the retries of a one-call write) and `alone` one write by itself.
+    /// the retries of a one-call write).
     pub(crate) fn write(&self, op: Op, commit: Commit<'_>) -> Result<Value> {
         let (reply, turn) = sync_channel(1);
         let lead = {
@@ -95,18 +89,16 @@ impl Lane {
             queue.waiting.push(Job { op, reply });
             !std::mem::replace(&mut queue.busy, true)
         };
-        if !lead {
-            match turn.recv() {
-                Ok(Turn::Done(result)) => return result,
-                Ok(Turn::Lead) => {}
-                Ok(Turn::Alone(op)) => return run_alone(op, commit),
-                Err(_) => return Err(Error::Aborted),
-            }
+        let mut answer = if lead { Ok(Turn::Lead) } else { turn.recv() };
+        if matches!(answer, Ok(Turn::Lead)) {
+            self.lead(commit);
+            answer = turn.recv();
         }
-        self.lead(commit);
-        match turn.recv() {
+        match answer {
             Ok(Turn::Done(result)) => result,
             Ok(Turn::Alone(op)) => run_alone(op, commit),
+            // A leader answers its own write; a caller that is answered nothing was dropped
+            // by a leader that died.
             Ok(Turn::Lead) | Err(_) => Err(Error::Aborted),
         }
     }
@@ -123,84 +115,79 @@ impl Lane {
         };
         let (ops, replies): (Vec<Op>, Vec<SyncSender<Turn>>) =
             jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-        let outcomes = Lane::run_group(ops, commit);
-        for (outcome, reply) in outcomes.into_iter().zip(replies) {
+        for (turn, reply) in run_group(ops, commit).into_iter().zip(replies) {
             // A caller that is gone (it panicked) needs no answer.
-            let _ = reply.try_send(match outcome {
-                Outcome::Done(result) => Turn::Done(result),
-                Outcome::Alone(op) => Turn::Alone(op),
-            });
+            let _ = reply.try_send(turn);
         }
     }
+}
 
-    /// Runs `ops` in one transaction; a write that fails on its own is taken out and the
-    /// transaction run again without it. Returns each write's outcome, in order.
-    fn run_group(mut ops: Vec<Op>, commit: Commit<'_>) -> Vec<Outcome> {
-        let n = ops.len();
-        let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
-        loop {
-            if failed.iter().all(Option::is_some) {
-                // Nothing left to commit: no empty commit (and fsync) for it.
-                return failed
+/// Runs `ops` in one transaction; a write that fails on its own is taken out and the
+/// transaction run again without it. Returns each write's answer, in order.
+fn run_group(mut ops: Vec<Op>, commit: Commit<'_>) -> Vec<Turn> {
+    let n = ops.len();
+    let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+    loop {
+        if failed.iter().all(Option::is_some) {
+            // Nothing left to commit: no empty commit (and fsync) for it.
+            return failed
+                .into_iter()
+                .map(|e| Turn::Done(Err(e.unwrap_or(Error::Aborted))))
+                .collect();
+        }
+        let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
+        // The write that failed by itself in this attempt, and its error.
+        let mut culprit: Option<(usize, Error)> = None;
+        let result = commit(&mut |tx| {
+            for value in &mut values {
+                *value = None;
+            }
+            culprit = None;
+            for (i, op) in ops.iter_mut().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                // A write that panics (a `Table` impl's, say) fails by itself, as one
+                // that returns an error does: the others go on without it.
+                let result = catch_unwind(AssertUnwindSafe(|| op(tx)))
+                    .unwrap_or_else(|panic| Err(Error::panicked(&*panic)));
+                match result {
+                    Ok(value) => values[i] = Some(value),
+                    // A conflict or a lost leader is the group's: retried whole.
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => {
+                        culprit = Some((i, e));
+                        return Err(Error::Aborted);
+                    }
+                }
+            }
+            Ok(())
+        });
+        match (result, culprit.take()) {
+            (Ok(()), _) => {
+                return values
                     .into_iter()
-                    .map(|e| Outcome::Done(Err(e.unwrap_or(Error::Aborted))))
+                    .zip(failed)
+                    .map(|(value, failed)| match (failed, value) {
+                        (Some(e), _) => Turn::Done(Err(e)),
+                        (None, Some(value)) => Turn::Done(Ok(value)),
+                        (None, None) => Turn::Done(Err(Error::Aborted)),
+                    })
                     .collect();
             }
-            let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
-            // The write that failed by itself in this attempt, and its error.
-            let mut culprit: Option<(usize, Error)> = None;
-            let result = commit(&mut |tx| {
-                for value in &mut values {
-                    *value = None;
-                }
-                culprit = None;
-                for (i, op) in ops.iter_mut().enumerate() {
-                    if failed[i].is_some() {
-                        continue;
-                    }
-                    // A write that panics (a `Table` impl's, say) fails by itself, as one
-                    // that returns an error does: the others go on without it.
-                    let result = catch_unwind(AssertUnwindSafe(|| op(tx)))
-                        .unwrap_or_else(|panic| Err(Error::panicked(&*panic)));
-                    match result {
-                        Ok(value) => values[i] = Some(value),
-                        // A conflict or a lost leader is the group's: retried whole.
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => {
-                            culprit = Some((i, e));
-                            return Err(Error::Aborted);
-                        }
-                    }
-                }
-                Ok(())
-            });
-            match (result, culprit.take()) {
-                (Ok(()), _) => {
-                    return ops
-                        .into_iter()
-                        .zip(values)
-                        .zip(failed)
-                        .map(|((_, value), failed)| match (failed, value) {
-                            (Some(e), _) => Outcome::Done(Err(e)),
-                            (None, Some(value)) => Outcome::Done(Ok(value)),
-                            (None, None) => Outcome::Done(Err(Error::Aborted)),
-                        })
-                        .collect();
-                }
-                // One write failed by itself: run the group again without it.
-                (Err(_), Some((i, e))) => failed[i] = Some(e),
-                (Err(_), None) => {
-                    // The commit failed: each write runs alone, to get its own outcome
-                    // (those that failed by themselves keep their error).
-                    return ops
-                        .into_iter()
-                        .zip(failed)
-                        .map(|(op, failed)| match failed {
-                            Some(e) => Outcome::Done(Err(e)),
-                            None => Outcome::Alone(op),
-                        })
-                        .collect();
-                }
+            // One write failed by itself: run the group again without it.
+            (Err(_), Some((i, e))) => failed[i] = Some(e),
+            (Err(_), None) => {
+                // The commit failed: each write runs alone, to get its own outcome
+                // (those that failed by themselves keep their error).
+                return ops
+                    .into_iter()
+                    .zip(failed)
+                    .map(|(op, failed)| match failed {
+                        Some(e) => Turn::Done(Err(e)),
+                        None => Turn::Alone(op),
+                    })
+                    .collect();
             }
         }
     }

@@ -54,18 +54,29 @@ struct PersonV4 {
     age: u32,
 }
 
-/// A field changed type: stored records no longer decode.
+/// A field of a type kvs does not know (a struct) replaced a string: open cannot tell that
+/// the stored values no longer decode, reading them can.
 #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kvs(name = "people", schema = "v5")]
 struct PersonV5 {
     #[kvs(key)]
     id: u64,
-    city: Vec<u32>,
+    city: Place,
     age: u32,
 }
 
-/// A field changed type in a table with an index: a write must read the old record to
-/// remove its index entries, and cannot.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Place {
+    name: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Years {
+    n: u32,
+}
+
+/// A field changed type, undetectably, in a table with an index: a write must read the old
+/// record to remove its index entries, and cannot.
 #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kvs(name = "people", schema = "v6")]
 struct PersonV6 {
@@ -73,10 +84,10 @@ struct PersonV6 {
     id: u64,
     #[kvs(index)]
     city: String,
-    age: Vec<u32>,
+    age: Years,
 }
 
-/// An indexed field changed type: the new index cannot be built from the stored records.
+/// An indexed field changed type: open sees it from the catalog, before any record is read.
 #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[kvs(name = "people", schema = "v7")]
 struct PersonV7 {
@@ -255,9 +266,7 @@ fn an_indexed_field_that_changed_type_refuses_its_table_only() {
             Error::Schema { table, reason } => {
                 assert_eq!(table, "people");
                 assert!(
-                    reason.contains("index on age")
-                        && reason.contains("at open")
-                        && reason.contains("key 1")
+                    reason.contains("field age changed type from u32 to String")
                         && reason.contains("SCHEMA.md"),
                     "{reason}"
                 );
@@ -299,11 +308,13 @@ fn a_record_that_no_longer_decodes_is_a_decode_error() {
     // Overwriting it is fine: the table has no index that would need the old value.
     kvs.put(&PersonV5 {
         id: 2,
-        city: vec![1],
+        city: Place {
+            name: "Rome".into(),
+        },
         age: 1,
     })
     .unwrap();
-    assert_eq!(kvs.get::<PersonV5>(&2).unwrap().unwrap().city, [1]);
+    assert_eq!(kvs.get::<PersonV5>(&2).unwrap().unwrap().city.name, "Rome");
 }
 
 #[test]
@@ -333,7 +344,7 @@ fn a_record_that_no_longer_decodes_is_neither_replaced_nor_deleted_under_an_inde
         let rome = PersonV6 {
             id: 2,
             city: "Lima".into(),
-            age: vec![1],
+            age: Years { n: 1 },
         };
         assert!(matches!(kvs.put(&rome), Err(Error::Decode { .. })));
         assert!(matches!(

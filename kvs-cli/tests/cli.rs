@@ -164,7 +164,7 @@ fn read_commands_show_the_database_and_change_nothing() {
     );
 
     assert!(ok(&url, &["ver"]).contains("redb 4.6.0"));
-    assert_eq!(json(&url, &["ver"])["format"], 1);
+    assert_eq!(json(&url, &["ver"])["format"], 2);
     let dump = ok(&url, &["dump"]);
     assert!(
         dump.contains("users#city") && dump.contains("bag"),
@@ -484,7 +484,7 @@ fn check_finds_broken_indexes_and_repair_rebuilds_them() {
         let db = redb::Database::open(s.path("app.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("users#city");
+            let def = kvs::redb::table_definition("users#city");
             let mut t = txn.open_table(def).unwrap();
             let first: Vec<u8> = t.first().unwrap().unwrap().0.value().to_vec();
             t.remove(first.as_slice()).unwrap();

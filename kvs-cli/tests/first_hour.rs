@@ -28,7 +28,7 @@ struct Person {
     #[kvs(index)]
     home_city: String,
     #[kvs(index)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     nick_name: Option<String>,
     #[serde(default)]
     visits: u32,
@@ -188,7 +188,7 @@ fn check_finds_records_the_application_cannot_read() {
         let db = redb::Database::open(s.0.join("people.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("people");
+            let def = kvs::redb::table_definition("people");
             let mut t = txn.open_table(def).unwrap();
             let mut key = Vec::new();
             kvs::Key::encode_key(&2u64, &mut key);

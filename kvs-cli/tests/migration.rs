@@ -59,7 +59,7 @@ fn the_schema_guides_console_migration_works() {
         let kvs = Kvs::open(&at("r2-in-place")).unwrap();
         let err = kvs.count::<ItemInPlace>().unwrap_err().to_string();
         assert!(
-            err.contains("index on qty") && err.contains("SCHEMA.md"),
+            err.contains("field qty changed type") && err.contains("SCHEMA.md"),
             "{err}"
         );
     }

@@ -128,6 +128,13 @@ pub trait WriteTx: ReadTx {
 
     /// Removes `table` and everything in it; returns whether it existed.
     fn drop_table(&mut self, table: &str) -> Result<bool>;
+
+    /// Brings the engine's own form of every table up to date, in this transaction: called
+    /// once when a database of an older kvs format is upgraded at open. The default does
+    /// nothing (an engine whose tables have no form of their own to change).
+    fn upgrade_tables(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A storage engine behind kvs.

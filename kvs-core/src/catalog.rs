@@ -19,8 +19,9 @@ pub const CATALOG_TABLE: &str = "#catalog";
 pub const SEQ_TABLE: &str = "#seq";
 /// The key of the header in [`META_TABLE`].
 pub const HEADER_KEY: &[u8] = b"kvs";
-/// The on-disk format this kvs writes and reads.
-pub const FORMAT: u32 = 1;
+/// The on-disk format this kvs writes: 2 stores a record's fields by position (docs/FORMAT.md).
+/// A database of format 1 (fields by name) is upgraded when it is first opened read-write.
+pub const FORMAT: u32 = 2;
 
 /// The database's identity, stored under [`HEADER_KEY`] in [`META_TABLE`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,10 @@ pub struct CatalogColumn {
     pub kind: FieldKind,
     /// Whether a record may lack it (an `Option`, or a field with serde `default`).
     pub optional: bool,
+    /// Whether it has a serde `default`: a record stored before the field was added reads
+    /// it as its default (absent from entries written before format 2).
+    #[serde(default)]
+    pub defaulted: bool,
 }
 
 /// One index in a [`CatalogEntry`].
@@ -99,6 +104,7 @@ impl CatalogEntry {
                     CatalogColumn {
                         name: c.name.to_owned(),
                         optional: c.defaulted || kind.is_option(),
+                        defaulted: c.defaulted,
                         kind,
                     }
                 })
@@ -113,6 +119,52 @@ impl CatalogEntry {
                     value_type: (ix.value_type)(),
                 })
                 .collect(),
+        }
+    }
+}
+
+impl CatalogEntry {
+    /// The names of the stored fields, in stored order: the position of each in a record.
+    pub fn field_names(&self) -> Vec<&str> {
+        if self.columns.is_empty() {
+            self.fields.iter().map(String::as_str).collect()
+        } else {
+            self.columns.iter().map(|c| c.name.as_str()).collect()
+        }
+    }
+
+    /// Whether this stored entry describes the table as `want` does for every read and write:
+    /// equal but perhaps for what no read or write looks at (the Rust type and schema that
+    /// last opened it, and the `defaulted` flags, which only the checks of a later change of
+    /// fields read, and which entries of format 1 lack).
+    pub fn reads_as(&self, want: &CatalogEntry) -> bool {
+        let mut masked = self.clone();
+        masked.rust_type.clone_from(&want.rust_type);
+        masked.schema.clone_from(&want.schema);
+        for (have, want) in masked.columns.iter_mut().zip(&want.columns) {
+            have.defaulted = want.defaulted;
+        }
+        masked == *want
+    }
+
+    /// The stored fields as the positional encoding needs them.
+    pub(crate) fn row_columns(&self) -> Vec<crate::row::Column<'_>> {
+        if self.columns.is_empty() {
+            self.fields
+                .iter()
+                .map(|name| crate::row::Column {
+                    name,
+                    nullable: false,
+                })
+                .collect()
+        } else {
+            self.columns
+                .iter()
+                .map(|c| crate::row::Column {
+                    name: &c.name,
+                    nullable: c.kind.is_option(),
+                })
+                .collect()
         }
     }
 }
@@ -187,17 +239,39 @@ pub(crate) fn ensure_table(
 }
 
 fn write_header(w: &mut dyn WriteTx) -> Result<()> {
-    let header = Header {
-        magic: "kvs".to_owned(),
-        format: FORMAT,
-        created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
-    };
-    w.insert(
+    write_header_value(
+        w,
+        &Header {
+            magic: "kvs".to_owned(),
+            format: FORMAT,
+            created_by: format!("kvs {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+}
+
+/// Stores `header` as the database's header.
+pub(crate) fn write_header_value(w: &mut dyn WriteTx, header: &Header) -> Result<()> {
+    w.put(
         META_TABLE,
         HEADER_KEY,
-        &encode_internal(&header, META_TABLE)?,
-    )?;
-    Ok(())
+        &encode_internal(header, META_TABLE)?,
+    )
+}
+
+/// Upgrades a database of an older format to [`FORMAT`] (see `upgrade.rs`), writing the
+/// header of an empty store; returns whether it wrote anything.
+pub(crate) fn bring_to_format(w: &mut dyn WriteTx, location: &str) -> Result<bool> {
+    match read_header(&*w, location)? {
+        None => {
+            write_header(w)?;
+            Ok(true)
+        }
+        Some(header) if header.format < FORMAT => {
+            crate::upgrade::upgrade(w, &header)?;
+            Ok(true)
+        }
+        Some(_) => Ok(false),
+    }
 }
 
 /// Checks that the storage holds a kvs database (or nothing) and reads its header.
@@ -269,7 +343,10 @@ pub(crate) fn open_checked(config: &Config, must_exist: bool) -> Result<Box<dyn 
 
 /// Whether the database already matches `tables` exactly, so that open need not write.
 pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta]) -> Result<bool> {
-    Ok(read_header(r, location)?.is_some() && differing(r, tables)?.is_empty())
+    Ok(
+        read_header(r, location)?.is_some_and(|h| h.format == FORMAT)
+            && differing(r, tables)?.is_empty(),
+    )
 }
 
 /// The tables of `tables` whose stored catalog entry is missing or differs from theirs.
@@ -277,6 +354,24 @@ pub fn differing(r: &dyn ReadTx, tables: &[&'static TableMeta]) -> Result<Vec<&'
     let mut out = Vec::new();
     for &meta in tables {
         if read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
+            out.push(meta);
+        }
+    }
+    Ok(out)
+}
+
+/// The tables of `tables` that the stored catalog does not describe as they would be read
+/// and written ([`CatalogEntry::reads_as`]): what a read-only open, which cannot reconcile,
+/// must refuse.
+pub fn unreadable(
+    r: &dyn ReadTx,
+    tables: &[&'static TableMeta],
+) -> Result<Vec<&'static TableMeta>> {
+    let mut out = Vec::new();
+    for &meta in tables {
+        let same =
+            read_entry(r, meta.name)?.is_some_and(|have| have.reads_as(&CatalogEntry::of(meta)));
+        if !same {
             out.push(meta);
         }
     }
@@ -303,9 +398,7 @@ pub(crate) fn reconcile(
     location: &str,
     tables: &[&'static TableMeta],
 ) -> Result<Vec<Refusal>> {
-    if read_header(&*w, location)?.is_none() {
-        write_header(w)?;
-    }
+    bring_to_format(w, location)?;
     w.create_table(CATALOG_TABLE)?;
     w.create_table(SEQ_TABLE)?;
     let mut refused = Vec::new();
@@ -340,6 +433,15 @@ fn reconcile_table(
                 "key type changed from {} (stored) to {} ({}): the stored keys cannot be read as the new type, so the table is refused and left as it was; migrate its records to a new table name (docs/SCHEMA.md)",
                 have.key_type, want.key_type, meta.rust_type
             )));
+        }
+        if let Some(change) = crate::upgrade::positional_change(have, want) {
+            // An empty table has no record to misread: any change of fields is taken.
+            if w.len(meta.name)? > 0 {
+                return Ok(Err(format!(
+                    "{change}. Records store their fields by position, and {} would misread the stored ones, so the table is refused and left as it was; migrate its records (docs/SCHEMA.md)",
+                    meta.rust_type
+                )));
+            }
         }
     }
     let mut built = Vec::new();

@@ -110,10 +110,13 @@ impl Kvs {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let location = backend.info().location;
         let mut has_header = false;
+        let mut format = catalog::FORMAT;
         let mut differing = Vec::new();
         let mut feeds_exist = false;
         backend.read(&mut |r| {
-            has_header = catalog::read_header(r, &location)?.is_some();
+            let header = catalog::read_header(r, &location)?;
+            has_header = header.is_some();
+            format = header.map_or(catalog::FORMAT, |h| h.format);
             if config.read_only && !has_header {
                 return Err(Error::NotKvs {
                     location: location.clone(),
@@ -121,11 +124,15 @@ impl Kvs {
                         .to_owned(),
                 });
             }
-            differing = catalog::differing(r, &tables)?;
+            differing = if config.read_only {
+                catalog::unreadable(r, &tables)?
+            } else {
+                catalog::differing(r, &tables)?
+            };
             feeds_exist = r.tables()?.iter().any(|t| t == WRITER_TABLE);
             Ok(())
         })?;
-        let current = has_header && differing.is_empty();
+        let current = has_header && format == catalog::FORMAT && differing.is_empty();
         let mut refused = Vec::new();
         if config.read_only {
             // A read-only open cannot reconcile: the tables whose entries differ are refused,

@@ -41,6 +41,7 @@ mod query;
 mod record;
 mod report;
 mod retry;
+mod row;
 mod select;
 mod stream;
 mod streams;
@@ -49,6 +50,7 @@ mod table;
 pub mod testing;
 mod tx;
 pub mod untyped;
+mod upgrade;
 mod write;
 
 // Backend crates name these at the root; applications reach them through `kvs::backend`.

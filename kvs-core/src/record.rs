@@ -11,11 +11,14 @@ use crate::key::Key;
 use crate::table::{IndexField, Table};
 use crate::write::{self, IndexValues};
 
+/// The stored form of `record`: its fields by position (docs/FORMAT.md).
 pub(crate) fn encode<T: Table>(record: &T) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(record).map_err(|e| Error::Encode {
+    let mut out = Vec::new();
+    crate::row::encode(record, &mut out).map_err(|reason| Error::Encode {
         table: T::META.name.to_owned(),
-        reason: e.to_string(),
-    })
+        reason,
+    })?;
+    Ok(out)
 }
 
 pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {

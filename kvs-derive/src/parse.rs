@@ -89,7 +89,7 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
     let container = serde_attr::container(&input.attrs, |span, word| {
         refusals.push((
             span,
-            format!("#[serde({word})] changes how the whole record is stored; kvs stores a record as a map of its named fields, which the catalog lists"),
+            format!("#[serde({word})] changes how the whole record is stored; kvs stores a record as an array of its fields in declaration order, which the catalog names"),
         ));
     })
     .unwrap_or_else(|e| {
@@ -135,11 +135,10 @@ pub fn model(input: &DeriveInput) -> syn::Result<Model<'_>> {
             ident,
             ty: &field.ty,
             stored,
-            defaulted: role.is_none()
-                && (serde.default.is_some() || container.default || serde.not_read.is_some()),
+            defaulted: serde.default.is_some() || container.default,
             opaque: serde.custom.is_some(),
         };
-        if serde.not_stored.is_none() {
+        if !serde.skipped() {
             stored_fields.push(column.clone());
         }
         if let Some(span) = is_key {
@@ -204,19 +203,10 @@ fn is_option(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"))
 }
 
-/// The predicates of `skip_serializing_if` under which an indexed field's index entry and
-/// its stored form agree: an absent field reads as `None`, which is not indexed.
-const SKIP_IF_NONE: &[&str] = &[
-    "Option::is_none",
-    "std::option::Option::is_none",
-    "core::option::Option::is_none",
-    "::std::option::Option::is_none",
-    "::core::option::Option::is_none",
-];
-
 /// Refuses, at their spans, the serde attributes whose stored form kvs cannot describe: on
-/// any field `flatten` (its fields' names are not known here), and on the key or an indexed
-/// field (`role`) anything that makes the stored value differ from the one kvs encodes.
+/// any field those that break a positional layout (`flatten`, `skip_serializing_if`, half of
+/// `skip`), and on the key or an indexed field (`role`) anything that makes the stored value
+/// differ from the one kvs encodes.
 fn check_serde_field(
     serde: &serde_attr::Member,
     role: Option<&str>,
@@ -226,12 +216,34 @@ fn check_serde_field(
     if let Some(span) = serde.flatten {
         errors.at(
             &span,
-            "#[serde(flatten)] is not supported in a kvs table: the catalog lists every stored field by name, and a flattened field's names are not known to the derive; declare those fields in the struct",
+            "#[serde(flatten)] is not supported in a kvs table: kvs stores a record's fields by position and the catalog names each one, and a flattened field's fields are not known to the derive; declare those fields in the struct",
         );
+    }
+    if let Some((_, span)) = &serde.skip_if {
+        errors.at(
+            span,
+            "#[serde(skip_serializing_if)] is not supported in a kvs table: kvs stores a record's fields by position, so every field is stored (a None as nil); remove it",
+        );
+    }
+    if !serde.skipped() {
+        for (span, what, fix) in [
+            (serde.not_stored, "skip_serializing", "skip_deserializing"),
+            (serde.not_read, "skip_deserializing", "skip_serializing"),
+        ] {
+            if let Some(span) = span {
+                errors.at(
+                    &span,
+                    format!("#[serde({what})] without {fix}: kvs stores a record's fields by position, so a field serde writes must be one it reads back; write #[serde(skip)] to leave the field out of the stored record"),
+                );
+            }
+        }
     }
     let Some(role) = role else { return };
     for (span, what) in [
-        (serde.not_stored, "a field serde does not store"),
+        (
+            serde.skip.or(serde.not_stored),
+            "a field serde does not store",
+        ),
         (serde.not_read, "a field serde does not read back"),
         (serde.custom, "a field with its own serde functions"),
     ] {
@@ -247,14 +259,6 @@ fn check_serde_field(
             &span,
             format!("#[serde(default)] on {role} that is not an Option: a record stored without the field is indexed by its default, which tools without the Rust type (the console's check, repair, delete, import) cannot know; make the field an Option (None is not indexed)"),
         );
-    }
-    if let Some((path, span)) = &serde.skip_if {
-        if role == "the key field" || !SKIP_IF_NONE.contains(&path.as_str()) {
-            errors.at(
-                span,
-                format!("#[serde(skip_serializing_if)] on {role}: only `Option::is_none` on an indexed Option field is supported (an absent field reads as None, which is not indexed); with another predicate the stored record and its index entry would disagree"),
-            );
-        }
     }
 }
 

@@ -22,6 +22,13 @@ pub struct Container {
     pub default: bool,
 }
 
+impl Member {
+    /// Whether serde neither stores nor reads the field (`skip`, or both halves of it).
+    pub fn skipped(&self) -> bool {
+        self.skip.is_some() || (self.not_stored.is_some() && self.not_read.is_some())
+    }
+}
+
 /// What serde's attributes on one field (or variant) say.
 #[derive(Default)]
 pub struct Member {
@@ -29,9 +36,11 @@ pub struct Member {
     pub rename: Option<String>,
     /// `default` or `default = "..."`: where it was written.
     pub default: Option<Span>,
-    /// `skip`, or `skip_serializing`: never stored.
+    /// `skip`: neither stored nor read.
+    pub skip: Option<Span>,
+    /// `skip_serializing`: never stored.
     pub not_stored: Option<Span>,
-    /// `skip_deserializing`: stored but never read back.
+    /// `skip_deserializing`: never read back.
     pub not_read: Option<Span>,
     /// `skip_serializing_if = "path"`: the path, and where it was written.
     pub skip_if: Option<(String, Span)>,
@@ -186,7 +195,8 @@ pub fn member(attrs: &[Attribute], mut refused: impl FnMut(Span, &str)) -> syn::
                     skip_value(&meta)?;
                     out.default = Some(span);
                 }
-                "skip" | "skip_serializing" => out.not_stored = Some(span),
+                "skip" => out.skip = Some(span),
+                "skip_serializing" => out.not_stored = Some(span),
                 "skip_deserializing" => out.not_read = Some(span),
                 "skip_serializing_if" => {
                     let lit: LitStr = meta.value()?.parse()?;

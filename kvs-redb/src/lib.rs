@@ -1,6 +1,7 @@
 //! The redb backend of kvs: `redb:PATH` opens a file, `mem:` an in-memory database.
 //!
-//! Every kvs table is a redb table of byte keys and byte values. A write transaction keeps each
+//! Every kvs table is a redb table of kvs keys (bytes in kvs's order-preserving encoding,
+//! compared inline: `key.rs`) and byte values. A write transaction keeps each
 //! table it touches open until it commits, so a transaction that writes a record and three
 //! index entries opens each table once.
 //!
@@ -29,16 +30,18 @@ use std::path::Path;
 
 use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Result, WriteTx};
 pub use redb::ConcurrencyMode;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase};
 
 mod file;
 mod guard;
+mod key;
 mod open_tables;
 mod read;
 mod write;
 
 use file::OpenFile;
 use guard::{guard, guard_open};
+pub use key::{table_definition, KvsKey};
 use read::RedbRead;
 use write::RedbWrite;
 
@@ -46,10 +49,6 @@ use write::RedbWrite;
 pub const REDB_VERSION: &str = "4.6.0";
 
 type Bytes = &'static [u8];
-
-fn definition(name: &str) -> TableDefinition<'_, Bytes, Bytes> {
-    TableDefinition::new(name)
-}
 
 fn storage(e: impl Into<redb::Error>) -> Error {
     Error::storage("redb", e.into())

@@ -7,11 +7,20 @@ use kvs_core::{KeyRange, ReadTx, Result, Visitor};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableError};
 
 use crate::guard::{guard, reentered};
+use crate::key::{definition, is_legacy, legacy_definition, KvsKey};
 use crate::open_tables::OpenTables;
-use crate::{definition, storage, Bytes};
+use crate::{storage, Bytes};
 
-pub(crate) fn scan_table(
-    table: &impl ReadableTable<Bytes, Bytes>,
+/// A redb key type whose values are byte strings: [`KvsKey`], or `&[u8]` in a table of kvs
+/// format 1 that a read-only open finds.
+pub(crate) trait ByteKey:
+    redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = &'a [u8]>
+{
+}
+impl<K: redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = &'a [u8]>> ByteKey for K {}
+
+pub(crate) fn scan_table<K: ByteKey>(
+    table: &impl ReadableTable<K, Bytes>,
     range: KeyRange<'_>,
     reverse: bool,
     visit: &mut Visitor<'_>,
@@ -21,7 +30,7 @@ pub(crate) fn scan_table(
     }
     let iter = table.range::<&[u8]>(range).map_err(storage)?;
     let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
-        let (k, v): (redb::AccessGuard<Bytes>, redb::AccessGuard<Bytes>) = item.map_err(storage)?;
+        let (k, v): (redb::AccessGuard<K>, redb::AccessGuard<Bytes>) = item.map_err(storage)?;
         visit(k.value(), v.value())
     };
     if reverse {
@@ -41,8 +50,8 @@ pub(crate) fn scan_table(
 }
 
 /// Lends the value under `key` to `visit`, straight from redb's page.
-pub(crate) fn lend(
-    table: &impl ReadableTable<Bytes, Bytes>,
+pub(crate) fn lend<K: ByteKey>(
+    table: &impl ReadableTable<K, Bytes>,
     key: &[u8],
     visit: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<bool> {
@@ -79,10 +88,27 @@ pub(crate) fn table_bytes(table: &impl ReadableTableMetadata) -> Result<u64> {
     Ok(stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes())
 }
 
+/// A table open for reading: of the current key type, or of kvs format 1, which only a
+/// write transaction upgrades.
+pub(crate) enum Opened {
+    Kvs(ReadOnlyTable<KvsKey, Bytes>),
+    Legacy(ReadOnlyTable<Bytes, Bytes>),
+}
+
+/// Runs the same code on an [`Opened`] table of either key type.
+macro_rules! on_table {
+    ($table:expr, |$t:ident| $body:expr) => {
+        match $table {
+            Opened::Kvs($t) => $body,
+            Opened::Legacy($t) => $body,
+        }
+    };
+}
+
 /// A read transaction, with each table opened once.
 pub(crate) struct RedbRead {
     txn: ReadTransaction,
-    tables: RefCell<OpenTables<Option<ReadOnlyTable<Bytes, Bytes>>>>,
+    tables: RefCell<OpenTables<Option<Opened>>>,
 }
 
 impl RedbRead {
@@ -94,18 +120,18 @@ impl RedbRead {
     }
 
     /// Runs `f` on `name`, or returns `empty` when the table does not exist.
-    fn with<R>(
-        &self,
-        name: &str,
-        empty: R,
-        f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>) -> Result<R>,
-    ) -> Result<R> {
+    fn with<R>(&self, name: &str, empty: R, f: impl FnOnce(&Opened) -> Result<R>) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
         guard(|| {
             let table =
                 tables.get_or_open(name, || match self.txn.open_table(definition(name)) {
-                    Ok(table) => Ok(Some(table)),
+                    Ok(table) => Ok(Some(Opened::Kvs(table))),
                     Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                    Err(e) if is_legacy(&e) => self
+                        .txn
+                        .open_table(legacy_definition(name))
+                        .map(|t| Some(Opened::Legacy(t)))
+                        .map_err(storage),
                     Err(e) => Err(storage(e)),
                 })?;
             match table {
@@ -119,7 +145,10 @@ impl RedbRead {
 impl ReadTx for RedbRead {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.with(table, None, |t| {
-            Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
+            on_table!(t, |t| Ok(t
+                .get(key)
+                .map_err(storage)?
+                .map(|v| v.value().to_vec())))
         })
     }
 
@@ -129,7 +158,7 @@ impl ReadTx for RedbRead {
         key: &[u8],
         visit: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<bool> {
-        self.with(table, false, |t| lend(t, key, visit))
+        self.with(table, false, |t| on_table!(t, |t| lend(t, key, visit)))
     }
 
     fn scan(
@@ -139,11 +168,13 @@ impl ReadTx for RedbRead {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        self.with(table, (), |t| scan_table(t, range, reverse, visit))
+        self.with(table, (), |t| {
+            on_table!(t, |t| scan_table(t, range, reverse, visit))
+        })
     }
 
     fn len(&self, table: &str) -> Result<u64> {
-        self.with(table, 0, |t| t.len().map_err(storage))
+        self.with(table, 0, |t| on_table!(t, |t| t.len().map_err(storage)))
     }
 
     fn tables(&self) -> Result<Vec<String>> {
@@ -151,6 +182,7 @@ impl ReadTx for RedbRead {
     }
 
     fn stored_bytes(&self, table: &str) -> Result<Option<u64>> {
-        self.with(table, 0, table_bytes).map(Some)
+        self.with(table, 0, |t| on_table!(t, |t| table_bytes(t)))
+            .map(Some)
     }
 }

@@ -6,14 +6,15 @@ use kvs_core::{KeyRange, ReadTx, Result, Visitor, WriteTx};
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use crate::guard::{guard, reentered};
+use crate::key::{definition, is_legacy, upgrade_table, KvsKey};
 use crate::open_tables::OpenTables;
 use crate::read::{lend, scan_table, table_bytes, table_names};
-use crate::{definition, storage, Bytes};
+use crate::{storage, Bytes};
 
 /// A write transaction, with each table opened once and kept open until commit.
 pub(crate) struct RedbWrite<'t> {
     txn: &'t WriteTransaction,
-    tables: RefCell<OpenTables<Table<'t, Bytes, Bytes>>>,
+    tables: RefCell<OpenTables<Table<'t, KvsKey, Bytes>>>,
 }
 
 impl<'t> RedbWrite<'t> {
@@ -28,12 +29,19 @@ impl<'t> RedbWrite<'t> {
     fn with<R>(
         &self,
         name: &str,
-        f: impl FnOnce(&mut Table<'t, Bytes, Bytes>) -> Result<R>,
+        f: impl FnOnce(&mut Table<'t, KvsKey, Bytes>) -> Result<R>,
     ) -> Result<R> {
         let mut tables = self.tables.try_borrow_mut().map_err(|_| reentered())?;
         guard(|| {
             f(tables.get_or_open(name, || {
-                self.txn.open_table(definition(name)).map_err(storage)
+                match self.txn.open_table(definition(name)) {
+                    // A table of kvs format 1: upgraded in this transaction, then opened.
+                    Err(e) if is_legacy(&e) => {
+                        upgrade_table(self.txn, name)?;
+                        self.txn.open_table(definition(name)).map_err(storage)
+                    }
+                    opened => opened.map_err(storage),
+                }
             })?)
         })
     }
@@ -105,6 +113,14 @@ impl WriteTx for RedbWrite<'_> {
 
     fn create_table(&mut self, table: &str) -> Result<()> {
         self.with(table, |_| Ok(()))
+    }
+
+    fn upgrade_tables(&mut self) -> Result<()> {
+        for name in self.tables()? {
+            // Opening a table upgrades it when it has the key type of kvs format 1.
+            self.with(&name, |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     fn drop_table(&mut self, table: &str) -> Result<bool> {

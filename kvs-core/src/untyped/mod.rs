@@ -96,6 +96,11 @@ impl Session {
                 reason: "it is empty: no kvs header".to_owned(),
             });
         }
+        if !config.read_only && header.is_some_and(|h| h.format < catalog::FORMAT) {
+            // Tools write records in the current format: an older database is upgraded
+            // first, in one commit, as the application's open would.
+            session.write(|edit| catalog::bring_to_format(edit.w, edit.location).map(drop))?;
+        }
         Ok(session)
     }
 
@@ -446,10 +451,7 @@ impl Edit<'_> {
         })?;
         let key = record_key(entry, record)?;
         let new = index_values(entry, record)?;
-        let bytes = rmp_serde::to_vec_named(record).map_err(|e| Error::Encode {
-            table: entry.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = record::stored_form(entry, record)?;
         write::put_values(
             self.w,
             &entry.name,

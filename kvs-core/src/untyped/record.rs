@@ -23,13 +23,26 @@ pub(super) fn writable(entry: &CatalogEntry) -> Result<()> {
     Ok(())
 }
 
-/// A stored record as JSON.
+/// A stored record as a JSON object, its fields named by the catalog.
 pub fn record_json(entry: &CatalogEntry, key: &[u8], bytes: &[u8]) -> Result<Value> {
-    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+    crate::row::to_json(bytes, &entry.field_names()).map_err(|reason| Error::Decode {
         table: entry.name.clone(),
         key: entry.key_type.render(key),
-        reason: e.to_string(),
+        reason,
     })
+}
+
+/// The stored form of a JSON record of `entry` (checked already by [`check_fields`]): its
+/// fields by position, in the catalog's order.
+pub(super) fn stored_form(entry: &CatalogEntry, record: &Value) -> Result<Vec<u8>> {
+    let invalid = |reason: String| Error::Invalid {
+        table: entry.name.clone(),
+        reason,
+    };
+    let map = record
+        .as_object()
+        .ok_or_else(|| invalid(format!("a record of {} must be a JSON object", entry.name)))?;
+    crate::row::from_json(map, &entry.row_columns()).map_err(invalid)
 }
 
 /// The encoded key of a record given as JSON.

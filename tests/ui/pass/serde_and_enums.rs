@@ -20,7 +20,7 @@ struct Account {
     #[kvs(index)]
     account_status: Status,
     #[kvs(index, unique)]
-    #[serde(default, skip_serializing_if = "Option::is_none", alias = "nick")]
+    #[serde(default, alias = "nick")]
     nick_name: Option<String>,
     #[serde(skip)]
     scratch: u32,

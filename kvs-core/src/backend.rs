@@ -22,6 +22,15 @@ pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 /// when absent).
 pub type ManyVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'a;
 
+/// An open walk over a range of one table: [`ReadTx::cursor`].
+pub trait Cursor: Send {
+    /// Lends entries from the front (from the back when `back`) to `visit`, one after the
+    /// other, until `visit` returns `Ok(false)` or an error (which `step` returns), or none is
+    /// left. Returns `false` once none is left: when it returns `true`, `visit` stopped it.
+    /// The two ends meet: no entry is lent twice.
+    fn step(&mut self, back: bool, visit: &mut Visitor<'_>) -> Result<bool>;
+}
+
 /// Reads inside a transaction.
 ///
 /// Rules for implementers:
@@ -79,6 +88,15 @@ pub trait ReadTx {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<()>;
+
+    /// An ordered walk over the entries of `table` in `range` that stays open between steps,
+    /// from either end, for a lazy iterator: each step costs one entry, not a seek. `None`
+    /// (the default) when the engine has none, or none outliving the call; lazy iterators
+    /// then read pages with [`ReadTx::scan`]. The walk sees this transaction's state.
+    fn cursor(&self, table: &str, range: KeyRange<'_>) -> Result<Option<Box<dyn Cursor>>> {
+        let _ = (table, range);
+        Ok(None)
+    }
 
     /// The number of entries in `table`. kvs calls it for `count` and expects it to be cheap
     /// (O(1) or close).

@@ -60,8 +60,8 @@ pub use crate::arg::{IndexArg, KeyArg};
 #[cfg(feature = "tokio")]
 pub use crate::async_kvs::{AsyncKvs, RecordStream};
 pub use crate::backend::{
-    open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Durability, KeyRange,
-    ManyVisitor, ReadTx, Visitor, WriteTx,
+    open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Cursor, Durability,
+    KeyRange, ManyVisitor, ReadTx, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 use crate::arg::{Fit, IndexArg, ValueKind, ANY};
-use crate::backend::ReadTx;
+use crate::backend::{Cursor, ReadTx};
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::record;
@@ -142,6 +142,36 @@ pub(crate) fn index_entries_range(
     Some((start, end))
 }
 
+/// The records of `T` whose value for index `ix` lies in `range`, in (value, key) order:
+/// one scan of the index entries, then one batched read of the records (`index_range`).
+pub(crate) fn index_range_records<T: Table>(
+    r: &dyn ReadTx,
+    ix: &IndexMeta,
+    range: OwnedRange,
+) -> Result<Vec<T>> {
+    let Some((start, end)) = range else {
+        return Ok(Vec::new());
+    };
+    let value_type = (ix.value_type)();
+    let mut keys = record::KeyList::default();
+    let range = (
+        start.as_ref().map(Vec::as_slice),
+        end.as_ref().map(Vec::as_slice),
+    );
+    r.scan(ix.table, range, false, &mut |entry, value| {
+        keys.push(record_key_of(
+            ix.table,
+            ix.field,
+            ix.unique,
+            &value_type,
+            entry,
+            value,
+        )?);
+        Ok(true)
+    })?;
+    record::indexed_records(r, ix, &keys)
+}
+
 /// How many records hold `value` in index `ix`: index keys only, no record read.
 pub(crate) fn index_count(r: &dyn ReadTx, ix: &IndexMeta, value: &impl IndexArg) -> Result<u64> {
     let mut prefix = Vec::new();
@@ -183,6 +213,10 @@ pub(crate) type Make<'m, X> = dyn FnMut(&dyn ReadTx, &[u8], &[u8]) -> Result<X> 
 /// Items made from the entries of one table in a range, read a page at a time from either
 /// end and never twice: each page moves that end's bound past what it read. Items are made
 /// inside the scan, from the engine's lent bytes, so no entry is copied.
+///
+/// Where the reader has a cursor ([`ReadTx::cursor`]: redb outside a write transaction), the
+/// walk steps it instead, one entry a step from either end, with no page read ahead and no
+/// seek but the first.
 pub(crate) struct Pages<X> {
     table: String,
     start: Bound<Vec<u8>>,
@@ -192,6 +226,16 @@ pub(crate) struct Pages<X> {
     back: VecDeque<X>,
     front_page: usize,
     back_page: usize,
+    cursor: Walk,
+}
+
+/// Whether a lazy scan walks a cursor.
+enum Walk {
+    /// Not asked yet: the first read asks the reader for one.
+    Untried,
+    Cursor(Box<dyn Cursor>),
+    /// The reader has none: pages of `scan`.
+    Pages,
 }
 
 impl<X> Pages<X> {
@@ -209,10 +253,51 @@ impl<X> Pages<X> {
             back: VecDeque::new(),
             front_page: FIRST_PAGE,
             back_page: FIRST_PAGE,
+            cursor: Walk::Untried,
         }
     }
 
-    /// Reads the next page at the front (or the back, when `back`) into that end's buffer.
+    /// The reader's cursor over the range, asked for at the first read.
+    fn cursor(&mut self, r: &dyn ReadTx) -> Result<Option<&mut Box<dyn Cursor>>> {
+        if matches!(self.cursor, Walk::Untried) {
+            self.cursor = match r.cursor(&self.table, self.range())? {
+                Some(cursor) if !self.empty => Walk::Cursor(cursor),
+                _ => Walk::Pages,
+            };
+        }
+        Ok(match &mut self.cursor {
+            Walk::Cursor(cursor) => Some(cursor),
+            _ => None,
+        })
+    }
+
+    fn range(&self) -> crate::backend::KeyRange<'_> {
+        (
+            self.start.as_ref().map(Vec::as_slice),
+            self.end.as_ref().map(Vec::as_slice),
+        )
+    }
+
+    /// Up to `size` items from the cursor's end, into that end's buffer.
+    fn fill_from_cursor(
+        cursor: &mut dyn Cursor,
+        r: &dyn ReadTx,
+        back: bool,
+        size: usize,
+        into: &mut VecDeque<X>,
+        make: &mut Make<'_, X>,
+    ) -> Result<()> {
+        let mut read = 0;
+        cursor.step(back, &mut |k, v| {
+            into.push_back(make(r, k, v)?);
+            read += 1;
+            Ok(read < size)
+        })?;
+        Ok(())
+    }
+
+    /// Reads the next page at the front (or the back, when `back`) into that end's buffer,
+    /// which is empty.
     fn fill(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<()> {
         if self.empty {
             return Ok(());
@@ -222,35 +307,47 @@ impl<X> Pages<X> {
         } else {
             self.front_page
         };
-        let mut page = Vec::with_capacity(size.min(LARGEST_PAGE));
+        if back {
+            self.back_page = (size * 3).min(LARGEST_PAGE);
+        } else {
+            self.front_page = (size * 3).min(LARGEST_PAGE);
+        }
+        let Pages {
+            table,
+            start,
+            end,
+            front,
+            back: back_items,
+            cursor,
+            ..
+        } = self;
+        let page = if back { back_items } else { front };
+        if let Walk::Cursor(cursor) = cursor {
+            return Self::fill_from_cursor(&mut **cursor, r, back, size, page, make);
+        }
         let mut last: Vec<u8> = Vec::new();
+        let mut read = 0;
         let range = (
-            self.start.as_ref().map(Vec::as_slice),
-            self.end.as_ref().map(Vec::as_slice),
+            start.as_ref().map(Vec::as_slice),
+            end.as_ref().map(Vec::as_slice),
         );
-        r.scan(&self.table, range, back, &mut |k, v| {
-            page.push(make(r, k, v)?);
+        r.scan(table, range, back, &mut |k, v| {
+            page.push_back(make(r, k, v)?);
+            read += 1;
             last.clear();
             last.extend_from_slice(k);
-            Ok(page.len() < size)
+            Ok(read < size)
         })?;
-        if page.len() < size {
+        if read < size {
             // This end has reached the other: nothing lies between the two bounds any more.
             self.empty = true;
         }
-        if !page.is_empty() {
+        if read > 0 {
             if back {
                 self.end = Bound::Excluded(last);
-                self.back_page = (size * 3).min(LARGEST_PAGE);
             } else {
                 self.start = Bound::Excluded(last);
-                self.front_page = (size * 3).min(LARGEST_PAGE);
             }
-        }
-        if back {
-            self.back.extend(page);
-        } else {
-            self.front.extend(page);
         }
         Ok(())
     }
@@ -258,6 +355,15 @@ impl<X> Pages<X> {
     /// The next item from one end; what the other end read already lies after everything
     /// this end can still read, so it comes last.
     fn next(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Option<X>> {
+        if let Some(cursor) = self.cursor(r)? {
+            // One step, nothing read ahead.
+            let mut item = None;
+            cursor.step(back, &mut |k, v| {
+                item = Some(make(r, k, v)?);
+                Ok(false)
+            })?;
+            return Ok(item);
+        }
         if (if back { &self.back } else { &self.front }).is_empty() {
             self.fill(r, back, make)?;
         }
@@ -276,6 +382,7 @@ impl<X> Pages<X> {
         back: bool,
         make: &mut Make<'_, X>,
     ) -> Result<Vec<X>> {
+        self.cursor(r)?;
         if (if back { &self.back } else { &self.front }).is_empty() {
             self.fill(r, back, make)?;
         }
@@ -294,16 +401,16 @@ impl<X> Pages<X> {
 
 /// The record key an index entry names: a unique index maps the value to the key, another
 /// holds `value ++ key` (whose value is skipped by its type).
-pub(crate) fn record_key_of(
+pub(crate) fn record_key_of<'e>(
     table: &str,
     field: &str,
     unique: bool,
     value_type: &KeyType,
-    entry: &[u8],
-    value: &[u8],
-) -> Result<Vec<u8>> {
+    entry: &'e [u8],
+    value: &'e [u8],
+) -> Result<&'e [u8]> {
     if unique {
-        return Ok(value.to_vec());
+        return Ok(value);
     }
     let mut rest = entry;
     value_type.skip(&mut rest).ok_or_else(|| {
@@ -313,7 +420,7 @@ pub(crate) fn record_key_of(
             format!("an entry of the index on {field} does not decode"),
         )
     })?;
-    Ok(rest.to_vec())
+    Ok(rest)
 }
 
 /// Records of `T` in key order, read lazily a page at a time: `iter` (and `.rev()` from the
@@ -427,6 +534,7 @@ impl<'a, T: Table> IndexIter<'a, T> {
         let value_type = (ix.value_type)();
         let keys = self.pages.take_page(r, back, &mut |_, entry, value| {
             record_key_of(ix.table, ix.field, ix.unique, &value_type, entry, value)
+                .map(<[u8]>::to_vec)
         })?;
         let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let own = if back {

@@ -119,8 +119,7 @@ macro_rules! read_calls {
             let ix = &T::META.indexes[$crate::table::field_index(&field)];
             let range = $crate::query::index_scan_range(ix, &range);
             $crate::reads::Reads::with(self, |r| {
-                $crate::query::IndexIter::<T>::new($crate::query::Source::Borrowed(r), ix, range)
-                    .collect()
+                $crate::query::index_range_records::<T>(r, ix, range)
             })
         }
 

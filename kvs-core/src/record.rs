@@ -8,7 +8,7 @@ use crate::arg::IndexArg;
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::table::{IndexField, Table};
+use crate::table::{IndexField, IndexMeta, Table};
 use crate::write::{self, IndexValues};
 
 /// The stored form of `record`: its fields by position (docs/FORMAT.md).
@@ -119,31 +119,56 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     _field: F,
     value: &V,
 ) -> Result<Vec<T>> {
-    let meta = &T::META;
-    let ix = &meta.indexes[F::INDEX];
+    let ix = &T::META.indexes[F::INDEX];
     let mut prefix = Vec::new();
     if !value.encode_as(&(ix.value_type)(), &mut prefix) {
         return Ok(Vec::new());
     }
-    // The matching keys, end to end in one buffer: one allocation, not one per hit.
-    let mut keys: Vec<u8> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
+    let mut keys = KeyList::default();
     write::index_keys(r, ix.table, ix.unique, &prefix, &mut |key| {
-        keys.extend_from_slice(key);
-        ends.push(keys.len());
+        keys.push(key);
         Ok(())
     })?;
-    let mut start = 0;
-    let keys: Vec<&[u8]> = ends
-        .iter()
-        .map(|&end| {
-            let key = &keys[start..end];
-            start = end;
-            key
-        })
-        .collect();
+    indexed_records(r, ix, &keys)
+}
+
+/// Record keys end to end in one buffer: one allocation for `k` hits, not one each.
+#[derive(Default)]
+pub(crate) struct KeyList {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyList {
+    pub(crate) fn push(&mut self, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn slices(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let key = &self.bytes[start..end];
+                start = end;
+                key
+            })
+            .collect()
+    }
+}
+
+/// The records of `T` under `keys`, which index `ix` named, in that order: one batched read
+/// (a remote backend fetches the k records in few round trips). A key with no record is a
+/// broken index ([`Error::Corrupt`]).
+pub(crate) fn indexed_records<T: Table>(
+    r: &dyn ReadTx,
+    ix: &IndexMeta,
+    keys: &KeyList,
+) -> Result<Vec<T>> {
+    let meta = &T::META;
+    let keys = keys.slices();
     let mut records = Vec::with_capacity(keys.len());
-    // One batched read: a remote backend fetches the k records in few round trips.
     r.get_many(meta.name, &keys, &mut |i, bytes| match bytes {
         Some(bytes) => {
             records.push(decode(bytes, keys[i])?);

@@ -310,6 +310,50 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_walks_from_both_ends_until_they_meet() {
+        let backend = open(&Config::parse("mem:").unwrap()).unwrap();
+        backend
+            .write(&mut |w| {
+                for k in 1u8..=5 {
+                    w.insert("t", &[k], &[k * 10])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let snap = backend.snapshot().unwrap();
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let mut cursor = snap.cursor("t", all).unwrap().expect("redb has cursors");
+        let mut seen = Vec::new();
+        let mut take = |cursor: &mut Box<dyn kvs_core::Cursor>, back: bool, n: usize| {
+            let mut left = n;
+            cursor
+                .step(back, &mut |k, v| {
+                    seen.push((k[0], v[0]));
+                    left -= 1;
+                    Ok(left > 0)
+                })
+                .unwrap()
+        };
+        assert!(take(&mut cursor, false, 2));
+        assert!(take(&mut cursor, true, 1));
+        // Two left between the ends; asking for three exhausts the walk.
+        assert!(!take(&mut cursor, true, 3));
+        assert!(!take(&mut cursor, false, 1));
+        assert_eq!(seen, [(1, 10), (2, 20), (5, 50), (4, 40), (3, 30)]);
+        // A missing table and an inverted range walk nothing.
+        for (table, range) in [
+            ("missing", all),
+            (
+                "t",
+                (Bound::Included(&[4u8][..]), Bound::Excluded(&[2u8][..])),
+            ),
+        ] {
+            let mut cursor = snap.cursor(table, range).unwrap().unwrap();
+            assert!(!cursor.step(false, &mut |_, _| panic!("visited")).unwrap());
+        }
+    }
+
+    #[test]
     fn empty_and_inverted_ranges_visit_nothing() {
         let backend = open(&Config::parse("mem:").unwrap()).unwrap();
         backend

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::ops::Bound;
 
-use kvs_core::{KeyRange, ReadTx, Result, Visitor};
+use kvs_core::{Cursor, KeyRange, ManyVisitor, ReadTx, Result, Visitor};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableError};
 
 use crate::guard::{guard, reentered};
@@ -62,6 +62,67 @@ pub(crate) fn lend<K: ByteKey>(
         }
         None => Ok(false),
     }
+}
+
+/// Visits each of `keys` in `table` ([`ReadTx::get_many`]), the table opened once.
+pub(crate) fn lend_many<K: ByteKey>(
+    table: &impl ReadableTable<K, Bytes>,
+    keys: &[&[u8]],
+    visit: &mut ManyVisitor<'_>,
+) -> Result<()> {
+    for (i, key) in keys.iter().enumerate() {
+        if !lend(table, key, &mut |value| visit(i, Some(value)))? {
+            visit(i, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// A range of a table of a read transaction, walked from either end ([`ReadTx::cursor`]). It
+/// holds the transaction's pages, not its handle: redb's ranges on a read-only table keep
+/// what they read alive themselves.
+struct RangeCursor<K: ByteKey> {
+    range: Option<redb::Range<'static, K, Bytes>>,
+}
+
+impl<K: ByteKey> Cursor for RangeCursor<K>
+where
+    redb::Range<'static, K, Bytes>: Send,
+{
+    fn step(&mut self, back: bool, visit: &mut Visitor<'_>) -> Result<bool> {
+        let Some(range) = &mut self.range else {
+            return Ok(false);
+        };
+        guard(|| loop {
+            let item = if back {
+                range.next_back()
+            } else {
+                range.next()
+            };
+            let Some(item) = item else {
+                return Ok(false);
+            };
+            let (k, v) = item.map_err(storage)?;
+            if !visit(k.value(), v.value())? {
+                return Ok(true);
+            }
+        })
+    }
+}
+
+fn range_cursor<K: ByteKey>(
+    table: &ReadOnlyTable<K, Bytes>,
+    range: KeyRange<'_>,
+) -> Result<Box<dyn Cursor>>
+where
+    redb::Range<'static, K, Bytes>: Send,
+{
+    let range = if is_empty_range(range) {
+        None
+    } else {
+        Some(table.range::<&[u8]>(range).map_err(storage)?)
+    };
+    Ok(Box::new(RangeCursor { range }))
 }
 
 /// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
@@ -161,6 +222,19 @@ impl ReadTx for RedbRead {
         self.with(table, false, |t| on_table!(t, |t| lend(t, key, visit)))
     }
 
+    fn get_many(&self, table: &str, keys: &[&[u8]], visit: &mut ManyVisitor<'_>) -> Result<()> {
+        let found = self.with(table, false, |t| {
+            on_table!(t, |t| lend_many(t, keys, visit))?;
+            Ok(true)
+        })?;
+        if !found {
+            for i in 0..keys.len() {
+                visit(i, None)?;
+            }
+        }
+        Ok(())
+    }
+
     fn scan(
         &self,
         table: &str,
@@ -171,6 +245,16 @@ impl ReadTx for RedbRead {
         self.with(table, (), |t| {
             on_table!(t, |t| scan_table(t, range, reverse, visit))
         })
+    }
+
+    fn cursor(&self, table: &str, range: KeyRange<'_>) -> Result<Option<Box<dyn Cursor>>> {
+        let cursor = self.with(table, None, |t| {
+            on_table!(t, |t| range_cursor(t, range)).map(Some)
+        })?;
+        // A table that does not exist reads as empty.
+        Ok(Some(cursor.unwrap_or_else(|| {
+            Box::new(RangeCursor::<KvsKey> { range: None })
+        })))
     }
 
     fn len(&self, table: &str) -> Result<u64> {

@@ -2,13 +2,13 @@
 
 use std::cell::RefCell;
 
-use kvs_core::{KeyRange, ReadTx, Result, Visitor, WriteTx};
+use kvs_core::{KeyRange, ManyVisitor, ReadTx, Result, Visitor, WriteTx};
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use crate::guard::{guard, reentered};
 use crate::key::{definition, is_legacy, upgrade_table, KvsKey};
 use crate::open_tables::OpenTables;
-use crate::read::{lend, scan_table, table_bytes, table_names};
+use crate::read::{lend, lend_many, scan_table, table_bytes, table_names};
 use crate::{storage, Bytes};
 
 /// A write transaction, with each table opened once and kept open until commit.
@@ -61,6 +61,10 @@ impl ReadTx for RedbWrite<'_> {
         visit: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<bool> {
         self.with(table, |t| lend(t, key, visit))
+    }
+
+    fn get_many(&self, table: &str, keys: &[&[u8]], visit: &mut ManyVisitor<'_>) -> Result<()> {
+        self.with(table, |t| lend_many(t, keys, visit))
     }
 
     fn scan(

@@ -331,6 +331,7 @@ impl View<'_> {
         loop {
             let keys = pages.take_page(self.r, reverse, &mut |_, k, v| {
                 crate::query::record_key_of(&ix.table, &ix.field, ix.unique, &ix.value_type, k, v)
+                    .map(<[u8]>::to_vec)
             })?;
             if keys.is_empty() {
                 return Ok(());

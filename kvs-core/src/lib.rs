@@ -42,6 +42,7 @@ mod record;
 mod report;
 mod retry;
 mod row;
+mod row_decode;
 mod select;
 mod stream;
 mod streams;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 use crate::arg::{Fit, IndexArg, ValueKind, ANY};
-use crate::backend::{Cursor, ReadTx};
+use crate::backend::{Cursor, ReadTx, Visitor};
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::record;
@@ -355,13 +355,11 @@ impl<X> Pages<X> {
     /// The next item from one end; what the other end read already lies after everything
     /// this end can still read, so it comes last.
     fn next(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Option<X>> {
-        if let Some(cursor) = self.cursor(r)? {
-            // One step, nothing read ahead.
-            let mut item = None;
-            cursor.step(back, &mut |k, v| {
-                item = Some(make(r, k, v)?);
-                Ok(false)
-            })?;
+        let mut item = None;
+        if self.step_cursor(r, back, &mut |k, v| {
+            item = Some(make(r, k, v)?);
+            Ok(false)
+        })? {
             return Ok(item);
         }
         if (if back { &self.back } else { &self.front }).is_empty() {
@@ -372,6 +370,18 @@ impl<X> Pages<X> {
         } else {
             self.front.pop_front().or_else(|| self.back.pop_back())
         })
+    }
+
+    /// Where the reader has a cursor, lends `visit` the next entry from one end (nothing
+    /// read ahead) and returns `true`; `false`, lending nothing, where it has none.
+    fn step_cursor(&mut self, r: &dyn ReadTx, back: bool, visit: &mut Visitor<'_>) -> Result<bool> {
+        match self.cursor(r)? {
+            Some(cursor) => {
+                cursor.step(back, visit)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Everything one end holds, reading a page there first if it holds nothing, in that
@@ -446,11 +456,17 @@ impl<'a, T: Table> Iter<'a, T> {
             return None;
         }
         let r = self.source.get();
-        let result = match self
-            .pages
-            .next(r, back, &mut |_, key, bytes| Ok(record::decode(bytes, key)))
-        {
-            Ok(item) => item,
+        // The cursor's step decodes straight into `out`: no item is moved through a buffer.
+        let mut out = None;
+        let result = match self.pages.step_cursor(r, back, &mut |key, bytes| {
+            out = Some(record::decode(bytes, key));
+            Ok(false)
+        }) {
+            Ok(true) => out,
+            Ok(false) => self
+                .pages
+                .next(r, back, &mut |_, key, bytes| Ok(record::decode(bytes, key)))
+                .unwrap_or_else(|e| Some(Err(e))),
             Err(e) => Some(Err(e)),
         };
         self.failed = matches!(result, Some(Err(_)));

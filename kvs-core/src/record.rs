@@ -22,7 +22,7 @@ pub(crate) fn encode<T: Table>(record: &T) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode {
+    crate::row_decode::decode(bytes).map_err(|e| Error::Decode {
         table: T::META.name.to_owned(),
         key: (T::META.key_type)().render(key),
         reason: e.to_string(),

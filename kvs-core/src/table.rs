@@ -184,7 +184,7 @@ pub mod __private {
         index: usize,
         out: &mut Vec<u8>,
     ) -> Result<bool, String> {
-        let record: T = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+        let record: T = crate::row_decode::decode(bytes).map_err(|e| e.to_string())?;
         Ok(record.encode_index(index, out))
     }
 

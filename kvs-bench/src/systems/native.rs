@@ -201,13 +201,10 @@ impl System for Native {
         let mut sum = 0;
         for _ in 0..times {
             let r = self.db.r_transaction()?;
-            let newest = r
-                .scan()
-                .primary::<NUser>()?
-                .all()?
-                .rev()
-                .take(page)
-                .collect::<Result<Vec<NUser>, _>>()?;
+            let mut newest = Vec::with_capacity(page);
+            for user in r.scan().primary::<NUser>()?.all()?.rev().take(page) {
+                newest.push(user?);
+            }
             sum += page_sum(newest.iter().map(|u| u.id), page)?;
         }
         Ok(sum)

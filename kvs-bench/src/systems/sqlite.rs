@@ -165,9 +165,10 @@ impl System for Sqlite {
         )?;
         let mut sum = 0;
         for _ in 0..times {
-            let newest = get
-                .query_map([page], user)?
-                .collect::<rusqlite::Result<Vec<User>>>()?;
+            let mut newest = Vec::with_capacity(page);
+            for row in get.query_map([page], user)? {
+                newest.push(row?);
+            }
             sum += page_sum(newest.iter().map(|u| u.id), page)?;
         }
         Ok(sum)

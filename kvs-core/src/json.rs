@@ -1,6 +1,6 @@
-//! Records and key values as JSON, for tools without the Rust types: a stored record (`MessagePack`)
-//! as a JSON value, a JSON value as a key or indexed value of a catalog [`KeyType`], and the
-//! check of a JSON value against a catalog [`FieldKind`].
+//! Key values as JSON, for tools without the Rust types: a JSON value as a key or indexed
+//! value of a catalog [`KeyType`] and back, and the check of a JSON value against a catalog
+//! [`FieldKind`]. (A stored record as JSON is `row.rs`'s.)
 
 use serde_json::Value;
 

@@ -32,10 +32,16 @@ fn reads_a_format_1_database_as_it_is_and_upgrades_it_on_the_first_write() {
     assert_eq!(person["address"]["zip"], 1007);
     let export_before = ok(&url, &["export"], "");
     assert_eq!(
-        export_before.lines().filter(|l| l.contains("\"record\"")).count(),
+        export_before
+            .lines()
+            .filter(|l| l.contains("\"record\""))
+            .count(),
         35
     );
-    assert!(std::fs::read(&path).unwrap() == before, "a read changed the file");
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "a read changed the file"
+    );
 
     // A write: the counter moves on, and the database is format 2 from then on.
     assert_eq!(json(&url, &["seq", "people", "1"]), 31);

@@ -40,7 +40,7 @@ fuzz_target!(|input: (u8, &[u8])| {
     };
     let pristine = shared::poke(redb, table, key, Some(bytes));
 
-    kvs::Backend::read(&**redb, &mut |r| {
+    kvs::backend::Backend::read(&**redb, &mut |r| {
         let _ = catalog::read_entry(r, "people");
         let _ = catalog::read_header(r, "fuzz");
         Ok(())

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use kvs::backend::{Backend, BackendInfo, ReadTx, WriteTx};
 use kvs::redb::Redb;
-use kvs::{Backend, BackendInfo, ReadTx, Result, WriteTx};
+use kvs::Result;
 
 /// A backend shared between a `Kvs` and the target, which writes raw bytes into it.
 pub struct Shared(pub Arc<Redb>);
@@ -17,8 +18,16 @@ impl Backend for Shared {
         self.0.read(f)
     }
 
+    fn snapshot(&self) -> Result<Box<dyn ReadTx + Send + '_>> {
+        self.0.snapshot()
+    }
+
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
         self.0.write(f)
+    }
+
+    fn serial_writes(&self) -> bool {
+        self.0.serial_writes()
     }
 }
 

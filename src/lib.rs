@@ -87,7 +87,7 @@ pub use kvs_core::{
     registered_tables, ColumnMeta, Config, Dir, Dump, DumpRow, Durability, Error, FieldKind,
     FieldType, IndexArg, IndexField, IndexInfo, IndexIter, IndexMeta, IndexRange, IndexValue, Iter,
     Key, KeyArg, KeyEnum, KeyType, KeyValue, Kvs, Reader, Reindex, Result, Snapshot, Table,
-    TableInfo, TableMeta, Tx, Version, Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
+    TableInfo, TableMeta, Tx, Upgrade, Version, Writer, DEFAULT_URL, KVS_URL, STREAM_SCHEMA,
 };
 
 /// Async services (feature `tokio`, on by default): [`AsyncKvs`] has every call of [`Kvs`] as

@@ -46,7 +46,7 @@ struct Note {
     #[kvs(key)]
     key: String,
     text: String,
-    #[serde(default)]
+    #[serde(default, alias = "feeling")]
     mood: Option<String>,
     stars: i64,
 }
@@ -133,7 +133,6 @@ fn a_format_1_database_is_upgraded_at_open_and_reads_as_before() {
     let url = app_url(&path);
     {
         let kvs = Kvs::open(&url).unwrap();
-        assert_eq!(kvs.ver().format, 2);
         assert!(kvs.refused().is_empty(), "{:?}", kvs.refused());
         check_contents(&kvs);
         // Writes go on where format 1 left off.
@@ -151,9 +150,22 @@ fn a_format_1_database_is_upgraded_at_open_and_reads_as_before() {
             Err(Error::Duplicate { .. })
         ));
     }
-    // Every table is now of the current key type, every record positional.
+    // Every table is now of the current key type, every record positional, and the stored
+    // header says format 2.
     let db = redb::ReadOnlyDatabase::open(&path).unwrap();
     let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn
+        .open_table(kvs::redb::table_definition("#meta"))
+        .unwrap();
+    let header: kvs::catalog::Header = rmp_serde::from_slice(
+        redb::ReadableTable::get(&meta, b"kvs".as_slice())
+            .unwrap()
+            .unwrap()
+            .value(),
+    )
+    .unwrap();
+    assert_eq!(header.format, 2);
+    drop(meta);
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -175,6 +187,46 @@ fn a_format_1_database_is_upgraded_at_open_and_reads_as_before() {
     let kvs = Kvs::open(&url).unwrap();
     assert_eq!(kvs.count::<Person>().unwrap(), 31);
     assert_eq!(kvs.get::<Person>(&31).unwrap(), Some(person(31)));
+}
+
+/// Stores `record` (a map of named fields, as format 1 did) under `key` in the format-1
+/// table `table` of the file at `path`, behind kvs's back.
+fn poke_format_1(path: &std::path::Path, table: &str, key: &[u8], record: &serde_json::Value) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let legacy: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(table);
+        let mut t = txn.open_table(legacy).unwrap();
+        let bytes = rmp_serde::to_vec_named(record).unwrap();
+        t.insert(key, bytes.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn the_upgrade_reads_a_declared_table_as_its_type_did() {
+    let dir = TempDir::new();
+    let path = fixture(&dir);
+    // Stored under an alias the type reads (`feeling` for `mood`): format 1 read it so.
+    let key = kvs::Key::to_key_bytes(&"note-8".to_owned());
+    poke_format_1(
+        &path,
+        "notes",
+        &key,
+        &serde_json::json!({"key": "note-8", "text": "t8", "feeling": "sad", "stars": 8}),
+    );
+    let kvs = Kvs::open(&app_url(&path)).unwrap();
+    assert!(kvs.refused().is_empty(), "{:?}", kvs.refused());
+    assert_eq!(
+        kvs.get::<Note>("note-8").unwrap(),
+        Some(Note {
+            key: "note-8".into(),
+            text: "t8".into(),
+            mood: Some("sad".into()),
+            stars: 8,
+        })
+    );
+    assert_eq!(kvs.count::<Note>().unwrap(), 6);
 }
 
 #[test]
@@ -205,22 +257,16 @@ fn a_read_only_open_reads_a_format_1_database_without_changing_it() {
 fn a_record_the_upgrade_cannot_rewrite_refuses_the_open_and_changes_nothing() {
     let dir = TempDir::new();
     let path = fixture(&dir);
-    // A format-1 note without `text` (a field that is neither last nor an Option): format 2
-    // cannot leave it out, and its default is not known without the Rust type.
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        {
-            let legacy: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("notes");
-            let mut notes = txn.open_table(legacy).unwrap();
-            let mut key = Vec::new();
-            kvs::Key::encode_key(&"note-9".to_owned(), &mut key);
-            let bad =
-                rmp_serde::to_vec_named(&serde_json::json!({"key": "note-9", "stars": 1})).unwrap();
-            notes.insert(key.as_slice(), bad.as_slice()).unwrap();
-        }
-        txn.commit().unwrap();
-    }
+    // A format-1 note without `text`, which the type cannot read (so the table is rewritten by
+    // its stored entry), and which is neither last nor an Option: format 2 cannot leave it
+    // out, and its default is not known without the Rust type.
+    let key = kvs::Key::to_key_bytes(&"note-9".to_owned());
+    poke_format_1(
+        &path,
+        "notes",
+        &key,
+        &serde_json::json!({"key": "note-9", "stars": 1}),
+    );
     let url = app_url(&path);
     match Kvs::open(&url).unwrap_err() {
         Error::Schema { table, reason } => {
@@ -236,11 +282,6 @@ fn a_record_the_upgrade_cannot_rewrite_refuses_the_open_and_changes_nothing() {
     }
     // Still format 1, whole: a read-only open reads it as before.
     let kvs = Kvs::open(&format!("{url}&read_only=true")).unwrap();
-    assert_eq!(
-        kvs.ver().format,
-        2,
-        "ver() reports the format this kvs writes"
-    );
     assert_eq!(kvs.count::<Person>().unwrap(), 30);
     assert_eq!(kvs.get::<Note>("note-2").unwrap(), Some(note(2)));
     drop(kvs);
@@ -319,6 +360,17 @@ mod releases {
         pub qty: u32,
     }
 
+    /// R2's `note` without its default.
+    #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[kvs(name = "items", schema = "r8")]
+    pub struct R8 {
+        #[kvs(key)]
+        pub id: u64,
+        pub name: String,
+        pub qty: u64,
+        pub note: Option<String>,
+    }
+
     /// `qty` narrowed.
     #[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
     #[kvs(name = "items", schema = "r7")]
@@ -330,7 +382,7 @@ mod releases {
     }
 }
 
-use releases::{R1, R2, R3, R4, R5, R6, R7};
+use releases::{R1, R2, R3, R4, R5, R6, R7, R8};
 
 fn at(dir: &TempDir, schema: &str) -> String {
     format!("{}?schemas={schema}", dir.url("items.redb"))
@@ -374,6 +426,13 @@ fn a_field_appended_with_a_default_reads_old_records_with_it() {
     })
     .unwrap();
     assert_eq!(kvs.count::<R2>().unwrap(), 2);
+    drop(kvs);
+    // Dropping the default again would leave record 1 unreadable: refused, by name.
+    let reason = refusal::<R8>(&dir, "r8");
+    assert!(
+        reason.contains("field note lost its #[serde(default)]"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -142,7 +142,8 @@ impl CatalogEntry {
         masked.rust_type.clone_from(&want.rust_type);
         masked.schema.clone_from(&want.schema);
         for (have, want) in masked.columns.iter_mut().zip(&want.columns) {
-            have.defaulted = want.defaulted;
+            // A default added is harmless; one removed is not (records may lack the field).
+            have.defaulted |= want.defaulted;
         }
         masked == *want
     }
@@ -155,6 +156,7 @@ impl CatalogEntry {
                 .map(|name| crate::row::Column {
                     name,
                     nullable: false,
+                    defaulted: false,
                 })
                 .collect()
         } else {
@@ -163,6 +165,9 @@ impl CatalogEntry {
                 .map(|c| crate::row::Column {
                     name: &c.name,
                     nullable: c.kind.is_option(),
+                    // Entries of format 1 lack `defaulted`: `optional` then says it for any
+                    // field that is not an Option.
+                    defaulted: c.defaulted || (c.optional && !c.kind.is_option()),
                 })
                 .collect()
         }
@@ -258,19 +263,21 @@ pub(crate) fn write_header_value(w: &mut dyn WriteTx, header: &Header) -> Result
     )
 }
 
-/// Upgrades a database of an older format to [`FORMAT`] (see `upgrade.rs`), writing the
-/// header of an empty store; returns whether it wrote anything.
-pub(crate) fn bring_to_format(w: &mut dyn WriteTx, location: &str) -> Result<bool> {
+/// Upgrades a database of an older format to [`FORMAT`] (see `upgrade.rs`), rewriting the
+/// tables of `tables` through their types, and writes the header of an empty store. Returns
+/// the tables rewritten through their types.
+pub(crate) fn bring_to_format(
+    w: &mut dyn WriteTx,
+    location: &str,
+    tables: &[&'static TableMeta],
+) -> Result<Vec<&'static str>> {
     match read_header(&*w, location)? {
         None => {
             write_header(w)?;
-            Ok(true)
+            Ok(Vec::new())
         }
-        Some(header) if header.format < FORMAT => {
-            crate::upgrade::upgrade(w, &header)?;
-            Ok(true)
-        }
-        Some(_) => Ok(false),
+        Some(header) if header.format < FORMAT => crate::upgrade::upgrade(w, &header, tables),
+        Some(_) => Ok(Vec::new()),
     }
 }
 
@@ -398,7 +405,7 @@ pub(crate) fn reconcile(
     location: &str,
     tables: &[&'static TableMeta],
 ) -> Result<Vec<Refusal>> {
-    bring_to_format(w, location)?;
+    let retyped = bring_to_format(w, location, tables)?;
     w.create_table(CATALOG_TABLE)?;
     w.create_table(SEQ_TABLE)?;
     let mut refused = Vec::new();
@@ -408,7 +415,8 @@ pub(crate) fn reconcile(
         if have.as_ref() == Some(&want) {
             continue;
         }
-        match reconcile_table(w, meta, &want, have.as_ref())? {
+        let retyped = retyped.contains(&meta.name);
+        match reconcile_table(w, meta, &want, have.as_ref(), retyped)? {
             Ok(()) => {}
             Err(reason) => refused.push(Refusal {
                 table: meta.name.to_owned(),
@@ -420,12 +428,15 @@ pub(crate) fn reconcile(
 }
 
 /// [`reconcile`] for one table whose entry changed: checks and reads everything first, so
-/// that a refusal (the inner `Err`) writes nothing.
+/// that a refusal (the inner `Err`) writes nothing. `retyped`: the format upgrade in this
+/// transaction rewrote the table's records through its type, so they are laid out as `want`
+/// says, whatever `have` says.
 fn reconcile_table(
     w: &mut dyn WriteTx,
     meta: &TableMeta,
     want: &CatalogEntry,
     have: Option<&CatalogEntry>,
+    retyped: bool,
 ) -> Result<std::result::Result<(), String>> {
     if let Some(have) = have {
         if have.key_type != want.key_type {
@@ -434,7 +445,10 @@ fn reconcile_table(
                 have.key_type, want.key_type, meta.rust_type
             )));
         }
-        if let Some(change) = crate::upgrade::positional_change(have, want) {
+        let change = (!retyped)
+            .then(|| crate::upgrade::positional_change(have, want))
+            .flatten();
+        if let Some(change) = change {
             // An empty table has no record to misread: any change of fields is taken.
             if w.len(meta.name)? > 0 {
                 return Ok(Err(format!(

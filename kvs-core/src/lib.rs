@@ -75,7 +75,7 @@ pub use crate::stream::{
     Dir, Reader, Writer, FEED_TABLE, LINK_TABLE, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
 };
 pub use crate::table::{
-    registered_tables, ColumnMeta, IndexField, IndexMeta, Reindex, Table, TableMeta,
+    registered_tables, ColumnMeta, IndexField, IndexMeta, Reindex, Table, TableMeta, Upgrade,
 };
 pub use crate::tx::Tx;
 

@@ -182,53 +182,81 @@ pub(crate) fn to_json(bytes: &[u8], names: &[&str]) -> Result<Value, String> {
     }
 }
 
-/// What the stored form of a JSON record takes for each of the catalog's fields.
+/// What the stored form of a record takes for each of the catalog's fields.
 pub(crate) struct Column<'a> {
     /// The stored name.
     pub(crate) name: &'a str,
-    /// Whether a missing value may be stored as null (an `Option`).
+    /// Whether a missing value may be stored as nil (an `Option`).
     pub(crate) nullable: bool,
+    /// Whether serde reads a missing last field as its default (`#[serde(default)]`): only
+    /// such fields may be left out of the end of an array.
+    pub(crate) defaulted: bool,
 }
 
-/// The stored form of a JSON `record` with fields `columns`: their values in that order.
-/// Missing fields at the end are left out (serde gives them their defaults); a missing field
-/// before a present one is stored as null when it is an `Option`, and is otherwise refused,
-/// as its default is not known here.
+/// An array of `columns.len()` fields or fewer, holding `value(i)` for each field the record
+/// has: a missing field is stored as nil when it is an `Option`, left out when it and every
+/// later missing field have serde defaults, and otherwise refused, its default not being
+/// known without the Rust type.
+fn lay_out(
+    columns: &[Column<'_>],
+    mut value: impl FnMut(usize, &mut Vec<u8>) -> Result<bool, String>,
+    missing: impl Fn(usize) -> bool,
+) -> Result<Vec<u8>, String> {
+    let len = columns
+        .iter()
+        .enumerate()
+        .rposition(|(i, c)| !(missing(i) && c.defaulted))
+        .map_or(0, |last| last + 1);
+    let mut out = Vec::new();
+    let len32 = u32::try_from(len).map_err(|_| "too many fields".to_owned())?;
+    rmp::encode::write_array_len(&mut out, len32).map_err(|e| e.to_string())?;
+    for (i, column) in columns[..len].iter().enumerate() {
+        if value(i, &mut out)? {
+            continue;
+        }
+        if column.nullable {
+            out.push(NIL);
+        } else if column.defaulted {
+            return Err(format!(
+                "field {} is missing, and a later field is given: fields are stored by position, and its default is not known without the Rust type; give its value",
+                column.name
+            ));
+        } else {
+            return Err(format!("field {} is missing", column.name));
+        }
+    }
+    Ok(out)
+}
+
+/// The stored form of a JSON `record` with fields `columns`: their values in that order, laid
+/// out as [`lay_out`] says.
 pub(crate) fn from_json(
     record: &serde_json::Map<String, Value>,
     columns: &[Column<'_>],
 ) -> Result<Vec<u8>, String> {
-    let present = columns
-        .iter()
-        .rposition(|c| record.get(c.name).is_some())
-        .map_or(0, |last| last + 1);
-    let mut out = Vec::new();
-    let len = u32::try_from(present).map_err(|_| "too many fields".to_owned())?;
-    rmp::encode::write_array_len(&mut out, len).map_err(|e| e.to_string())?;
-    for column in &columns[..present] {
-        match record.get(column.name) {
-            Some(value) => rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?,
-            None if column.nullable => out.push(NIL),
-            None => {
-                return Err(format!(
-                    "field {} is missing, and a later field is given: fields are stored by position, and its default is not known without the Rust type; give its value",
-                    column.name
-                ))
+    lay_out(
+        columns,
+        |i, out| match record.get(columns[i].name) {
+            Some(value) => {
+                rmp_serde::encode::write_named(out, value).map_err(|e| e.to_string())?;
+                Ok(true)
             }
-        }
-    }
-    Ok(out)
+            None => Ok(false),
+        },
+        |i| record.get(columns[i].name).is_none(),
+    )
 }
 
 /// `MessagePack`'s nil.
 const NIL: u8 = 0xc0;
 
 /// The stored form of a format-1 record `bytes` (a map of named fields), with fields
-/// `columns` in that order, its values copied byte for byte. A field the map lacks is
-/// handled as [`from_json`] handles it; a name the map holds that `columns` does not is
-/// dropped (the application skipped it on reading too).
+/// `columns` in that order, its values copied byte for byte and laid out as [`lay_out`]
+/// says. A name the map holds that `columns` does not is dropped (the application skipped it
+/// on reading too). Fields are matched by their stored names only: for a table the program
+/// declares, the upgrade reads records as the type instead (serde's aliases and defaults).
 pub(crate) fn from_map(bytes: &[u8], columns: &[Column<'_>]) -> Result<Vec<u8>, String> {
-    let broken = || "the stored record is not well-formed `MessagePack`".to_owned();
+    let broken = || "the stored record is not well-formed MessagePack".to_owned();
     let mut at = 0;
     let len = map_len(bytes, &mut at)
         .ok_or_else(|| "the stored record is not a map of named fields (format 1)".to_owned())?;
@@ -249,32 +277,23 @@ pub(crate) fn from_map(bytes: &[u8], columns: &[Column<'_>]) -> Result<Vec<u8>, 
     if at != bytes.len() {
         return Err(broken());
     }
-    let value_of = |name: &str| {
+    let value_of = |i: usize| {
         fields
             .iter()
-            .find(|(n, _)| *n == name.as_bytes())
+            .find(|(n, _)| *n == columns[i].name.as_bytes())
             .map(|(_, v)| *v)
     };
-    let present = columns
-        .iter()
-        .rposition(|c| value_of(c.name).is_some())
-        .map_or(0, |last| last + 1);
-    let mut out = Vec::with_capacity(bytes.len());
-    let len = u32::try_from(present).map_err(|_| "too many fields".to_owned())?;
-    rmp::encode::write_array_len(&mut out, len).map_err(|e| e.to_string())?;
-    for column in &columns[..present] {
-        match value_of(column.name) {
-            Some(value) => out.extend_from_slice(value),
-            None if column.nullable => out.push(NIL),
-            None => {
-                return Err(format!(
-                    "field {} is missing, and a later field is stored: a positional record cannot leave it out, and its default is not known without the Rust type",
-                    column.name
-                ))
+    lay_out(
+        columns,
+        |i, out| match value_of(i) {
+            Some(value) => {
+                out.extend_from_slice(value);
+                Ok(true)
             }
-        }
-    }
-    Ok(out)
+            None => Ok(false),
+        },
+        |i| value_of(i).is_none(),
+    )
 }
 
 fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
@@ -403,26 +422,32 @@ mod tests {
         Column {
             name: "id",
             nullable: false,
+            defaulted: false,
         },
         Column {
             name: "name",
             nullable: false,
+            defaulted: false,
         },
         Column {
             name: "nick",
             nullable: true,
+            defaulted: false,
         },
         Column {
             name: "inner",
             nullable: false,
+            defaulted: false,
         },
         Column {
             name: "tags",
             nullable: false,
+            defaulted: false,
         },
         Column {
             name: "added",
             nullable: false,
+            defaulted: true,
         },
     ];
 
@@ -449,6 +474,45 @@ mod tests {
         old.added = 0;
         let upgraded = from_map(&rmp_serde::to_vec_named(&old).unwrap(), short).unwrap();
         assert_eq!(rmp_serde::from_slice::<Rec>(&upgraded).unwrap(), old);
+    }
+
+    #[test]
+    fn a_missing_option_is_nil_and_only_defaulted_fields_are_left_out() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        struct Two {
+            id: u64,
+            nick: Option<String>,
+        }
+        let columns = &COLUMNS[..3];
+        let map = rmp_serde::to_vec_named(&serde_json::json!({"id": 1, "name": "a"})).unwrap();
+        let row = from_map(&map, columns).unwrap();
+        assert_eq!(
+            row[0], 0x93,
+            "nick stored as nil: serde fills a missing Option only from a default"
+        );
+        let short = [
+            Column {
+                name: "id",
+                nullable: false,
+                defaulted: false,
+            },
+            Column {
+                name: "nick",
+                nullable: true,
+                defaulted: false,
+            },
+        ];
+        let row = from_map(
+            &rmp_serde::to_vec_named(&serde_json::json!({"id": 1})).unwrap(),
+            &short,
+        )
+        .unwrap();
+        assert_eq!(
+            rmp_serde::from_slice::<Two>(&row).unwrap(),
+            Two { id: 1, nick: None }
+        );
+        let map = rmp_serde::to_vec_named(&serde_json::json!({"name": "a"})).unwrap();
+        assert_eq!(from_map(&map, columns).unwrap_err(), "field id is missing");
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //!
 //! Format 1 stored each record as a `MessagePack` map of named fields; format 2 stores an
 //! array of the fields in the catalog's order (docs/FORMAT.md). The upgrade rewrites every
-//! record of every table in the catalog, copying each field's bytes unchanged, and then the
-//! header: all in the transaction of the open that found it, so that a crash leaves the
-//! database as it was, and a record that cannot be rewritten leaves it untouched too.
+//! record of every table in the catalog, and then the header: all in the transaction of the
+//! open that found it, so that a crash leaves the database as it was, and a record that
+//! cannot be rewritten leaves it untouched too. A table the opening program declares (with
+//! the same key type) is rewritten through its Rust type, read as format 1 read it (serde's
+//! names, aliases and defaults) and laid out in the type's own field order; any other table
+//! (or one with a record the type cannot read) by its stored catalog entry, each field's bytes
+//! copied unchanged (`row::from_map`).
 
 use std::ops::Bound;
 
@@ -13,18 +17,40 @@ use crate::backend::WriteTx;
 use crate::catalog::{self, CatalogColumn, CatalogEntry, Header, FORMAT};
 use crate::error::{Error, Result};
 use crate::field::FieldKind;
+use crate::table::TableMeta;
 
 /// Records rewritten per scan: the upgrade holds this many in memory, not a table.
 const BATCH: usize = 1024;
 
-/// Brings a database of an older format (`header`) to [`FORMAT`].
-pub(crate) fn upgrade(w: &mut dyn WriteTx, header: &Header) -> Result<()> {
+/// Brings a database of an older format (`header`) to [`FORMAT`]. Returns the tables that were
+/// rewritten through their Rust types in `tables`: their records are laid out as the types'
+/// catalog entries say, whatever the stored entries said.
+pub(crate) fn upgrade(
+    w: &mut dyn WriteTx,
+    header: &Header,
+    tables: &[&'static TableMeta],
+) -> Result<Vec<&'static str>> {
     if header.format >= FORMAT {
-        return Ok(());
+        return Ok(Vec::new());
     }
     w.upgrade_tables()?;
+    let mut typed = Vec::new();
     for entry in catalog::entries(&*w)? {
-        rewrite_records(w, &entry)?;
+        let meta = tables
+            .iter()
+            .find(|m| m.name == entry.name && (m.key_type)() == entry.key_type);
+        match meta {
+            Some(meta) if reads_as_type(&*w, &entry, meta)? => {
+                rewrite(w, &entry, &mut |bytes| (meta.upgrade)(bytes))?;
+                typed.push(meta.name);
+            }
+            _ => {
+                let columns = entry.row_columns();
+                rewrite(w, &entry, &mut |bytes| {
+                    crate::row::from_map(bytes, &columns)
+                })?;
+            }
+        }
     }
     catalog::write_header_value(
         w,
@@ -32,18 +58,33 @@ pub(crate) fn upgrade(w: &mut dyn WriteTx, header: &Header) -> Result<()> {
             format: FORMAT,
             ..header.clone()
         },
-    )
+    )?;
+    Ok(typed)
 }
 
-/// Rewrites the format-1 records of `entry`'s table positionally, a batch at a time.
-fn rewrite_records(w: &mut dyn WriteTx, entry: &CatalogEntry) -> Result<()> {
-    let columns = entry.row_columns();
+/// Whether every record of `entry`'s table reads as `meta`'s type (a read-only pass, so that
+/// a table is rewritten one way or the other, never both).
+fn reads_as_type(w: &dyn WriteTx, entry: &CatalogEntry, meta: &TableMeta) -> Result<bool> {
+    let mut all = true;
+    let everything = (Bound::Unbounded, Bound::Unbounded);
+    w.scan(&entry.name, everything, false, &mut |_, bytes| {
+        all = (meta.upgrade)(bytes).is_ok();
+        Ok(all)
+    })?;
+    Ok(all)
+}
+
+/// What the upgrade makes of a stored record: its new bytes, or why it cannot.
+type Rewrite<'a> = dyn FnMut(&[u8]) -> std::result::Result<Vec<u8>, String> + 'a;
+
+/// Rewrites the records of `entry`'s table with `row`, a batch at a time.
+fn rewrite(w: &mut dyn WriteTx, entry: &CatalogEntry, row: &mut Rewrite<'_>) -> Result<()> {
     let mut after: Option<Vec<u8>> = None;
     loop {
         let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(BATCH);
         let start = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         w.scan(&entry.name, (start, Bound::Unbounded), false, &mut |key, bytes| {
-            let row = crate::row::from_map(bytes, &columns).map_err(|reason| {
+            let new = row(bytes).map_err(|reason| {
                 Error::schema(
                     &entry.name,
                     format!(
@@ -52,12 +93,12 @@ fn rewrite_records(w: &mut dyn WriteTx, entry: &CatalogEntry) -> Result<()> {
                     ),
                 )
             })?;
-            batch.push((key.to_vec(), row));
+            batch.push((key.to_vec(), new));
             Ok(batch.len() < BATCH)
         })?;
         let full = batch.len() == BATCH;
-        for (key, row) in &batch {
-            w.put(&entry.name, key, row)?;
+        for (key, new) in &batch {
+            w.put(&entry.name, key, new)?;
         }
         match batch.pop() {
             Some((key, _)) if full => after = Some(key),
@@ -96,6 +137,11 @@ pub(crate) fn positional_change(have: &CatalogEntry, want: &CatalogEntry) -> Opt
             return Some(format!(
                 "field {name} changed type from {} to {}, which the stored values do not read as",
                 old.kind, new.kind
+            ));
+        }
+        if old.defaulted && !new.defaulted {
+            return Some(format!(
+                "field {name} lost its #[serde(default)]: records stored before it was added lack it, and read it only as its default"
             ));
         }
     }

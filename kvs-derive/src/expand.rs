@@ -110,6 +110,7 @@ fn expand(model: &Model<'_>) -> TokenStream {
                     columns: &[#(#columns),*],
                     indexes: &[#(#index_metas),*],
                     reindex: #krate::__private::reindex::<#ident>,
+                    upgrade: #krate::__private::upgrade::<#ident>,
                 };
 
                 #[inline]

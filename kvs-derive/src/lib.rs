@@ -124,21 +124,22 @@ pub fn derive_key_enum(input: TokenStream) -> TokenStream {
 ///
 /// # serde attributes
 ///
-/// Records are stored as serde writes them, and the catalog names every field as it is
-/// stored, so that the console, `export`/`import` and `check` see what the application wrote:
+/// Records store the fields serde writes, by position (an array in declaration order), and
+/// the catalog names every field as it is stored, so that the console, `export`/`import` and
+/// `check` see what the application wrote:
 /// - `rename`, `rename_all` and `alias` work everywhere, keys and indexes included (the
 ///   catalog and index tables use the stored names: `#[serde(rename_all = "camelCase")]`
 ///   gives `homeCity`).
 /// - `default` (on a field or the struct), and `skip` on a field that is neither the key nor
-///   indexed, work; a field serde skips is not stored and not in the catalog.
-/// - `skip_serializing_if = "Option::is_none"` works on an indexed `Option` field (an absent
-///   field is `None`, which is not indexed); any other predicate there is refused.
-/// - Refused with a compile error at the attribute: `flatten` anywhere; `skip`,
-///   `skip_serializing`, `skip_deserializing`, `with`, `serialize_with` and
-///   `deserialize_with` on the key or an indexed field; `tag`, `untagged`, `transparent`,
-///   `from`, `try_from`, `into` and `remote` on the struct; `rename(serialize = …,
-///   deserialize = …)` with two different names. Each would make the stored record and what
-///   kvs reads or indexes disagree.
+///   indexed, work; a field serde skips is not stored and not in the catalog. A field added
+///   to a table that holds records must come last and have `default` (docs/SCHEMA.md).
+/// - Refused with a compile error at the attribute: `flatten` and `skip_serializing_if`
+///   anywhere, and `skip_serializing` or `skip_deserializing` without the other (each
+///   leaves a hole in the positional record; `skip` leaves the field out whole); `skip`,
+///   `with`, `serialize_with` and `deserialize_with` on the key or an indexed field; `tag`,
+///   `untagged`, `transparent`, `from`, `try_from`, `into` and `remote` on the struct;
+///   `rename(serialize = …, deserialize = …)` with two different names. Each would make the
+///   stored record and what kvs reads or indexes disagree.
 ///
 /// # What it generates
 ///

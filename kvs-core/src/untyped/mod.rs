@@ -99,7 +99,7 @@ impl Session {
         if !config.read_only && header.is_some_and(|h| h.format < catalog::FORMAT) {
             // Tools write records in the current format: an older database is upgraded
             // first, in one commit, as the application's open would.
-            session.write(|edit| catalog::bring_to_format(edit.w, edit.location).map(drop))?;
+            session.write(|edit| catalog::bring_to_format(edit.w, edit.location, &[]).map(drop))?;
         }
         Ok(session)
     }

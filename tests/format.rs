@@ -189,16 +189,17 @@ fn a_format_1_database_is_upgraded_at_open_and_reads_as_before() {
     assert_eq!(kvs.get::<Person>(&31).unwrap(), Some(person(31)));
 }
 
-/// Stores `record` (a map of named fields, as format 1 did) under `key` in the format-1
-/// table `table` of the file at `path`, behind kvs's back.
-fn poke_format_1(path: &std::path::Path, table: &str, key: &[u8], record: &serde_json::Value) {
+/// Stores the note `record` (a map of named fields, as format 1 did) in the format-1 `notes`
+/// table of the file at `path`, behind kvs's back.
+fn poke_format_1_note(path: &std::path::Path, record: &serde_json::Value) {
+    let key = kvs::Key::to_key_bytes(&record["key"].as_str().unwrap().to_owned());
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let legacy: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(table);
+        let legacy: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("notes");
         let mut t = txn.open_table(legacy).unwrap();
         let bytes = rmp_serde::to_vec_named(record).unwrap();
-        t.insert(key, bytes.as_slice()).unwrap();
+        t.insert(key.as_slice(), bytes.as_slice()).unwrap();
     }
     txn.commit().unwrap();
 }
@@ -208,11 +209,8 @@ fn the_upgrade_reads_a_declared_table_as_its_type_did() {
     let dir = TempDir::new();
     let path = fixture(&dir);
     // Stored under an alias the type reads (`feeling` for `mood`): format 1 read it so.
-    let key = kvs::Key::to_key_bytes(&"note-8".to_owned());
-    poke_format_1(
+    poke_format_1_note(
         &path,
-        "notes",
-        &key,
         &serde_json::json!({"key": "note-8", "text": "t8", "feeling": "sad", "stars": 8}),
     );
     let kvs = Kvs::open(&app_url(&path)).unwrap();
@@ -260,13 +258,7 @@ fn a_record_the_upgrade_cannot_rewrite_refuses_the_open_and_changes_nothing() {
     // A format-1 note without `text`, which the type cannot read (so the table is rewritten by
     // its stored entry), and which is neither last nor an Option: format 2 cannot leave it
     // out, and its default is not known without the Rust type.
-    let key = kvs::Key::to_key_bytes(&"note-9".to_owned());
-    poke_format_1(
-        &path,
-        "notes",
-        &key,
-        &serde_json::json!({"key": "note-9", "stars": 1}),
-    );
+    poke_format_1_note(&path, &serde_json::json!({"key": "note-9", "stars": 1}));
     let url = app_url(&path);
     match Kvs::open(&url).unwrap_err() {
         Error::Schema { table, reason } => {

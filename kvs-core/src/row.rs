@@ -183,6 +183,7 @@ pub(crate) fn to_json(bytes: &[u8], names: &[&str]) -> Result<Value, String> {
 }
 
 /// What the stored form of a record takes for each of the catalog's fields.
+#[derive(Clone, Copy)]
 pub(crate) struct Column<'a> {
     /// The stored name.
     pub(crate) name: &'a str,
@@ -312,30 +313,54 @@ fn uint(bytes: &[u8], at: &mut usize, width: usize) -> Option<usize> {
     usize::try_from(n).ok()
 }
 
+/// The kinds of `MessagePack` value whose header gives a length.
+#[derive(Clone, Copy)]
+pub(crate) enum Counted {
+    Str,
+    Array,
+    Map,
+}
+
+/// The length the header at the start of `input` gives a value of `kind`, and what follows
+/// the header; `None` for a value of another kind, or a header cut short.
+#[inline]
+pub(crate) fn length(input: &[u8], kind: Counted) -> Option<(usize, &[u8])> {
+    let (&marker, rest) = input.split_first()?;
+    // (fixed-length markers and the mask of their length, then the 8-, 16- and 32-bit ones)
+    let (fixed, mask, m8, m16, m32) = match kind {
+        Counted::Str => (0xa0, 0x1f, Some(0xd9), 0xda, 0xdb),
+        Counted::Array => (0x90, 0x0f, None, 0xdc, 0xdd),
+        Counted::Map => (0x80, 0x0f, None, 0xde, 0xdf),
+    };
+    if marker & !mask == fixed {
+        Some((usize::from(marker & mask), rest))
+    } else if Some(marker) == m8 {
+        let (&n, rest) = rest.split_first()?;
+        Some((usize::from(n), rest))
+    } else if marker == m16 {
+        let (n, rest) = rest.split_first_chunk::<2>()?;
+        Some((usize::from(u16::from_be_bytes(*n)), rest))
+    } else if marker == m32 {
+        let (n, rest) = rest.split_first_chunk::<4>()?;
+        Some((usize::try_from(u32::from_be_bytes(*n)).ok()?, rest))
+    } else {
+        None
+    }
+}
+
 /// The length of the map that starts at `at`, moving past its header.
 fn map_len(bytes: &[u8], at: &mut usize) -> Option<usize> {
-    let marker = *bytes.get(*at)?;
-    *at += 1;
-    match marker {
-        0x80..=0x8f => Some(usize::from(marker & 0x0f)),
-        0xde => uint(bytes, at, 2),
-        0xdf => uint(bytes, at, 4),
-        _ => None,
-    }
+    let (len, rest) = length(bytes.get(*at..)?, Counted::Map)?;
+    *at = bytes.len() - rest.len();
+    Some(len)
 }
 
 /// The string that starts at `at`, moving past it.
 fn str_at<'b>(bytes: &'b [u8], at: &mut usize) -> Option<&'b [u8]> {
-    let marker = *bytes.get(*at)?;
-    *at += 1;
-    let len = match marker {
-        0xa0..=0xbf => usize::from(marker & 0x1f),
-        0xd9 => uint(bytes, at, 1)?,
-        0xda => uint(bytes, at, 2)?,
-        0xdb => uint(bytes, at, 4)?,
-        _ => return None,
-    };
-    take(bytes, at, len)
+    let (len, rest) = length(bytes.get(*at..)?, Counted::Str)?;
+    let text = rest.get(..len)?;
+    *at = bytes.len() - rest.len() + len;
+    Some(text)
 }
 
 /// Where the `MessagePack` value that starts at `at` ends, or `None` when it is cut short or
@@ -490,18 +515,7 @@ mod tests {
             row[0], 0x93,
             "nick stored as nil: serde fills a missing Option only from a default"
         );
-        let short = [
-            Column {
-                name: "id",
-                nullable: false,
-                defaulted: false,
-            },
-            Column {
-                name: "nick",
-                nullable: true,
-                defaulted: false,
-            },
-        ];
+        let short = [COLUMNS[0], COLUMNS[2]];
         let row = from_map(
             &rmp_serde::to_vec_named(&serde_json::json!({"id": 1})).unwrap(),
             &short,

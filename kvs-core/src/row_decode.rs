@@ -13,7 +13,7 @@
 use serde::de::{self, DeserializeSeed, Visitor};
 use serde::Deserializer;
 
-use crate::row::skip;
+use crate::row::{length, skip, Counted};
 
 /// rmp-serde's error, boxed: every field's read returns a `Result`, which stays two words
 /// wide this way rather than carrying rmp-serde's error inline.
@@ -58,19 +58,7 @@ fn custom(message: impl std::fmt::Display) -> Error {
 /// The length of the array that starts `input`, moving past its header.
 #[inline]
 fn array_len(input: &mut &[u8]) -> Option<usize> {
-    let (&marker, rest) = input.split_first()?;
-    let (len, rest) = match marker {
-        0x90..=0x9f => (usize::from(marker & 0x0f), rest),
-        0xdc => {
-            let (n, rest) = rest.split_first_chunk::<2>()?;
-            (usize::from(u16::from_be_bytes(*n)), rest)
-        }
-        0xdd => {
-            let (n, rest) = rest.split_first_chunk::<4>()?;
-            (usize::try_from(u32::from_be_bytes(*n)).ok()?, rest)
-        }
-        _ => return None,
-    };
+    let (len, rest) = length(input, Counted::Array)?;
     *input = rest;
     Some(len)
 }
@@ -257,23 +245,7 @@ impl<'de> Field<'_, 'de> {
     #[inline]
     fn str_bytes(&mut self) -> Option<&'de [u8]> {
         let input: &'de [u8] = self.input;
-        let (&marker, rest) = input.split_first()?;
-        let (len, rest) = match marker {
-            0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
-            0xd9 => {
-                let (&n, rest) = rest.split_first()?;
-                (usize::from(n), rest)
-            }
-            0xda => {
-                let (n, rest) = rest.split_first_chunk::<2>()?;
-                (usize::from(u16::from_be_bytes(*n)), rest)
-            }
-            0xdb => {
-                let (n, rest) = rest.split_first_chunk::<4>()?;
-                (usize::try_from(u32::from_be_bytes(*n)).ok()?, rest)
-            }
-            _ => return None,
-        };
+        let (len, rest) = length(input, Counted::Str)?;
         let text = rest.get(..len)?;
         *self.input = &rest[len..];
         Some(text)

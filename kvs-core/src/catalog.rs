@@ -358,13 +358,7 @@ pub fn is_current(r: &dyn ReadTx, location: &str, tables: &[&'static TableMeta])
 
 /// The tables of `tables` whose stored catalog entry is missing or differs from theirs.
 pub fn differing(r: &dyn ReadTx, tables: &[&'static TableMeta]) -> Result<Vec<&'static TableMeta>> {
-    let mut out = Vec::new();
-    for &meta in tables {
-        if read_entry(r, meta.name)? != Some(CatalogEntry::of(meta)) {
-            out.push(meta);
-        }
-    }
-    Ok(out)
+    not_described(r, tables, |have, want| have == want)
 }
 
 /// The tables of `tables` that the stored catalog does not describe as they would be read
@@ -374,11 +368,20 @@ pub fn unreadable(
     r: &dyn ReadTx,
     tables: &[&'static TableMeta],
 ) -> Result<Vec<&'static TableMeta>> {
+    not_described(r, tables, CatalogEntry::reads_as)
+}
+
+/// The tables of `tables` with no stored entry, or one that `fits` refuses beside theirs.
+fn not_described(
+    r: &dyn ReadTx,
+    tables: &[&'static TableMeta],
+    fits: impl Fn(&CatalogEntry, &CatalogEntry) -> bool,
+) -> Result<Vec<&'static TableMeta>> {
     let mut out = Vec::new();
     for &meta in tables {
-        let same =
-            read_entry(r, meta.name)?.is_some_and(|have| have.reads_as(&CatalogEntry::of(meta)));
-        if !same {
+        let fitting =
+            read_entry(r, meta.name)?.is_some_and(|have| fits(&have, &CatalogEntry::of(meta)));
+        if !fitting {
             out.push(meta);
         }
     }

@@ -352,16 +352,10 @@ impl<X> Pages<X> {
         Ok(())
     }
 
-    /// The next item from one end; what the other end read already lies after everything
-    /// this end can still read, so it comes last.
+    /// The next item from one end, out of that end's page; what the other end read already
+    /// lies after everything this end can still read, so it comes last. (`Iter` steps the
+    /// cursor itself, where there is one, and comes here only for pages.)
     fn next(&mut self, r: &dyn ReadTx, back: bool, make: &mut Make<'_, X>) -> Result<Option<X>> {
-        let mut item = None;
-        if self.step_cursor(r, back, &mut |k, v| {
-            item = Some(make(r, k, v)?);
-            Ok(false)
-        })? {
-            return Ok(item);
-        }
         if (if back { &self.back } else { &self.front }).is_empty() {
             self.fill(r, back, make)?;
         }

@@ -194,36 +194,34 @@ pub(crate) struct Column<'a> {
     pub(crate) defaulted: bool,
 }
 
-/// An array of `columns.len()` fields or fewer, holding `value(i)` for each field the record
-/// has: a missing field is stored as nil when it is an `Option`, left out when it and every
+/// An array of `columns.len()` fields or fewer, holding (by `write`) each of `values` the
+/// record has, one for each column: a missing field (`None`) is stored as nil when it is an `Option`, left out when it and every
 /// later missing field have serde defaults, and otherwise refused, its default not being
 /// known without the Rust type.
-fn lay_out(
+fn lay_out<V>(
     columns: &[Column<'_>],
-    mut value: impl FnMut(usize, &mut Vec<u8>) -> Result<bool, String>,
-    missing: impl Fn(usize) -> bool,
+    values: Vec<Option<V>>,
+    mut write: impl FnMut(V, &mut Vec<u8>) -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
     let len = columns
         .iter()
-        .enumerate()
-        .rposition(|(i, c)| !(missing(i) && c.defaulted))
+        .zip(&values)
+        .rposition(|(c, v)| !(v.is_none() && c.defaulted))
         .map_or(0, |last| last + 1);
     let mut out = Vec::new();
     let len32 = u32::try_from(len).map_err(|_| "too many fields".to_owned())?;
     rmp::encode::write_array_len(&mut out, len32).map_err(|e| e.to_string())?;
-    for (i, column) in columns[..len].iter().enumerate() {
-        if value(i, &mut out)? {
-            continue;
-        }
-        if column.nullable {
-            out.push(NIL);
-        } else if column.defaulted {
-            return Err(format!(
-                "field {} is missing, and a later field is given: fields are stored by position, and its default is not known without the Rust type; give its value",
-                column.name
-            ));
-        } else {
-            return Err(format!("field {} is missing", column.name));
+    for (column, value) in columns.iter().zip(values).take(len) {
+        match value {
+            Some(value) => write(value, &mut out)?,
+            None if column.nullable => out.push(NIL),
+            None if column.defaulted => {
+                return Err(format!(
+                    "field {} is missing, and a later field is given: fields are stored by position, and its default is not known without the Rust type; give its value",
+                    column.name
+                ))
+            }
+            None => return Err(format!("field {} is missing", column.name)),
         }
     }
     Ok(out)
@@ -237,14 +235,8 @@ pub(crate) fn from_json(
 ) -> Result<Vec<u8>, String> {
     lay_out(
         columns,
-        |i, out| match record.get(columns[i].name) {
-            Some(value) => {
-                rmp_serde::encode::write_named(out, value).map_err(|e| e.to_string())?;
-                Ok(true)
-            }
-            None => Ok(false),
-        },
-        |i| record.get(columns[i].name).is_none(),
+        columns.iter().map(|c| record.get(c.name)).collect(),
+        |value, out| rmp_serde::encode::write_named(out, value).map_err(|e| e.to_string()),
     )
 }
 
@@ -278,22 +270,19 @@ pub(crate) fn from_map(bytes: &[u8], columns: &[Column<'_>]) -> Result<Vec<u8>, 
     if at != bytes.len() {
         return Err(broken());
     }
-    let value_of = |i: usize| {
+    let value_of = |name: &str| {
         fields
             .iter()
-            .find(|(n, _)| *n == columns[i].name.as_bytes())
+            .find(|(n, _)| *n == name.as_bytes())
             .map(|(_, v)| *v)
     };
     lay_out(
         columns,
-        |i, out| match value_of(i) {
-            Some(value) => {
-                out.extend_from_slice(value);
-                Ok(true)
-            }
-            None => Ok(false),
+        columns.iter().map(|c| value_of(c.name)).collect(),
+        |value, out| {
+            out.extend_from_slice(value);
+            Ok(())
         },
-        |i| value_of(i).is_none(),
     )
 }
 

@@ -60,7 +60,8 @@ pub(crate) fn connect(
         let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| config.error(format!("bad member address {host:?}: {e}")))?
             .connect_timeout(CONNECT)
-            .timeout(Duration::from_secs(10))
+            // No channel-wide timeout: each request carries its own deadline (`timed`), and
+            // tonic keeps the shorter of the two, so one would cap a large commit's.
             .tcp_nodelay(true);
         let (channel, asked_without_cert) = {
             let _guard = runtime.enter();
@@ -178,6 +179,24 @@ fn never_sent(status: &tonic::Status) -> bool {
     false
 }
 
+/// How long a request of a few bytes may take before it counts as unanswered
+/// ([`Error::Unavailable`]).
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How much longer each MiB of a request may take: a commit of 16 MiB values, whose key also
+/// sits in each index entry, carries tens of MiB, which on a loaded machine and over TLS took
+/// more than the plain deadline; its commit then timed out after it was sent, and the write
+/// was retried over its own result.
+const PER_MIB: Duration = Duration::from_secs(1);
+
+/// `message` as a request with a deadline for its size.
+pub(crate) fn timed<T: prost::Message>(message: T) -> tonic::Request<T> {
+    let mib = u32::try_from(message.encoded_len() >> 20).unwrap_or(u32::MAX);
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(DEADLINE.saturating_add(PER_MIB.saturating_mul(mib)));
+    request
+}
+
 impl Etcd {
     /// Sends a request built by `call` to the current member, moving on to the next one while
     /// members are unreachable. `idempotent` requests (reads) also move on after other
@@ -251,7 +270,7 @@ impl Etcd {
     pub(crate) fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         self.call(true, move |mut kv| {
             let request = request.clone();
-            Box::pin(async move { kv.range(request).await })
+            Box::pin(async move { kv.range(timed(request)).await })
         })
     }
 
@@ -268,7 +287,7 @@ impl Etcd {
             let member = &self.members[(start + i) % n];
             let mut client = member.auth.clone();
             let request = auth.request();
-            match self.wait(async move { client.authenticate(request).await })? {
+            match self.wait(async move { client.authenticate(timed(request)).await })? {
                 Ok(reply) => {
                     member.answered();
                     return auth.keep(&reply.into_inner().token);

@@ -121,7 +121,7 @@ impl<'a> EtcdRead<'a> {
             };
             let reply = self.etcd.call(true, move |mut kv| {
                 let txn = txn.clone();
-                Box::pin(async move { kv.txn(txn).await })
+                Box::pin(async move { kv.txn(crate::client::timed(txn)).await })
             })?;
             if revision == 0 {
                 self.revision

@@ -90,7 +90,7 @@ impl<'a> EtcdWrite<'a> {
         };
         let reply = etcd.call(false, move |mut kv| {
             let txn = txn.clone();
-            Box::pin(async move { kv.txn(txn).await })
+            Box::pin(async move { kv.txn(crate::client::timed(txn)).await })
         })?;
         if reply.succeeded {
             Ok(())

@@ -31,11 +31,25 @@ impl<V: IndexArg + ?Sized> ValueKind for V {
 pub trait KeyArg<K: Key> {
     /// The key's encoding.
     fn key_bytes(self) -> Vec<u8>;
+
+    /// Runs `f` on the key's encoding, kept on the stack where the key has a fixed width.
+    #[doc(hidden)]
+    #[inline]
+    fn with_key_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R
+    where
+        Self: Sized,
+    {
+        f(&self.key_bytes())
+    }
 }
 
 impl<K: Key> KeyArg<K> for &K {
     fn key_bytes(self) -> Vec<u8> {
         self.to_key_bytes()
+    }
+    #[inline]
+    fn with_key_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        K::with_key_bytes(self, f)
     }
 }
 

@@ -410,6 +410,17 @@ pub trait Key {
         self.encode_key(&mut out);
         out
     }
+
+    /// Runs `f` on the encoding: a fixed-width key's is built on the stack, with no
+    /// allocation (a point read's hot path).
+    #[doc(hidden)]
+    #[inline]
+    fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R
+    where
+        Self: Sized,
+    {
+        f(&self.to_key_bytes())
+    }
 }
 
 macro_rules! unsigned_key {
@@ -418,6 +429,10 @@ macro_rules! unsigned_key {
             const KIND: u64 = kind::INT;
             fn encode_key(&self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&(*self as $wide).to_be_bytes());
+            }
+            #[inline]
+            fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                f(&(*self as $wide).to_be_bytes())
             }
             fn key_type() -> KeyType {
                 KeyType::$kt
@@ -435,6 +450,11 @@ macro_rules! signed_key {
                 let bits = <$bits>::from_be_bytes((*self as $wide).to_be_bytes());
                 let flipped = bits ^ (1 << (<$bits>::BITS - 1));
                 out.extend_from_slice(&flipped.to_be_bytes());
+            }
+            #[inline]
+            fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                let bits = <$bits>::from_be_bytes((*self as $wide).to_be_bytes());
+                f(&(bits ^ (1 << (<$bits>::BITS - 1))).to_be_bytes())
             }
             fn key_type() -> KeyType {
                 KeyType::$kt

@@ -81,8 +81,9 @@ macro_rules! read_calls {
             key: impl $crate::KeyArg<T::Key>,
         ) -> $crate::Result<Option<T>> {
             $crate::reads::Reads::handle(self).check::<T>()?;
-            let key = key.key_bytes();
-            $crate::reads::Reads::with(self, |r| $crate::record::get(r, &key))
+            $crate::KeyArg::with_key_bytes(key, |key| {
+                $crate::reads::Reads::with(self, |r| $crate::record::get(r, key))
+            })
         }
 
         /// The records whose indexed `field` equals `value`, in key order: a range read on

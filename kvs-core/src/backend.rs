@@ -24,11 +24,11 @@ pub type ManyVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> Result<()> + 'a;
 
 /// An open walk over a range of one table: [`ReadTx::cursor`].
 pub trait Cursor: Send {
-    /// Lends entries from the front (from the back when `back`) to `visit`, one after the
-    /// other, until `visit` returns `Ok(false)` or an error (which `step` returns), or none is
-    /// left. Returns `false` once none is left: when it returns `true`, `visit` stopped it.
-    /// The two ends meet: no entry is lent twice.
-    fn step(&mut self, back: bool, visit: &mut Visitor<'_>) -> Result<bool>;
+    /// The next entry `(key, value)` from the front (from the back when `back`), lent until
+    /// the next call; `None` once none is left. The two ends meet: no entry is lent twice.
+    /// A lazy iterator decodes each record straight from the lent bytes, with no callback
+    /// between the engine's step and the decode.
+    fn next_entry(&mut self, back: bool) -> Result<Option<(&[u8], &[u8])>>;
 }
 
 /// Reads inside a transaction.

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 use crate::arg::{Fit, IndexArg, ValueKind, ANY};
-use crate::backend::{Cursor, ReadTx, Visitor};
+use crate::backend::{Cursor, ReadTx};
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::record;
@@ -258,6 +258,7 @@ impl<X> Pages<X> {
     }
 
     /// The reader's cursor over the range, asked for at the first read.
+    #[inline]
     fn cursor(&mut self, r: &dyn ReadTx) -> Result<Option<&mut Box<dyn Cursor>>> {
         if matches!(self.cursor, Walk::Untried) {
             self.cursor = match r.cursor(&self.table, self.range())? {
@@ -287,12 +288,12 @@ impl<X> Pages<X> {
         into: &mut VecDeque<X>,
         make: &mut Make<'_, X>,
     ) -> Result<()> {
-        let mut read = 0;
-        cursor.step(back, &mut |k, v| {
+        for _ in 0..size {
+            let Some((k, v)) = cursor.next_entry(back)? else {
+                break;
+            };
             into.push_back(make(r, k, v)?);
-            read += 1;
-            Ok(read < size)
-        })?;
+        }
         Ok(())
     }
 
@@ -366,18 +367,6 @@ impl<X> Pages<X> {
         })
     }
 
-    /// Where the reader has a cursor, lends `visit` the next entry from one end (nothing
-    /// read ahead) and returns `true`; `false`, lending nothing, where it has none.
-    fn step_cursor(&mut self, r: &dyn ReadTx, back: bool, visit: &mut Visitor<'_>) -> Result<bool> {
-        match self.cursor(r)? {
-            Some(cursor) => {
-                cursor.step(back, visit)?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// Everything one end holds, reading a page there first if it holds nothing, in that
     /// end's order; what the other end holds once this end has met it.
     pub(crate) fn take_page(
@@ -445,19 +434,21 @@ impl<'a, T: Table> Iter<'a, T> {
         }
     }
 
+    #[inline]
     fn step(&mut self, back: bool) -> Option<Result<T>> {
         if self.failed {
             return None;
         }
         let r = self.source.get();
-        // The cursor's step decodes straight into `out`: no item is moved through a buffer.
-        let mut out = None;
-        let result = match self.pages.step_cursor(r, back, &mut |key, bytes| {
-            out = Some(record::decode(bytes, key));
-            Ok(false)
-        }) {
-            Ok(true) => out,
-            Ok(false) => self
+        // A cursor's entry is decoded straight from the engine's bytes: nothing is read ahead
+        // or moved through a buffer.
+        let result = match self.pages.cursor(r) {
+            Ok(Some(cursor)) => match cursor.next_entry(back) {
+                Ok(Some((key, bytes))) => Some(record::decode(bytes, key)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            },
+            Ok(None) => self
                 .pages
                 .next(r, back, &mut |_, key, bytes| Ok(record::decode(bytes, key)))
                 .unwrap_or_else(|e| Some(Err(e))),

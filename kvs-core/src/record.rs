@@ -21,6 +21,7 @@ pub(crate) fn encode<T: Table>(record: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+#[inline]
 pub(crate) fn decode<T: Table>(bytes: &[u8], key: &[u8]) -> Result<T> {
     crate::row_decode::decode(bytes).map_err(|e| Error::Decode {
         table: T::META.name.to_owned(),

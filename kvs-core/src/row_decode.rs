@@ -43,6 +43,7 @@ impl From<rmp_serde::decode::Error> for Error {
 }
 
 /// Decodes a stored record as `T`.
+#[inline]
 pub(crate) fn decode<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
     let mut input = bytes;
     match array_len(&mut input) {
@@ -70,6 +71,7 @@ struct Top<'de> {
 }
 
 impl<'de> Top<'de> {
+    #[inline]
     fn fields<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let mut fields = Fields {
             input: self.input,
@@ -95,6 +97,7 @@ impl<'de> Deserializer<'de> for Top<'de> {
         self.fields(visitor)
     }
 
+    #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
@@ -120,6 +123,7 @@ struct Fields<'de> {
 impl<'de> de::SeqAccess<'de> for &mut Fields<'de> {
     type Error = Error;
 
+    #[inline]
     fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
         seed: S,

@@ -324,21 +324,22 @@ mod tests {
         let all = (Bound::Unbounded, Bound::Unbounded);
         let mut cursor = snap.cursor("t", all).unwrap().expect("redb has cursors");
         let mut seen = Vec::new();
+        // Takes up to `n` entries from one end; whether it found all `n`.
         let mut take = |cursor: &mut Box<dyn kvs_core::Cursor>, back: bool, n: usize| {
-            let mut left = n;
-            cursor
-                .step(back, &mut |k, v| {
-                    seen.push((k[0], v[0]));
-                    left -= 1;
-                    Ok(left > 0)
-                })
-                .unwrap()
+            for _ in 0..n {
+                match cursor.next_entry(back).unwrap() {
+                    Some((k, v)) => seen.push((k[0], v[0])),
+                    None => return false,
+                }
+            }
+            true
         };
         assert!(take(&mut cursor, false, 2));
         assert!(take(&mut cursor, true, 1));
         // Two left between the ends; asking for three exhausts the walk.
         assert!(!take(&mut cursor, true, 3));
         assert!(!take(&mut cursor, false, 1));
+        assert!(!take(&mut cursor, true, 1));
         assert_eq!(seen, [(1, 10), (2, 20), (5, 50), (4, 40), (3, 30)]);
         // A missing table and an inverted range walk nothing.
         for (table, range) in [
@@ -349,7 +350,7 @@ mod tests {
             ),
         ] {
             let mut cursor = snap.cursor(table, range).unwrap().unwrap();
-            assert!(!cursor.step(false, &mut |_, _| panic!("visited")).unwrap());
+            assert!(cursor.next_entry(false).unwrap().is_none());
         }
     }
 

@@ -4,7 +4,9 @@ use std::cell::RefCell;
 use std::ops::Bound;
 
 use kvs_core::{Cursor, KeyRange, ManyVisitor, ReadTx, Result, Visitor};
-use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableError};
+use redb::{
+    AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableError,
+};
 
 use crate::guard::{guard, reentered};
 use crate::key::{definition, is_legacy, legacy_definition, KvsKey};
@@ -80,33 +82,34 @@ pub(crate) fn lend_many<K: ByteKey>(
 
 /// A range of a table of a read transaction, walked from either end ([`ReadTx::cursor`]). It
 /// holds the transaction's pages, not its handle: redb's ranges on a read-only table keep
-/// what they read alive themselves.
+/// what they read alive themselves, and so do the guards of the entry last lent.
 struct RangeCursor<K: ByteKey> {
     range: Option<redb::Range<'static, K, Bytes>>,
+    /// The entry last lent.
+    current: Option<(AccessGuard<'static, K>, AccessGuard<'static, Bytes>)>,
 }
 
 impl<K: ByteKey> Cursor for RangeCursor<K>
 where
     redb::Range<'static, K, Bytes>: Send,
+    AccessGuard<'static, K>: Send,
 {
-    fn step(&mut self, back: bool, visit: &mut Visitor<'_>) -> Result<bool> {
-        let Some(range) = &mut self.range else {
-            return Ok(false);
+    fn next_entry(&mut self, back: bool) -> Result<Option<(&[u8], &[u8])>> {
+        let RangeCursor { range, current } = self;
+        let Some(range) = range else {
+            return Ok(None);
         };
-        guard(|| loop {
+        // The entry goes straight into `current`, not through the guard's result.
+        guard(|| {
             let item = if back {
                 range.next_back()
             } else {
                 range.next()
             };
-            let Some(item) = item else {
-                return Ok(false);
-            };
-            let (k, v) = item.map_err(storage)?;
-            if !visit(k.value(), v.value())? {
-                return Ok(true);
-            }
-        })
+            *current = item.transpose().map_err(storage)?;
+            Ok(())
+        })?;
+        Ok(current.as_ref().map(|(k, v)| (k.value(), v.value())))
     }
 }
 
@@ -116,13 +119,17 @@ fn range_cursor<K: ByteKey>(
 ) -> Result<Box<dyn Cursor>>
 where
     redb::Range<'static, K, Bytes>: Send,
+    AccessGuard<'static, K>: Send,
 {
     let range = if is_empty_range(range) {
         None
     } else {
         Some(table.range::<&[u8]>(range).map_err(storage)?)
     };
-    Ok(Box::new(RangeCursor { range }))
+    Ok(Box::new(RangeCursor {
+        range,
+        current: None,
+    }))
 }
 
 /// Whether no key can lie in `range` (redb, like `BTreeMap`, wants start <= end).
@@ -253,7 +260,10 @@ impl ReadTx for RedbRead {
         })?;
         // A table that does not exist reads as empty.
         Ok(Some(cursor.unwrap_or_else(|| {
-            Box::new(RangeCursor::<KvsKey> { range: None })
+            Box::new(RangeCursor::<KvsKey> {
+                range: None,
+                current: None,
+            })
         })))
     }
 

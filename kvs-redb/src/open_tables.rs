@@ -48,6 +48,22 @@ impl<T> OpenTables<T> {
         }
     }
 
+    /// The open table `name`, if it is remembered.
+    #[inline]
+    pub(crate) fn get(&mut self, name: &str) -> Option<&mut T> {
+        if let Some(i) = self
+            .inline
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|(n, _)| n.is(name)))
+        {
+            return self.inline[i].as_mut().map(|(_, t)| t);
+        }
+        self.more
+            .iter_mut()
+            .find(|(n, _)| n.is(name))
+            .map(|(_, t)| t)
+    }
+
     /// The open table `name`, or the one `open` opens, remembered for the next call.
     pub(crate) fn get_or_open(
         &mut self,

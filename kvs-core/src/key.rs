@@ -315,11 +315,14 @@ fn hex(bytes: &[u8]) -> String {
 /// Appends the escaped, terminated encoding of a byte string.
 pub(crate) fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
-    for &b in bytes {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
+    // Runs without a zero byte (all of most strings) are copied whole.
+    let mut runs = bytes.split(|&b| b == 0);
+    if let Some(first) = runs.next() {
+        out.extend_from_slice(first);
+    }
+    for run in runs {
+        out.extend_from_slice(&[0, 0xFF]);
+        out.extend_from_slice(run);
     }
     out.extend_from_slice(&[0, 0]);
 }
@@ -709,6 +712,9 @@ mod tests {
         let values = ["", "\0", "\0\0", "a", "a\0", "a\0b", "ab", "b"];
         let encoded: Vec<_> = values.iter().map(|v| enc(v.to_string())).collect();
         assert!(encoded.windows(2).all(|w| w[0] < w[1]), "{encoded:?}");
+        // The stored bytes (docs/FORMAT.md): each NUL escaped as 00 FF, then 00 00.
+        assert_eq!(enc("a\0b".to_string()), [b'a', 0, 0xFF, b'b', 0, 0]);
+        assert_eq!(enc("\0\0".to_string()), [0, 0xFF, 0, 0xFF, 0, 0]);
         for (v, e) in values.iter().zip(&encoded) {
             let mut rest = e.as_slice();
             assert_eq!(

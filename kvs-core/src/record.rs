@@ -125,7 +125,22 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     if !value.encode_as(&(ix.value_type)(), &mut prefix) {
         return Ok(Vec::new());
     }
-    let mut keys = KeyList::default();
+    if ix.unique {
+        // One entry at most, naming one record: two point reads.
+        let mut key = None;
+        r.get_with(ix.table, &prefix, &mut |k| {
+            key = Some(k.to_vec());
+            Ok(())
+        })?;
+        let Some(key) = key else {
+            return Ok(Vec::new());
+        };
+        return match read_record(r, &key)? {
+            Some(record) => Ok(vec![record]),
+            None => Err(missing_record::<T>(ix, &key)),
+        };
+    }
+    let mut keys = KeyList::with_room(KeyList::MOST);
     write::index_keys(r, ix.table, ix.unique, &prefix, &mut |key| {
         keys.push(key);
         Ok(())
@@ -133,41 +148,59 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     indexed_records(r, ix, &keys)
 }
 
-/// Record keys end to end in one buffer: one allocation for `k` hits, not one each.
-pub(crate) struct KeyList {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+/// The error for an index entry of `ix` that names `key`, which holds no record: a broken
+/// index.
+fn missing_record<T: Table>(ix: &IndexMeta, key: &[u8]) -> Error {
+    Error::corrupt(
+        ix.table,
+        (T::META.key_type)().render(key),
+        format!("the index on {} points at a missing record", ix.field),
+    )
 }
 
-impl Default for KeyList {
-    /// Room for a lookup's usual hits: growing a buffer from empty costs more than the hits'
-    /// own copies (a `realloc` per doubling, in profiles of 100-hit lookups).
-    fn default() -> Self {
-        KeyList {
-            bytes: Vec::with_capacity(KeyList::KEYS * 16),
-            ends: Vec::with_capacity(KeyList::KEYS),
-        }
-    }
+/// Record keys end to end in one buffer, each after its length: one allocation for `k` hits,
+/// not one each.
+pub(crate) struct KeyList {
+    bytes: Vec<u8>,
+    len: usize,
 }
 
 impl KeyList {
-    const KEYS: usize = 128;
-
-    pub(crate) fn push(&mut self, key: &[u8]) {
-        self.bytes.extend_from_slice(key);
-        self.ends.push(self.bytes.len());
+    /// Room for `keys` keys of up to 8 bytes, at most [`KeyList::MOST`]: presized, because
+    /// growing a buffer from empty costs more than the hits' own copies (a `realloc` per
+    /// doubling, in profiles of 100-hit lookups).
+    pub(crate) fn with_room(keys: usize) -> Self {
+        KeyList {
+            bytes: Vec::with_capacity(keys.min(KeyList::MOST) * (4 + 8)),
+            len: 0,
+        }
     }
 
-    fn slices(&self) -> Vec<&[u8]> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let key = &self.bytes[start..end];
-                start = end;
-                key
-            })
-            .collect()
+    /// The most keys presized.
+    pub(crate) const MOST: usize = 128;
+
+    pub(crate) fn push(&mut self, key: &[u8]) {
+        // A key is far shorter than 4 GiB: redb and etcd refuse such keys long before.
+        let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(key);
+        self.len += 1;
+    }
+
+    /// How many keys it holds.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The keys, in the order pushed.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (key, tail) = tail.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+            rest = tail;
+            Some(key)
+        })
     }
 }
 
@@ -180,18 +213,26 @@ pub(crate) fn indexed_records<T: Table>(
     keys: &KeyList,
 ) -> Result<Vec<T>> {
     let meta = &T::META;
-    let keys = keys.slices();
+    // A few keys (a unique lookup's one) are listed on the stack.
+    let mut few: [&[u8]; 8] = [&[]; 8];
+    let mut many: Vec<&[u8]> = Vec::new();
+    let keys: &[&[u8]] = if keys.len() <= few.len() {
+        for (slot, key) in few.iter_mut().zip(keys.iter()) {
+            *slot = key;
+        }
+        &few[..keys.len()]
+    } else {
+        many.reserve_exact(keys.len());
+        many.extend(keys.iter());
+        &many
+    };
     let mut records = Vec::with_capacity(keys.len());
-    r.get_many(meta.name, &keys, &mut |i, bytes| match bytes {
+    r.get_many(meta.name, keys, &mut |i, bytes| match bytes {
         Some(bytes) => {
             records.push(decode(bytes, keys[i])?);
             Ok(())
         }
-        None => Err(Error::corrupt(
-            ix.table,
-            (meta.key_type)().render(keys[i]),
-            format!("the index on {} points at a missing record", ix.field),
-        )),
+        None => Err(missing_record::<T>(ix, keys[i])),
     })?;
     Ok(records)
 }

@@ -1,0 +1,232 @@
+//! One read workload in a loop, on kvs or on raw redb, for a profiler: the commits that make a
+//! read faster quote its instruction counts, which (unlike times on a shared machine) repeat
+//! to the instruction.
+//!
+//! ```sh
+//! cargo build --release -p kvs-bench --example profile
+//! # instructions per call of `get` on kvs (and `redb` for raw redb's):
+//! REPS=100 valgrind --tool=callgrind --collect-atstart=no --toggle-collect='profile::measure*' \
+//!     target/release/examples/profile get kvs
+//! ```
+//!
+//! Workloads, on 100,000 records like kvs-bench's: `get` (`REPS` × 1,000 random keys),
+//! `unique` (as many lookups on a unique index), `range` (`REPS` × 20 ranges of an integer
+//! index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
+//! (`REPS` / 50 walks of the whole table). Only `measure` is the loop: the load before it is
+//! left out by `--toggle-collect`. Divide callgrind's total by the calls to get a call's cost.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kvs::{Kvs, Table};
+use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// The record: a key, a unique and two plain indexes, one more field.
+#[derive(Table, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[kvs(name = "users")]
+pub struct User {
+    /// The key.
+    #[kvs(key)]
+    pub id: u64,
+    /// Unique.
+    #[kvs(index, unique)]
+    pub email: String,
+    /// 1,000 cities.
+    #[kvs(index)]
+    pub city: String,
+    /// 10 records a score.
+    #[kvs(index)]
+    pub score: u64,
+    /// Not indexed.
+    pub name: String,
+}
+
+const RECORDS: u64 = 100_000;
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+const SCORE: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("users_score");
+const EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_email");
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [workload, system] = args.as_slice() else {
+        return Err("usage: profile get|unique|range|page|scan kvs|redb".into());
+    };
+    let reps: usize = std::env::var("REPS").map_or(Ok(1000), |v| v.parse())?;
+    let dir = std::env::temp_dir().join(format!("kvs-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(workload, system, reps, &dir);
+    std::fs::remove_dir_all(&dir)?;
+    result
+}
+
+fn run(workload: &str, system: &str, reps: usize, dir: &Path) -> Res<()> {
+    let users: Vec<User> = (0..RECORDS)
+        .map(|id| User {
+            id,
+            email: format!("u{id}@example.com"),
+            city: format!("city-{:07}", id % 1000),
+            score: id % (RECORDS / 10),
+            name: format!("User Number {id}"),
+        })
+        .collect();
+    let mut state = 12345u64;
+    let keys: Vec<u64> = (0..reps * 1000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % RECORDS
+        })
+        .collect();
+    let (sum, took) = match system {
+        "kvs" => {
+            let kvs = Kvs::open(&format!("redb:{}", dir.join("kvs.redb").display()))?;
+            kvs.transaction(|tx| users.iter().try_for_each(|u| tx.put(u)))?;
+            timed(|| on_kvs(&kvs, workload, reps, &keys))?
+        }
+        "redb" => {
+            let db = Database::create(dir.join("raw.redb"))?;
+            let w = db.begin_write()?;
+            {
+                let mut t = w.open_table(USERS)?;
+                let mut s = w.open_multimap_table(SCORE)?;
+                let mut e = w.open_table(EMAIL)?;
+                for u in &users {
+                    t.insert(u.id, bincode::serialize(u)?.as_slice())?;
+                    s.insert(u.score, u.id)?;
+                    e.insert(u.email.as_str(), u.id)?;
+                }
+            }
+            w.commit()?;
+            timed(|| on_redb(&db, workload, reps, &keys))?
+        }
+        _ => return Err(format!("unknown system {system}").into()),
+    };
+    println!("{system} {workload}: {took:?} (checksum {sum})");
+    Ok(())
+}
+
+/// Runs the loop `f` in [`measure`], and how long it took.
+fn timed(f: impl FnOnce() -> Res<u64>) -> Res<(u64, Duration)> {
+    let start = Instant::now();
+    let sum = measure(f)?;
+    Ok((sum, start.elapsed()))
+}
+
+/// The measured loop (callgrind's `--toggle-collect` names it).
+#[inline(never)]
+fn measure<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// A range of 10 score values (100 records) picked by `key`.
+fn score_range(key: u64) -> std::ops::Range<u64> {
+    let lo = key % (RECORDS / 10 - 10);
+    lo..lo + 10
+}
+
+fn on_kvs(kvs: &Kvs, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
+    let mut sum = 0;
+    match workload {
+        "get" => {
+            for key in keys {
+                sum += kvs.get::<User>(key)?.ok_or("missing")?.id;
+            }
+        }
+        "unique" => {
+            for key in keys {
+                let email = format!("u{key}@example.com");
+                sum += kvs.index::<User>(UserField::Email, email.as_str())?[0].id;
+            }
+        }
+        "range" => {
+            for &key in &keys[..reps * 20] {
+                let found = kvs.index_range::<User>(UserField::Score, score_range(key))?;
+                sum += found.len() as u64;
+            }
+        }
+        "page" => {
+            for _ in 0..reps * 20 {
+                let mut page = Vec::with_capacity(50);
+                for u in kvs.iter::<User>(..)?.rev().take(50) {
+                    page.push(u?);
+                }
+                sum += page.iter().map(|u| u.id).sum::<u64>();
+            }
+        }
+        "scan" => {
+            for _ in 0..reps / 50 {
+                for u in kvs.iter::<User>(..)? {
+                    sum += u?.id;
+                }
+            }
+        }
+        _ => return Err(format!("unknown workload {workload}").into()),
+    }
+    Ok(sum)
+}
+
+fn on_redb(db: &Database, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
+    let decode = |bytes: &[u8]| bincode::deserialize::<User>(bytes);
+    let mut sum = 0;
+    match workload {
+        "get" => {
+            for key in keys {
+                let r = db.begin_read()?;
+                let t = r.open_table(USERS)?;
+                sum += decode(t.get(key)?.ok_or("missing")?.value())?.id;
+            }
+        }
+        "unique" => {
+            for key in keys {
+                let email = format!("u{key}@example.com");
+                let r = db.begin_read()?;
+                let id = r
+                    .open_table(EMAIL)?
+                    .get(email.as_str())?
+                    .ok_or("missing")?
+                    .value();
+                let t = r.open_table(USERS)?;
+                sum += decode(t.get(id)?.ok_or("missing")?.value())?.id;
+            }
+        }
+        "range" => {
+            for &key in &keys[..reps * 20] {
+                let r = db.begin_read()?;
+                let ix = r.open_multimap_table(SCORE)?;
+                let t = r.open_table(USERS)?;
+                let mut found = Vec::new();
+                for entry in ix.range(score_range(key))? {
+                    for id in entry?.1 {
+                        found.push(decode(t.get(id?.value())?.ok_or("missing")?.value())?);
+                    }
+                }
+                sum += found.len() as u64;
+            }
+        }
+        "page" => {
+            for _ in 0..reps * 20 {
+                let r = db.begin_read()?;
+                let t = r.open_table(USERS)?;
+                let mut page = Vec::with_capacity(50);
+                for entry in t.iter()?.rev().take(50) {
+                    page.push(decode(entry?.1.value())?);
+                }
+                sum += page.iter().map(|u| u.id).sum::<u64>();
+            }
+        }
+        "scan" => {
+            for _ in 0..reps / 50 {
+                let r = db.begin_read()?;
+                for entry in r.open_table(USERS)?.iter()? {
+                    sum += decode(entry?.1.value())?.id;
+                }
+            }
+        }
+        _ => return Err(format!("unknown workload {workload}").into()),
+    }
+    Ok(sum)
+}

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Workloads, on 100,000 records like kvs-bench's: `get` (`REPS` × 1,000 random keys),
-//! `unique` (as many lookups on a unique index), `range` (`REPS` × 20 ranges of an integer
-//! index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
+//! `unique` (as many lookups on a unique index), `index` (`REPS` × 20 lookups on a plain
+//! index, 100 hits each), `range` (`REPS` × 20 ranges of an integer index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
 //! (`REPS` / 50 walks of the whole table). Only `measure` is the loop: the load before it is
 //! left out by `--toggle-collect`. Divide callgrind's total by the calls to get a call's cost.
 
@@ -46,13 +46,14 @@ const RECORDS: u64 = 100_000;
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 const SCORE: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("users_score");
 const EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_email");
+const CITY: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("users_city");
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [workload, system] = args.as_slice() else {
-        return Err("usage: profile get|unique|range|page|scan kvs|redb".into());
+        return Err("usage: profile get|unique|index|range|page|scan kvs|redb".into());
     };
     let reps: usize = std::env::var("REPS").map_or(Ok(1000), |v| v.parse())?;
     let dir = std::env::temp_dir().join(format!("kvs-profile-{}", std::process::id()));
@@ -89,18 +90,20 @@ fn run(workload: &str, system: &str, reps: usize, dir: &Path) -> Res<()> {
         }
         "redb" => {
             let db = Database::create(dir.join("raw.redb"))?;
-            let w = db.begin_write()?;
+            let write = db.begin_write()?;
             {
-                let mut t = w.open_table(USERS)?;
-                let mut s = w.open_multimap_table(SCORE)?;
-                let mut e = w.open_table(EMAIL)?;
+                let mut records = write.open_table(USERS)?;
+                let mut scores = write.open_multimap_table(SCORE)?;
+                let mut emails = write.open_table(EMAIL)?;
+                let mut cities = write.open_multimap_table(CITY)?;
                 for u in &users {
-                    t.insert(u.id, bincode::serialize(u)?.as_slice())?;
-                    s.insert(u.score, u.id)?;
-                    e.insert(u.email.as_str(), u.id)?;
+                    records.insert(u.id, bincode::serialize(u)?.as_slice())?;
+                    scores.insert(u.score, u.id)?;
+                    emails.insert(u.email.as_str(), u.id)?;
+                    cities.insert(u.city.as_str(), u.id)?;
                 }
             }
-            w.commit()?;
+            write.commit()?;
             timed(|| on_redb(&db, workload, reps, &keys))?
         }
         _ => return Err(format!("unknown system {system}").into()),
@@ -140,6 +143,12 @@ fn on_kvs(kvs: &Kvs, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
             for key in keys {
                 let email = format!("u{key}@example.com");
                 sum += kvs.index::<User>(UserField::Email, email.as_str())?[0].id;
+            }
+        }
+        "index" => {
+            for key in &keys[..reps * 20] {
+                let city = format!("city-{:07}", key % 1000);
+                sum += kvs.index::<User>(UserField::City, city.as_str())?.len() as u64;
             }
         }
         "range" => {
@@ -191,6 +200,19 @@ fn on_redb(db: &Database, workload: &str, reps: usize, keys: &[u64]) -> Res<u64>
                     .value();
                 let t = r.open_table(USERS)?;
                 sum += decode(t.get(id)?.ok_or("missing")?.value())?.id;
+            }
+        }
+        "index" => {
+            for key in &keys[..reps * 20] {
+                let city = format!("city-{:07}", key % 1000);
+                let r = db.begin_read()?;
+                let ix = r.open_multimap_table(CITY)?;
+                let t = r.open_table(USERS)?;
+                let mut found = Vec::new();
+                for id in ix.get(city.as_str())? {
+                    found.push(decode(t.get(id?.value())?.ok_or("missing")?.value())?);
+                }
+                sum += found.len() as u64;
             }
         }
         "range" => {

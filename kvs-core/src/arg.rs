@@ -32,7 +32,7 @@ pub trait KeyArg<K: Key> {
     /// The key's encoding.
     fn key_bytes(self) -> Vec<u8>;
 
-    /// Runs `f` on the key's encoding, kept on the stack where the key has a fixed width.
+    /// Runs `f` on the key's encoding, kept on the stack for an integer key.
     #[doc(hidden)]
     #[inline]
     fn with_key_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R

@@ -414,8 +414,8 @@ pub trait Key {
         out
     }
 
-    /// Runs `f` on the encoding: a fixed-width key's is built on the stack, with no
-    /// allocation (a point read's hot path).
+    /// Runs `f` on the encoding: an integer key's is built on the stack, with no allocation
+    /// (a point read's hot path); other keys' in a new vector.
     #[doc(hidden)]
     #[inline]
     fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R

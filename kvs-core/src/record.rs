@@ -213,7 +213,7 @@ pub(crate) fn indexed_records<T: Table>(
     keys: &KeyList,
 ) -> Result<Vec<T>> {
     let meta = &T::META;
-    // A few keys (a unique lookup's one) are listed on the stack.
+    // A few keys (the hits of a narrow range) are listed on the stack.
     let mut few: [&[u8]; 8] = [&[]; 8];
     let mut many: Vec<&[u8]> = Vec::new();
     let keys: &[&[u8]] = if keys.len() <= few.len() {

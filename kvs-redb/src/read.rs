@@ -83,11 +83,13 @@ pub(crate) fn lend_many<K: ByteKey>(
 
 /// A range of a table of a read transaction, walked from either end ([`ReadTx::cursor`]). It
 /// holds the transaction's pages, not its handle: redb's ranges on a read-only table keep
-/// what they read alive themselves, and so do the guards of the entry last lent.
+/// the transaction and what they read alive themselves, and the guards of the entry last
+/// lent keep its page.
 struct RangeCursor<K: ByteKey> {
-    range: Option<redb::Range<'static, K, Bytes>>,
-    /// The entry last lent.
+    /// The entry last lent. Declared (so dropped) before `range`, which holds the read
+    /// transaction: the page is let go while the transaction still holds it.
     current: Option<(AccessGuard<'static, K>, AccessGuard<'static, Bytes>)>,
+    range: Option<redb::Range<'static, K, Bytes>>,
 }
 
 impl<K: ByteKey> Cursor for RangeCursor<K>
@@ -100,7 +102,9 @@ where
         let Some(range) = range else {
             return Ok(None);
         };
-        // The entry goes straight into `current`, not through the guard's result.
+        // The entry goes straight into `current`, not through the guard's result. Its key and
+        // value are sliced inside the guard too: redb takes their bounds from the page
+        // unchecked, and slices them when asked, so a corrupted page panics there.
         guard(|| {
             let item = if back {
                 range.next_back()
@@ -108,6 +112,9 @@ where
                 range.next()
             };
             *current = item.transpose().map_err(storage)?;
+            if let Some((k, v)) = current {
+                let _ = (k.value(), v.value());
+            }
             Ok(())
         })?;
         Ok(current.as_ref().map(|(k, v)| (k.value(), v.value())))
@@ -128,8 +135,8 @@ where
         Some(table.range::<&[u8]>(range).map_err(storage)?)
     };
     Ok(Box::new(RangeCursor {
-        range,
         current: None,
+        range,
     }))
 }
 
@@ -218,7 +225,8 @@ macro_rules! read_table {
     }};
 }
 
-/// A read transaction, with each table it reads twice opened once.
+/// A read transaction. A table it reads once is opened in place; one it reads again is
+/// opened once more and kept for the rest of the transaction.
 pub(crate) struct RedbRead {
     txn: ReadTransaction,
     tables: RefCell<OpenTables<Option<Opened>>>,
@@ -304,8 +312,8 @@ impl ReadTx for RedbRead {
         // A table that does not exist reads as empty.
         Ok(Some(cursor.unwrap_or_else(|| {
             Box::new(RangeCursor::<KvsKey> {
-                range: None,
                 current: None,
+                range: None,
             })
         })))
     }

@@ -431,7 +431,7 @@ macro_rules! unsigned_key {
         impl Key for $t {
             const KIND: u64 = kind::INT;
             fn encode_key(&self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&(*self as $wide).to_be_bytes());
+                self.with_key_bytes(|bytes| out.extend_from_slice(bytes));
             }
             #[inline]
             fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
@@ -449,13 +449,11 @@ macro_rules! signed_key {
         impl Key for $t {
             const KIND: u64 = kind::INT;
             fn encode_key(&self, out: &mut Vec<u8>) {
-                // Reinterpret the two's complement bits, then flip the sign bit.
-                let bits = <$bits>::from_be_bytes((*self as $wide).to_be_bytes());
-                let flipped = bits ^ (1 << (<$bits>::BITS - 1));
-                out.extend_from_slice(&flipped.to_be_bytes());
+                self.with_key_bytes(|bytes| out.extend_from_slice(bytes));
             }
             #[inline]
             fn with_key_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+                // Reinterpret the two's complement bits, then flip the sign bit.
                 let bits = <$bits>::from_be_bytes((*self as $wide).to_be_bytes());
                 f(&(bits ^ (1 << (<$bits>::BITS - 1))).to_be_bytes())
             }

@@ -32,6 +32,13 @@ impl Name {
     }
 }
 
+/// Where [`OpenTables`] keeps a table.
+#[derive(Clone, Copy)]
+enum At {
+    Inline(usize),
+    More(usize),
+}
+
 /// The tables a transaction has opened, by name. A transaction touches few tables, so a list
 /// beats a hash map, and the first few live inline: a read of up to three tables allocates
 /// nothing to remember them.
@@ -48,20 +55,31 @@ impl<T> OpenTables<T> {
         }
     }
 
-    /// The open table `name`, if it is remembered.
-    #[inline]
-    pub(crate) fn get(&mut self, name: &str) -> Option<&mut T> {
+    /// Where the table `name` is kept, if it is remembered.
+    fn find(&self, name: &str) -> Option<At> {
         if let Some(i) = self
             .inline
             .iter()
             .position(|slot| slot.as_ref().is_some_and(|(n, _)| n.is(name)))
         {
-            return self.inline[i].as_mut().map(|(_, t)| t);
+            return Some(At::Inline(i));
         }
-        self.more
-            .iter_mut()
-            .find(|(n, _)| n.is(name))
-            .map(|(_, t)| t)
+        self.more.iter().position(|(n, _)| n.is(name)).map(At::More)
+    }
+
+    /// The table kept at `at`, which [`OpenTables::find`] gave.
+    fn at(&mut self, at: At) -> &mut T {
+        match at {
+            At::Inline(i) => &mut self.inline[i].as_mut().expect("a filled slot").1,
+            At::More(i) => &mut self.more[i].1,
+        }
+    }
+
+    /// The open table `name`, if it is remembered.
+    #[inline]
+    pub(crate) fn get(&mut self, name: &str) -> Option<&mut T> {
+        let at = self.find(name)?;
+        Some(self.at(at))
     }
 
     /// The open table `name`, or the one `open` opens, remembered for the next call.
@@ -70,23 +88,20 @@ impl<T> OpenTables<T> {
         name: &str,
         open: impl FnOnce() -> Result<T>,
     ) -> Result<&mut T> {
-        let inline = self
-            .inline
-            .iter()
-            .position(|slot| slot.as_ref().is_some_and(|(n, _)| n.is(name)));
-        if let Some(i) = inline {
-            return Ok(&mut self.inline[i].as_mut().expect("a filled slot").1);
+        match self.find(name) {
+            Some(at) => Ok(self.at(at)),
+            None => Ok(self.remember(name, open()?)),
         }
-        if let Some(i) = self.more.iter().position(|(n, _)| n.is(name)) {
-            return Ok(&mut self.more[i].1);
-        }
-        let table = open()?;
+    }
+
+    /// Remembers `table`, just opened, as `name`, which is not remembered yet.
+    pub(crate) fn remember(&mut self, name: &str, table: T) -> &mut T {
         let entry = (Name::new(name), table);
         if let Some(slot) = self.inline.iter_mut().find(|slot| slot.is_none()) {
-            return Ok(&mut slot.insert(entry).1);
+            return &mut slot.insert(entry).1;
         }
         self.more.push(entry);
-        Ok(&mut self.more.last_mut().expect("just pushed").1)
+        &mut self.more.last_mut().expect("just pushed").1
     }
 
     /// Forgets (and so closes) the table `name`.

@@ -186,10 +186,15 @@ macro_rules! read_table {
         guard(|| {
             let remembered = match tables.get(name) {
                 Some(table) => Some(table),
-                None if read.seen.get() & name_bit(name) != 0 => {
-                    Some(tables.get_or_open(name, || read.open(name))?)
+                None => {
+                    let bit = name_bit(name);
+                    let seen = read.seen.replace(read.seen.get() | bit);
+                    if seen & bit == 0 {
+                        None
+                    } else {
+                        Some(tables.remember(name, read.open(name)?))
+                    }
                 }
-                None => None,
             };
             match remembered {
                 Some(Some(Opened::Kvs(table))) => {
@@ -201,25 +206,22 @@ macro_rules! read_table {
                     $body
                 }
                 Some(None) => Ok($empty),
-                None => {
-                    read.seen.set(read.seen.get() | name_bit(name));
-                    match read.txn.open_table(definition(name)) {
-                        Ok(table) => {
-                            let $t = &table;
-                            $body
-                        }
-                        Err(TableError::TableDoesNotExist(_)) => Ok($empty),
-                        Err(e) if is_legacy(&e) => {
-                            let table = read
-                                .txn
-                                .open_table(legacy_definition(name))
-                                .map_err(storage)?;
-                            let $t = &table;
-                            $body
-                        }
-                        Err(e) => Err(storage(e)),
+                None => match read.txn.open_table(definition(name)) {
+                    Ok(table) => {
+                        let $t = &table;
+                        $body
                     }
-                }
+                    Err(TableError::TableDoesNotExist(_)) => Ok($empty),
+                    Err(e) if is_legacy(&e) => {
+                        let table = read
+                            .txn
+                            .open_table(legacy_definition(name))
+                            .map_err(storage)?;
+                        let $t = &table;
+                        $body
+                    }
+                    Err(e) => Err(storage(e)),
+                },
             }
         })
     }};

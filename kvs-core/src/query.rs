@@ -153,7 +153,7 @@ pub(crate) fn index_range_records<T: Table>(
         return Ok(Vec::new());
     };
     let value_type = (ix.value_type)();
-    let mut keys = record::KeyList::with_room(record::KeyList::MOST);
+    let mut keys = record::KeyList::new();
     let range = (
         start.as_ref().map(Vec::as_slice),
         end.as_ref().map(Vec::as_slice),

@@ -126,9 +126,9 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
         return Ok(Vec::new());
     }
     if ix.unique {
-        // One entry at most, naming one record: two point reads.
+        // One entry at most, naming one record: two point reads, with no list of keys.
         let mut key = None;
-        r.get_with(ix.table, &prefix, &mut |k| {
+        write::index_keys(r, ix.table, true, &prefix, &mut |k| {
             key = Some(k.to_vec());
             Ok(())
         })?;
@@ -140,8 +140,8 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
             None => Err(missing_record::<T>(ix, &key)),
         };
     }
-    let mut keys = KeyList::with_room(KeyList::MOST);
-    write::index_keys(r, ix.table, ix.unique, &prefix, &mut |key| {
+    let mut keys = KeyList::new();
+    write::index_keys(r, ix.table, false, &prefix, &mut |key| {
         keys.push(key);
         Ok(())
     })?;
@@ -166,18 +166,15 @@ pub(crate) struct KeyList {
 }
 
 impl KeyList {
-    /// Room for `keys` keys of up to 8 bytes, at most [`KeyList::MOST`]: presized, because
-    /// growing a buffer from empty costs more than the hits' own copies (a `realloc` per
-    /// doubling, in profiles of 100-hit lookups).
-    pub(crate) fn with_room(keys: usize) -> Self {
+    /// A list with room for 128 keys of up to 8 bytes: presized, because growing a buffer
+    /// from empty costs more than the hits' own copies (a `realloc` per doubling, in profiles
+    /// of 100-hit lookups).
+    pub(crate) fn new() -> Self {
         KeyList {
-            bytes: Vec::with_capacity(keys.min(KeyList::MOST) * (4 + 8)),
+            bytes: Vec::with_capacity(128 * (4 + 8)),
             len: 0,
         }
     }
-
-    /// The most keys presized.
-    pub(crate) const MOST: usize = 128;
 
     pub(crate) fn push(&mut self, key: &[u8]) {
         // A key is far shorter than 4 GiB: redb and etcd refuse such keys long before.
@@ -213,21 +210,12 @@ pub(crate) fn indexed_records<T: Table>(
     keys: &KeyList,
 ) -> Result<Vec<T>> {
     let meta = &T::META;
-    // A few keys (the hits of a narrow range) are listed on the stack.
-    let mut few: [&[u8]; 8] = [&[]; 8];
-    let mut many: Vec<&[u8]> = Vec::new();
-    let keys: &[&[u8]] = if keys.len() <= few.len() {
-        for (slot, key) in few.iter_mut().zip(keys.iter()) {
-            *slot = key;
-        }
-        &few[..keys.len()]
-    } else {
-        many.reserve_exact(keys.len());
-        many.extend(keys.iter());
-        &many
-    };
+    // Sized first: the keys' iterator cannot tell its length, and `collect` would regrow.
+    let mut list: Vec<&[u8]> = Vec::with_capacity(keys.len());
+    list.extend(keys.iter());
+    let keys = list;
     let mut records = Vec::with_capacity(keys.len());
-    r.get_many(meta.name, keys, &mut |i, bytes| match bytes {
+    r.get_many(meta.name, &keys, &mut |i, bytes| match bytes {
         Some(bytes) => {
             records.push(decode(bytes, keys[i])?);
             Ok(())

@@ -9,38 +9,25 @@
 //!     target/release/examples/profile get kvs
 //! ```
 //!
-//! Workloads, on 100,000 records like kvs-bench's: `get` (`REPS` × 1,000 random keys),
-//! `unique` (as many lookups on a unique index), `index` (`REPS` × 20 lookups on a plain
-//! index, 100 hits each), `range` (`REPS` × 20 ranges of an integer index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
+//! Workloads, on kvs-bench's own record and inputs (`src/data.rs`), 100,000 records: `get`
+//! (`REPS` × 1,000 random keys), `unique` (as many lookups on a unique index), `index` (`REPS`
+//! × 20 lookups on a plain index, 100 hits each), `range` (`REPS` × 20 ranges of an integer
+//! index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
 //! (`REPS` / 50 walks of the whole table). Only `measure` is the loop: the load before it is
 //! left out by `--toggle-collect`. Divide callgrind's total by the calls to get a call's cost.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kvs::{Kvs, Table};
+use kvs::Kvs;
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
-/// The record: a key, a unique and two plain indexes, one more field.
-#[derive(Table, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[kvs(name = "users")]
-pub struct User {
-    /// The key.
-    #[kvs(key)]
-    pub id: u64,
-    /// Unique.
-    #[kvs(index, unique)]
-    pub email: String,
-    /// 1,000 cities.
-    #[kvs(index)]
-    pub city: String,
-    /// 10 records a score.
-    #[kvs(index)]
-    pub score: u64,
-    /// Not indexed.
-    pub name: String,
-}
+// The bench's own record and inputs: what is profiled here is what kvs-bench times.
+#[path = "../src/data.rs"]
+#[allow(dead_code)] // the bench's other inputs
+mod data;
+
+use data::{User, UserField};
 
 const RECORDS: u64 = 100_000;
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -64,24 +51,9 @@ fn main() -> Res<()> {
 }
 
 fn run(workload: &str, system: &str, reps: usize, dir: &Path) -> Res<()> {
-    let users: Vec<User> = (0..RECORDS)
-        .map(|id| User {
-            id,
-            email: format!("u{id}@example.com"),
-            city: format!("city-{:07}", id % 1000),
-            score: id % (RECORDS / 10),
-            name: format!("User Number {id}"),
-        })
-        .collect();
-    let mut state = 12345u64;
-    let keys: Vec<u64> = (0..reps * 1000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % RECORDS
-        })
-        .collect();
+    let users: Vec<User> = (1..=RECORDS).map(|id| data::user(id, RECORDS)).collect();
+    let mut rng = data::Rng::new(12345);
+    let keys: Vec<u64> = (0..reps * 1000).map(|_| rng.id(RECORDS)).collect();
     let (sum, took) = match system {
         "kvs" => {
             let kvs = Kvs::open(&format!("redb:{}", dir.join("kvs.redb").display()))?;
@@ -125,10 +97,15 @@ fn measure<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A range of 10 score values (100 records) picked by `key`.
+/// A range of `SCORE_SPAN` score values (100 records) picked by `key`.
 fn score_range(key: u64) -> std::ops::Range<u64> {
-    let lo = key % (RECORDS / 10 - 10);
-    lo..lo + 10
+    let lo = key % (data::scores(RECORDS) - data::SCORE_SPAN);
+    lo..lo + data::SCORE_SPAN
+}
+
+/// The city of the user `key`.
+fn city(key: u64) -> String {
+    data::city(key % data::cities(RECORDS))
 }
 
 fn on_kvs(kvs: &Kvs, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
@@ -141,13 +118,13 @@ fn on_kvs(kvs: &Kvs, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
         }
         "unique" => {
             for key in keys {
-                let email = format!("u{key}@example.com");
+                let email = data::email(*key);
                 sum += kvs.index::<User>(UserField::Email, email.as_str())?[0].id;
             }
         }
         "index" => {
             for key in &keys[..reps * 20] {
-                let city = format!("city-{:07}", key % 1000);
+                let city = city(*key);
                 sum += kvs.index::<User>(UserField::City, city.as_str())?.len() as u64;
             }
         }
@@ -191,7 +168,7 @@ fn on_redb(db: &Database, workload: &str, reps: usize, keys: &[u64]) -> Res<u64>
         }
         "unique" => {
             for key in keys {
-                let email = format!("u{key}@example.com");
+                let email = data::email(*key);
                 let r = db.begin_read()?;
                 let id = r
                     .open_table(EMAIL)?
@@ -204,7 +181,7 @@ fn on_redb(db: &Database, workload: &str, reps: usize, keys: &[u64]) -> Res<u64>
         }
         "index" => {
             for key in &keys[..reps * 20] {
-                let city = format!("city-{:07}", key % 1000);
+                let city = city(*key);
                 let r = db.begin_read()?;
                 let ix = r.open_multimap_table(CITY)?;
                 let t = r.open_table(USERS)?;

@@ -42,6 +42,7 @@ twins!(
     a_dropped_call_commits_whole_or_not_at_all,
     a_failed_or_panicking_transaction_is_an_err,
     streams_page_through_a_range,
+    tasks_share_a_hot_counter,
 );
 
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
@@ -271,6 +272,38 @@ fn streams_page_through_a_range(url: &str) {
     });
 }
 
+/// 32 tasks, 20 `seq`s each on one counter: no value twice, each task's values increasing,
+/// and (no call failed) no value skipped.
+fn tasks_share_a_hot_counter(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        let start = kvs.seq("hot", 0).await.unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let kvs = kvs.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    for _ in 0..20 {
+                        mine.push(kvs.seq("hot", 1).await.unwrap());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = BTreeSet::new();
+        for task in tasks {
+            let mine = task.await.unwrap();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+            for value in mine {
+                assert!(all.insert(value), "{value} handed out twice");
+            }
+        }
+        assert_eq!(all, (start + 1..=start + 640).collect::<BTreeSet<_>>());
+        assert_eq!(kvs.seq("hot", 0).await.unwrap(), start + 640);
+    });
+}
+
 /// Every future `AsyncKvs` returns is `Send`, so it runs in `tokio::spawn` (checked at
 /// compile time).
 #[test]
@@ -289,5 +322,86 @@ fn its_futures_are_send() {
         send(&kvs.index_range::<User>(UserField::City, "A".."P"));
         send(&kvs.seq("n", 1));
         send(&kvs.transaction(|_| Ok(())));
+    });
+}
+
+/// `call`, bounded: a call that waits for a blocking thread fails instead of hanging.
+async fn on_task<F: Future>(call: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call waited for a blocking thread")
+}
+
+/// On etcd, `AsyncKvs` awaits the cluster on the caller's task: with tokio's blocking pool
+/// held to one thread, kept busy, every call that has no closure of the caller's goes
+/// through, on a current-thread runtime. A one-call write whose future is dropped mid-way
+/// commits whole or not at all.
+#[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn etcd_calls_take_no_blocking_thread() {
+    let url = common::etcd_url().expect("KVS_TEST_ETCD names no etcd cluster");
+    let kvs = AsyncKvs::from(Kvs::open(&url).unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    runtime.block_on(async {
+        let busy = tokio::task::spawn_blocking(move || held.recv());
+        let id = on_task(kvs.seq("users", 1)).await.unwrap();
+        on_task(kvs.put(&user(id))).await.unwrap();
+        assert_eq!(on_task(kvs.get::<User>(&id)).await.unwrap(), Some(user(id)));
+        let city = user(id).city;
+        let found = on_task(kvs.index::<User>(UserField::City, city.as_str()))
+            .await
+            .unwrap();
+        assert_eq!(found, vec![user(id)]);
+        assert_eq!(
+            on_task(kvs.index_count::<User>(UserField::City, city.as_str()))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(on_task(kvs.count::<User>()).await.unwrap(), 1);
+        assert_eq!(
+            on_task(kvs.range::<User>(..)).await.unwrap(),
+            vec![user(id)]
+        );
+        let mut stream = kvs.stream::<User>(..);
+        assert_eq!(on_task(next(&mut stream)).await.unwrap().unwrap(), user(id));
+        assert!(on_task(next(&mut stream)).await.is_none());
+        on_task(kvs.append("feed", &user(id))).await.unwrap();
+        let mut reader = on_task(kvs.reader::<User>("feed")).await.unwrap();
+        assert_eq!(
+            on_task(kvs.take(&mut reader, 5)).await.unwrap(),
+            vec![user(id)]
+        );
+        on_task(kvs.save_reader(&reader)).await.unwrap();
+        assert!(on_task(kvs.dump()).await.is_ok());
+        assert!(on_task(kvs.remove::<User>("feed", &id)).await.unwrap());
+        assert!(on_task(kvs.delete::<User>(&id)).await.unwrap());
+        assert_eq!(on_task(kvs.count::<User>()).await.unwrap(), 0);
+
+        // Dropped mid-way: the record and its index entries are there together, or neither.
+        for (n, wait) in [0u64, 100, 1_000, 3_000, 10_000].into_iter().enumerate() {
+            let id = 100 + n as u64;
+            let put = kvs.put(&user(id));
+            let _ = tokio::time::timeout(Duration::from_micros(wait), put).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let stored = on_task(kvs.get::<User>(&id)).await.unwrap();
+            let city = user(id).city;
+            let indexed = on_task(kvs.index::<User>(UserField::City, city.as_str()))
+                .await
+                .unwrap()
+                .contains(&user(id));
+            assert_eq!(
+                stored.is_some(),
+                indexed,
+                "put {id}: record and index disagree"
+            );
+        }
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
     });
 }

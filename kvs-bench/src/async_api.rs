@@ -1,9 +1,10 @@
 //! The async section: `get` and a durable `put` through `AsyncKvs` beside the same calls on
 //! the sync `Kvs`, on a redb file and (with `--etcd`) on the cluster, same run; and on the
-//! cluster, 64 tasks on one `AsyncKvs` beside 64 threads on one `Kvs`.
+//! cluster, 64 tasks on one `AsyncKvs` beside 64 threads on one `Kvs` (gets and puts, and
+//! `seq` on one counter).
 //!
-//! A sequential async call pays a hop to tokio's blocking pool and back; the rows show what
-//! that costs against the call itself. The concurrent rows show whether async code loses
+//! A sequential async call pays a hop to tokio's blocking pool and back on redb, and its
+//! replays on etcd; the rows show what that costs against the call itself. The concurrent rows show whether async code loses
 //! throughput against the threads it replaces.
 
 use std::fmt::Write as _;
@@ -136,9 +137,18 @@ fn sequential(url: &str, flip: bool) -> Res<[(f64, f64); 2]> {
     })
 }
 
-/// `CALLERS` concurrent callers, each `PER_CALLER` times a get and a durable put: threads on
-/// one `Kvs`, then tasks on one `AsyncKvs` (or the other way on odd repeats).
-fn concurrent(url: &str, flip: bool) -> Res<(f64, f64)> {
+/// What each concurrent caller does `PER_CALLER` times.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// A get and a durable put.
+    GetPut,
+    /// A `seq` on one counter that every caller shares.
+    Seq,
+}
+
+/// `CALLERS` concurrent callers, each `PER_CALLER` times what `mix` says: threads on one
+/// `Kvs`, then tasks on one `AsyncKvs` (or the other way on odd repeats).
+fn concurrent(url: &str, flip: bool, mix: Mix) -> Res<(f64, f64)> {
     let (runtime, kvs, akvs) = setup(url)?;
     let base = std::sync::atomic::AtomicU64::new(1_000_000);
     let threads = || {
@@ -150,8 +160,16 @@ fn concurrent(url: &str, flip: bool) -> Res<(f64, f64)> {
                         let kvs = &kvs;
                         s.spawn(move || -> kvs::Result<()> {
                             for i in 0..PER_CALLER {
-                                kvs.get::<User>(&(1 + (c * PER_CALLER + i) % RECORDS))?;
-                                kvs.put(&data::user(first + c * PER_CALLER + i, RECORDS))?;
+                                let id = first + c * PER_CALLER + i;
+                                match mix {
+                                    Mix::GetPut => {
+                                        kvs.get::<User>(&(1 + (c * PER_CALLER + i) % RECORDS))?;
+                                        kvs.put(&data::user(id, RECORDS))?;
+                                    }
+                                    Mix::Seq => {
+                                        kvs.seq("hot", 1)?;
+                                    }
+                                }
                             }
                             Ok(())
                         })
@@ -173,10 +191,17 @@ fn concurrent(url: &str, flip: bool) -> Res<(f64, f64)> {
                         let akvs = akvs.clone();
                         tokio::spawn(async move {
                             for i in 0..PER_CALLER {
-                                akvs.get::<User>(&(1 + (c * PER_CALLER + i) % RECORDS))
-                                    .await?;
-                                akvs.put(&data::user(first + c * PER_CALLER + i, RECORDS))
-                                    .await?;
+                                let id = first + c * PER_CALLER + i;
+                                match mix {
+                                    Mix::GetPut => {
+                                        akvs.get::<User>(&(1 + (c * PER_CALLER + i) % RECORDS))
+                                            .await?;
+                                        akvs.put(&data::user(id, RECORDS)).await?;
+                                    }
+                                    Mix::Seq => {
+                                        akvs.seq("hot", 1).await?;
+                                    }
+                                }
                             }
                             Ok(())
                         })
@@ -242,8 +267,10 @@ pub fn run(etcd: Option<&str>, repeat: usize) -> Res<Vec<Row>> {
             let [get, put] = sequential(&at("seq"), flip)?;
             push("get", "etcd", GETS, get);
             push("durable_put", "etcd", PUTS, put);
-            let both = concurrent(&at("concurrent"), flip)?;
+            let both = concurrent(&at("concurrent"), flip, Mix::GetPut)?;
             push("get_put_64_callers", "etcd", CALLERS * PER_CALLER * 2, both);
+            let both = concurrent(&at("hot"), flip, Mix::Seq)?;
+            push("seq_64_callers", "etcd", CALLERS * PER_CALLER, both);
         }
     }
     Ok(runs
@@ -266,10 +293,12 @@ pub fn markdown(rows: &[Row]) -> String {
         "\n## Async: AsyncKvs beside the sync Kvs\n\n`get` ({GETS} random keys of {RECORDS} \
          records) and durable `put` ({PUTS} records), one call after another, through the sync \
          `Kvs` and through `AsyncKvs` on a tokio multi-thread runtime, same run, same database, \
-         median of the repeats; each async call hops to tokio's blocking pool and back. On the \
+         median of the repeats. On redb each async call hops to tokio's blocking pool and \
+         back; on etcd it runs on the task, replayed, and awaits each request. On the \
          cluster, `get_put_64_callers` is {CALLERS} callers each making {PER_CALLER} gets and \
          {PER_CALLER} durable puts at once: {CALLERS} threads on one `Kvs` beside {CALLERS} \
-         tasks on one `AsyncKvs` (ops counts both calls).\n"
+         tasks on one `AsyncKvs` (ops counts both calls); `seq_64_callers` is {CALLERS} \
+         callers each making {PER_CALLER} `seq` calls on one counter.\n"
     );
     let _ = writeln!(
         s,

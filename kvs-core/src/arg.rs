@@ -287,6 +287,7 @@ tuple_arg! {
 /// (`AsyncKvs`): the caller's borrowed key is encoded where it lives, and this owned form
 /// crosses over. It is a key of every type; the caller encoded it as the table's.
 #[cfg(feature = "tokio")]
+#[derive(Clone)]
 pub(crate) struct EncodedKey(pub(crate) Vec<u8>);
 
 #[cfg(feature = "tokio")]
@@ -300,6 +301,7 @@ impl<K: Key> KeyArg<K> for EncodedKey {
 /// matching nothing), for a call that runs on another thread than its caller's. Its kind is
 /// [`ANY`]: the caller's own value was checked against the field at compile time.
 #[cfg(feature = "tokio")]
+#[derive(Clone)]
 pub(crate) struct EncodedValue(pub(crate) Option<Vec<u8>>);
 
 #[cfg(feature = "tokio")]

@@ -1,9 +1,11 @@
 //! [`AsyncKvs`]: the calls of [`Kvs`] as `async fn`s, for tokio services (feature `tokio`).
 //!
 //! Each call encodes its borrowed arguments where they live (keys, index values and ranges,
-//! records), then runs the one implementation of the call, `Kvs`'s, on tokio's blocking pool
-//! with the owned encodings, and awaits it. Nothing here restates a call's logic: the owned
-//! forms (`EncodedKey`, `EncodedValue`, `EncodedRange`, `Prepared`) feed `Kvs`'s own methods.
+//! records), then runs the one implementation of the call, `Kvs`'s, with the owned
+//! encodings: replayed on the caller's task where the backend awaits its requests (etcd, see
+//! [`crate::replay`]), else on tokio's blocking pool, and awaits it. Nothing here restates a
+//! call's logic: the owned forms (`EncodedKey`, `EncodedValue`, `EncodedRange`, `Prepared`)
+//! feed `Kvs`'s own methods.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -19,6 +21,7 @@ use crate::kvs::Kvs;
 use crate::query::{EncodedRange, IndexRange};
 use crate::reads::Snapshot;
 use crate::record::{self, Prepared};
+use crate::replay::Replay;
 use crate::report::{Dump, TableInfo, Version};
 use crate::stream::{Reader, Writer};
 use crate::table::{field_index, IndexField, KindCheck, Table};
@@ -27,12 +30,20 @@ use crate::tx::Tx;
 /// A [`Kvs`] for async code: every call of `Kvs`, with the same name and arguments, as an
 /// `async fn` whose future is `Send` (so it runs in `tokio::spawn` and in axum handlers).
 ///
-/// Cheap to clone (an `Arc` inside), `Send` and `Sync`: clone it into each task. Each call
-/// runs on tokio's blocking pool ([`tokio::task::spawn_blocking`]), never on the executor's
-/// worker threads, so a slow disk or a distant cluster does not stall other tasks; it needs
-/// a tokio runtime (either flavour). Dropping a call's future (a timeout that fires) does not
-/// stop the call: it finishes on the pool, and its write commits whole or not at all, as
-/// every write does.
+/// Cheap to clone (an `Arc` inside), `Send` and `Sync`: clone it into each task. No call
+/// blocks the executor's worker threads, so a slow disk or a distant cluster does not stall
+/// other tasks; it needs a tokio runtime (either flavour):
+/// - On etcd a call runs on the caller's task and awaits each request to the cluster, with
+///   no thread of its own: `Kvs`'s call is replayed, its requests answered from a log that
+///   grows by one awaited answer per run (see [`Backend::replay`](crate::Backend::replay)).
+///   A call of more than 16 round trips that has sent no commit (a long read) moves to the
+///   blocking pool.
+/// - Elsewhere (redb, `mem:`), and for the closures of `transaction` and `read` everywhere,
+///   the call runs on tokio's blocking pool ([`tokio::task::spawn_blocking`]).
+///
+/// Dropping a call's future (a timeout that fires) leaves the store as a commit leaves it:
+/// on the pool the call finishes by itself; on etcd a commit already sent applies whole or
+/// not at all, and one not yet sent is never sent.
 ///
 /// ```
 /// # #[cfg(feature = "tokio")]
@@ -75,6 +86,56 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'sta
     joined(tokio::task::spawn_blocking(f).await)
 }
 
+/// Runs `f`, one call of the sync core, for an async caller. On a backend that awaits its
+/// requests ([`Backend::replay`](crate::Backend::replay): etcd) it runs on this task,
+/// replayed until every request it makes is answered (see [`crate::replay`]), so the call
+/// costs no thread; `f` runs several times, and must do nothing but call `kvs` (it is
+/// `Clone` to be run again). Elsewhere it runs once, on tokio's blocking pool. A panic in
+/// it is [`Error::Panicked`] either way.
+async fn call<R: Send + 'static>(
+    kvs: Arc<Kvs>,
+    f: impl FnOnce(&Kvs) -> Result<R> + Clone + Send + 'static,
+) -> Result<R> {
+    let Some(mut replay) = kvs.session.backend().replay() else {
+        return blocking(move || f(&kvs)).await;
+    };
+    for run in 1.. {
+        {
+            let out = replayed(&mut *replay, &kvs, &f);
+            if !replay.missing() {
+                return out;
+            }
+        }
+        // Many round trips (a long read): each run would redo more work than the last.
+        if run >= crate::replay::MAX_RUNS && !replay.sent_commit() {
+            break;
+        }
+        replay.fetch().await?;
+    }
+    drop(replay);
+    blocking(move || f(&kvs)).await
+}
+
+/// One run of a replayed call: `f` on this thread, its requests answered from `replay`.
+fn replayed<R>(
+    replay: &mut dyn Replay,
+    kvs: &Kvs,
+    f: &(impl FnOnce(&Kvs) -> Result<R> + Clone),
+) -> Result<R> {
+    let mut out = None;
+    replay.run(&mut || {
+        let f = f.clone();
+        out = Some(crate::replay::as_replayed(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(kvs)))
+        }));
+    });
+    match out {
+        Some(Ok(result)) => result,
+        Some(Err(panic)) => Err(Error::panicked(&*panic)),
+        None => Err(Error::Aborted),
+    }
+}
+
 /// The result of a task on the blocking pool: its own, or [`Error::Panicked`] for a panic.
 fn joined<R>(result: std::result::Result<Result<R>, tokio::task::JoinError>) -> Result<R> {
     match result {
@@ -102,8 +163,18 @@ impl AsyncKvs {
         &self.kvs
     }
 
-    /// Runs `f` with the sync handle on tokio's blocking pool.
+    /// Runs `f` with the sync handle: replayed on this task when the backend awaits its
+    /// requests (etcd), else on tokio's blocking pool (see [`call`]).
     async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Kvs) -> Result<R> + Clone + Send + 'static,
+    ) -> Result<R> {
+        call(self.kvs.clone(), f).await
+    }
+
+    /// Runs `f` with the sync handle on tokio's blocking pool, whatever the backend: for
+    /// closures of the caller's own, which must run once (transactions, snapshot reads).
+    async fn run_once<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Kvs) -> Result<R> + Send + 'static,
     ) -> Result<R> {
@@ -139,9 +210,22 @@ impl AsyncKvs {
     }
 
     /// [`Kvs::seq`].
+    ///
+    /// Concurrent calls on one counter combine as `Kvs::seq`'s do, tasks and threads alike:
+    /// on a replayed backend (etcd) the task that leads a batch awaits its commit, and the
+    /// others await their values.
     pub async fn seq(&self, name: &str, incr: u64) -> Result<u64> {
         let name = name.to_owned();
-        self.run(move |kvs| kvs.seq(&name, incr)).await
+        if incr == 0 || self.kvs.session.backend().replay().is_none() {
+            return self.run(move |kvs| kvs.seq(&name, incr)).await;
+        }
+        let kvs = &self.kvs;
+        kvs.counters
+            .seq_async(&name, incr, |total| {
+                let name = name.clone();
+                call(kvs.clone(), move |kvs| kvs.seq(&name, total))
+            })
+            .await
     }
 
     /// [`Kvs::put`]: the record is encoded when the call is made, and written on the pool.
@@ -150,7 +234,7 @@ impl AsyncKvs {
         let (kvs, record) = (self.kvs.clone(), Prepared::new(record));
         async move {
             let record = record?;
-            blocking(move || kvs.put_prepared(record)).await
+            call(kvs, move |kvs| kvs.put_prepared(record)).await
         }
     }
 
@@ -190,7 +274,7 @@ impl AsyncKvs {
         value: impl IndexArg,
     ) -> Result<Vec<T>> {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
-        let value = encoded_value(&field, &value);
+        let (field, value) = (SameField::of(&field), encoded_value(&field, &value));
         self.run(move |kvs| kvs.index::<T>(field, value)).await
     }
 
@@ -201,7 +285,7 @@ impl AsyncKvs {
         value: impl IndexArg,
     ) -> Result<u64> {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &value);
-        let value = encoded_value(&field, &value);
+        let (field, value) = (SameField::of(&field), encoded_value(&field, &value));
         self.run(move |kvs| kvs.index_count::<T>(field, value))
             .await
     }
@@ -215,16 +299,18 @@ impl AsyncKvs {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
         let ix = &T::META.indexes[field_index(&field)];
         let range = EncodedRange(range.encode_bounds(&(ix.value_type)()));
+        let field = SameField::of(&field);
         self.run(move |kvs| kvs.index_range::<T>(field, range))
             .await
     }
 
     /// The records whose key lies in `range`, in key order, as a
     /// [`Stream`](futures_core::Stream): the async counterpart of [`Kvs::iter`]. It reads a
-    /// page of records at a time on the blocking pool, each page one consistent read that
-    /// starts after the last key the stream yielded (so a record is never yielded twice, and
-    /// a long walk holds no snapshot open); unlike `iter` on a redb file, the pages are not
-    /// one snapshot. An error ends the stream after it is yielded.
+    /// page of records at a time (as each call does: on the task on etcd, else on the
+    /// blocking pool), each page one consistent read that starts after the last key the
+    /// stream yielded (so a record is never yielded twice, and a long walk holds no snapshot
+    /// open); unlike `iter` on a redb file, the pages are not one snapshot. An error ends the
+    /// stream after it is yielded.
     pub fn stream<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> RecordStream<T> {
         let (start, end) = record::key_scan_range::<T>(&range);
         RecordStream {
@@ -243,7 +329,7 @@ impl AsyncKvs {
         &self,
         f: impl FnOnce(&Snapshot<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        self.run(move |kvs| f(&kvs.snapshot()?)).await
+        self.run_once(move |kvs| f(&kvs.snapshot()?)).await
     }
 
     /// [`Kvs::transaction`]: `f` runs on the blocking pool, in one write transaction. An
@@ -253,7 +339,7 @@ impl AsyncKvs {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        self.run(move |kvs| kvs.transaction(f)).await
+        self.run_once(move |kvs| kvs.transaction(f)).await
     }
 
     /// [`Kvs::try_transaction`]: the closure's own error comes back unchanged; a panic in it
@@ -308,7 +394,7 @@ impl AsyncKvs {
         let (kvs, feed, record) = (self.kvs.clone(), feed.to_owned(), Prepared::new(record));
         async move {
             let record = record?;
-            blocking(move || kvs.append_prepared(feed, record)).await
+            call(kvs, move |kvs| kvs.append_prepared(feed, record)).await
         }
     }
 
@@ -329,7 +415,7 @@ impl AsyncKvs {
     async fn moving<T: Table, R: Send + 'static>(
         &self,
         reader: &mut Reader<T>,
-        f: impl FnOnce(&Kvs, &mut Reader<T>) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&Kvs, &mut Reader<T>) -> Result<R> + Clone + Send + 'static,
     ) -> Result<R> {
         let mut copy = reader.clone();
         let (result, copy) = self
@@ -389,6 +475,30 @@ impl AsyncKvs {
     }
 }
 
+/// The indexed field `F` names, as a marker that is `Copy` whatever `F` is: a replayed call
+/// runs more than once.
+struct SameField<F>(std::marker::PhantomData<fn() -> F>);
+
+impl<F> SameField<F> {
+    fn of(_field: &F) -> Self {
+        SameField(std::marker::PhantomData)
+    }
+}
+
+impl<F> Clone for SameField<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for SameField<F> {}
+
+impl<T: Table, F: IndexField<T>> IndexField<T> for SameField<F> {
+    const INDEX: usize = F::INDEX;
+    type Value = F::Value;
+    const MISMATCH: [&'static str; 6] = F::MISMATCH;
+}
+
 /// `value` encoded as `field`'s type, owned.
 fn encoded_value<T: Table>(field: &impl IndexField<T>, value: &impl IndexArg) -> EncodedValue {
     let ix = &T::META.indexes[field_index(field)];
@@ -414,7 +524,8 @@ fn records_in<T: Table>(
 /// Records per page of [`AsyncKvs::stream`].
 const STREAM_PAGE: usize = 256;
 
-type PageTask<T> = tokio::task::JoinHandle<Result<Vec<T>>>;
+/// The read of one page of a [`RecordStream`], under way.
+type PageTask<T> = Pin<Box<dyn Future<Output = Result<Vec<T>>> + Send>>;
 
 /// The records of a key range, read a page at a time ([`AsyncKvs::stream`]).
 pub struct RecordStream<T> {
@@ -437,8 +548,7 @@ impl<T> std::fmt::Debug for RecordStream<T> {
     }
 }
 
-// Nothing in it is pinned: its page task is polled through `Pin::new` on a `JoinHandle`,
-// which is `Unpin`.
+// Nothing in it is pinned: its page task is boxed.
 impl<T> Unpin for RecordStream<T> {}
 
 impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
@@ -455,14 +565,16 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
             }
             let task = this.pending.get_or_insert_with(|| {
                 let (kvs, range) = (this.kvs.clone(), (this.start.clone(), this.end.clone()));
-                tokio::task::spawn_blocking(move || records_in::<T>(&kvs, range, STREAM_PAGE))
+                Box::pin(call(kvs, move |kvs| {
+                    records_in::<T>(kvs, range, STREAM_PAGE)
+                }))
             });
-            let page = match Pin::new(task).poll(cx) {
+            let page = match task.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(page) => page,
             };
             this.pending = None;
-            let page = match joined(page) {
+            let page = match page {
                 Ok(page) => page,
                 Err(e) => {
                     this.done = true;

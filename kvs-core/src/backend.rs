@@ -10,6 +10,7 @@ use std::ops::Bound;
 use crate::error::{Error, Result};
 
 pub use crate::key::prefix_end;
+pub use crate::replay::Replay;
 
 /// A range of encoded keys.
 pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
@@ -187,6 +188,14 @@ pub trait Backend: Send + Sync + 'static {
     /// writes' reads one after another.
     fn serial_writes(&self) -> bool {
         false
+    }
+
+    /// A log in which `AsyncKvs` runs one call on the caller's task,
+    /// awaiting each request instead of blocking a thread on it (see [`Replay`]), for a
+    /// backend whose requests are network round trips. `None` (the default): each call runs
+    /// on tokio's blocking pool, as redb's do.
+    fn replay(&self) -> Option<Box<dyn Replay + '_>> {
+        None
     }
 }
 

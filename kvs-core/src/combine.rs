@@ -42,7 +42,31 @@ struct Lane {
 /// One call in a lane: its increment, and where its answer goes.
 struct Waiter {
     incr: u64,
-    reply: SyncSender<Turn>,
+    reply: Reply,
+}
+
+/// Where a waiting call's answer goes: a thread blocked on it, or an `AsyncKvs` task
+/// awaiting it.
+enum Reply {
+    Thread(SyncSender<Turn>),
+    #[cfg(feature = "tokio")]
+    Task(tokio::sync::mpsc::Sender<Turn>),
+}
+
+impl Reply {
+    /// Sends `turn`; a caller that is gone (it panicked, or its future was dropped) needs no
+    /// answer.
+    fn send(&self, turn: Turn) {
+        match self {
+            Reply::Thread(reply) => {
+                let _ = reply.try_send(turn);
+            }
+            #[cfg(feature = "tokio")]
+            Reply::Task(reply) => {
+                let _ = reply.try_send(turn);
+            }
+        }
+    }
 }
 
 /// What a waiting call is told.
@@ -57,9 +81,42 @@ enum Turn {
     Failed(Error),
 }
 
+/// What a call does with the turn it was told (`None`: its channel closed, the leader is
+/// gone).
+enum Step {
+    Done(Result<u64>),
+    Lead,
+    Alone,
+}
+
+impl Step {
+    fn of(turn: Option<Turn>) -> Step {
+        match turn {
+            Some(Turn::Value(value)) => Step::Done(Ok(value)),
+            Some(Turn::Failed(e)) => Step::Done(Err(e)),
+            Some(Turn::Lead) => Step::Lead,
+            // A batch that failed, or a leader that died: this call runs alone.
+            Some(Turn::Alone) | None => Step::Alone,
+        }
+    }
+}
+
 impl Counters {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Lane>> {
         self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a call of `incr` into `name`'s lane; returns whether it leads (the lane was
+    /// idle).
+    fn join(&self, name: &str, incr: u64, reply: Reply) -> bool {
+        let mut lanes = self.lock();
+        let idle = !lanes.contains_key(name);
+        lanes
+            .entry(name.to_owned())
+            .or_default()
+            .waiting
+            .push(Waiter { incr, reply });
+        idle
     }
 
     /// Adds `incr` (at least 1) to the counter `name` together with the calls on it that
@@ -72,37 +129,58 @@ impl Counters {
         commit: &dyn Fn(u64) -> Result<u64>,
     ) -> Result<u64> {
         let (reply, turn) = sync_channel(1);
-        let lead = {
-            let mut lanes = self.lock();
-            let idle = !lanes.contains_key(name);
-            lanes
-                .entry(name.to_owned())
-                .or_default()
-                .waiting
-                .push(Waiter { incr, reply });
-            idle
-        };
-        if !lead {
-            match turn.recv() {
-                Ok(Turn::Value(value)) => return Ok(value),
-                Ok(Turn::Failed(e)) => return Err(e),
-                Ok(Turn::Lead) => {}
-                // A batch that failed, or a leader that died: this call runs alone.
-                Ok(Turn::Alone) | Err(_) => return commit(incr),
+        if !self.join(name, incr, Reply::Thread(reply)) {
+            match Step::of(turn.recv().ok()) {
+                Step::Done(answer) => return answer,
+                Step::Alone => return commit(incr),
+                Step::Lead => {}
             }
         }
-        self.lead(name, commit)?;
-        match turn.recv() {
-            Ok(Turn::Value(value)) => Ok(value),
-            Ok(Turn::Failed(e)) => Err(e),
-            _ => commit(incr),
+        let (handoff, total) = self.batch(name);
+        handoff.answer(total.map(|total| (total, commit(total))))?;
+        match Step::of(turn.recv().ok()) {
+            Step::Done(answer) => answer,
+            Step::Alone | Step::Lead => commit(incr),
         }
     }
 
-    /// Commits the batch waiting in `name`'s lane (this leader's own call among them) and
-    /// answers every call in it (this leader's own answer waits in its channel), then hands
-    /// the lane on.
-    fn lead(&self, name: &str, commit: &dyn Fn(u64) -> Result<u64>) -> Result<()> {
+    /// [`Counters::seq`] for a task (`AsyncKvs`): it awaits its turn and, leading, the
+    /// commit. A leader whose future is dropped mid-commit tells its batch to run alone and
+    /// hands the lane on, as one that fails does.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn seq_async<F>(
+        &self,
+        name: &str,
+        incr: u64,
+        commit: impl Fn(u64) -> F,
+    ) -> Result<u64>
+    where
+        F: std::future::Future<Output = Result<u64>>,
+    {
+        let (reply, mut turn) = tokio::sync::mpsc::channel(1);
+        if !self.join(name, incr, Reply::Task(reply)) {
+            match Step::of(turn.recv().await) {
+                Step::Done(answer) => return answer,
+                Step::Alone => return commit(incr).await,
+                Step::Lead => {}
+            }
+        }
+        let (handoff, total) = self.batch(name);
+        let committed = match total {
+            Some(total) => Some((total, commit(total).await)),
+            None => None,
+        };
+        handoff.answer(committed)?;
+        match Step::of(turn.recv().await) {
+            Step::Done(answer) => answer,
+            Step::Alone | Step::Lead => commit(incr).await,
+        }
+    }
+
+    /// Takes the batch waiting in `name`'s lane (its leader's own call among them), with the
+    /// sum of its increments (`None` past `u64::MAX`: each call then finds its own
+    /// `SeqOverflow`).
+    fn batch<'a>(&'a self, name: &'a str) -> (Handoff<'a>, Option<u64>) {
         let batch = std::mem::take(
             &mut self
                 .lock()
@@ -110,55 +188,56 @@ impl Counters {
                 .expect("a lane exists while its leader runs")
                 .waiting,
         );
-        // Hands the lane on even if the commit panics, telling the batch to run alone.
-        let mut handoff = Handoff {
+        let total = batch
+            .iter()
+            .try_fold(0u64, |sum, w| sum.checked_add(w.incr));
+        // Hands the lane on however the leader leaves, telling the batch to run alone.
+        let handoff = Handoff {
             counters: self,
             name,
             batch,
         };
-        let total = handoff
-            .batch
-            .iter()
-            .try_fold(0u64, |sum, w| sum.checked_add(w.incr));
-        let committed = match total {
-            Some(total) => match commit(total) {
-                Ok(last) => Some((last, total)),
-                // A cluster that stayed unreachable through the commit's retries: every call
-                // of the batch gets that answer, rather than each retrying as long again.
-                Err(Error::Unavailable { backend, reason }) => {
-                    for waiter in handoff.batch.drain(..) {
-                        let _ = waiter.reply.try_send(Turn::Failed(Error::Unavailable {
-                            backend,
-                            reason: reason.clone(),
-                        }));
-                    }
-                    None
+        (handoff, total)
+    }
+}
+
+impl Handoff<'_> {
+    /// Answers every call of the batch from the commit of its `total`, `(total, result)`
+    /// (this leader's own answer waits in its channel), then hands the lane on.
+    fn answer(mut self, committed: Option<(u64, Result<u64>)>) -> Result<()> {
+        let committed = match committed {
+            Some((total, Ok(last))) => Some((last, total)),
+            // A cluster that stayed unreachable through the commit's retries: every call
+            // of the batch gets that answer, rather than each retrying as long again.
+            Some((_, Err(Error::Unavailable { backend, reason }))) => {
+                for waiter in self.batch.drain(..) {
+                    waiter.reply.send(Turn::Failed(Error::Unavailable {
+                        backend,
+                        reason: reason.clone(),
+                    }));
                 }
-                // Anything else (a counter that would overflow, say) is each call's own.
-                Err(_) => None,
-            },
-            // A sum past u64::MAX: each call finds its own SeqOverflow.
-            None => None,
+                None
+            }
+            // Anything else (a counter that would overflow, say) is each call's own.
+            Some((_, Err(_))) | None => None,
         };
         if let Some((last, total)) = committed {
             let mut value = last.checked_sub(total).ok_or_else(|| Error::Corrupt {
                 table: crate::catalog::SEQ_TABLE.to_owned(),
-                key: name.to_owned(),
+                key: self.name.to_owned(),
                 reason: format!("counter at {last} after adding {total}"),
             })?;
-            for waiter in handoff.batch.drain(..) {
+            for waiter in self.batch.drain(..) {
                 value += waiter.incr;
-                // A caller that is gone (it panicked) needs no answer.
-                let _ = waiter.reply.try_send(Turn::Value(value));
+                waiter.reply.send(Turn::Value(value));
             }
         }
-        drop(handoff);
         Ok(())
     }
 }
 
 /// Answers whatever of a batch is unanswered with [`Turn::Alone`], and passes the lane to the
-/// next waiting call or retires it: on every way out of [`Counters::lead`].
+/// next waiting call or retires it: on every way out of leading a batch.
 struct Handoff<'a> {
     counters: &'a Counters,
     name: &'a str,
@@ -168,16 +247,14 @@ struct Handoff<'a> {
 impl Drop for Handoff<'_> {
     fn drop(&mut self) {
         for waiter in self.batch.drain(..) {
-            let _ = waiter.reply.try_send(Turn::Alone);
+            waiter.reply.send(Turn::Alone);
         }
         let mut lanes = self.counters.lock();
         let next = lanes
             .get_mut(self.name)
             .and_then(|lane| lane.waiting.first());
         match next {
-            Some(next) => {
-                let _ = next.reply.try_send(Turn::Lead);
-            }
+            Some(next) => next.reply.send(Turn::Lead),
             None => {
                 lanes.remove(self.name);
             }

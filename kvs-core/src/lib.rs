@@ -39,6 +39,7 @@ mod key;
 mod kvs;
 mod query;
 mod record;
+mod replay;
 mod report;
 mod retry;
 mod row;
@@ -62,7 +63,7 @@ pub use crate::arg::{IndexArg, KeyArg};
 pub use crate::async_kvs::{AsyncKvs, RecordStream};
 pub use crate::backend::{
     open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Cursor, Durability,
-    KeyRange, ManyVisitor, ReadTx, Visitor, WriteTx,
+    KeyRange, ManyVisitor, ReadTx, Replay, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};

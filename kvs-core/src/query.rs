@@ -83,6 +83,7 @@ impl ValueKind for RangeFull {
 /// thread than its caller's (`AsyncKvs`). Its kind is [`ANY`]: the caller's own range was
 /// checked against the field at compile time.
 #[cfg(feature = "tokio")]
+#[derive(Clone)]
 pub(crate) struct EncodedRange(pub(crate) EncodedBounds);
 
 #[cfg(feature = "tokio")]

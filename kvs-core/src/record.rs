@@ -92,6 +92,17 @@ pub(crate) struct Prepared<T> {
     record: std::marker::PhantomData<fn() -> T>,
 }
 
+impl<T> Clone for Prepared<T> {
+    fn clone(&self) -> Self {
+        Prepared {
+            key: self.key.clone(),
+            bytes: self.bytes.clone(),
+            values: self.values.clone(),
+            record: std::marker::PhantomData,
+        }
+    }
+}
+
 impl<T: Table> Prepared<T> {
     /// Encodes `record` for [`put`].
     pub(crate) fn new(record: &T) -> Result<Self> {

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::replay::replaying;
 
 /// How long a one-call write keeps retrying conflicts and a lost leader.
 const RETRY_FOR: Duration = Duration::from_secs(30);
@@ -15,6 +16,9 @@ pub(crate) fn retry<R>(mut f: impl FnMut() -> Result<R>) -> Result<R> {
     let mut pause = Duration::from_millis(1);
     loop {
         match f() {
+            // A replayed call must not block its task: it runs again at once, and the
+            // backend waits before it sends the next commit (see `replay`).
+            Err(e) if e.is_transient() && start.elapsed() < RETRY_FOR && replaying() => {}
             Err(e) if e.is_transient() && start.elapsed() < RETRY_FOR => {
                 // Jitter from the clock, so that writers that collided do not collide again.
                 let nanos = std::time::SystemTime::now()

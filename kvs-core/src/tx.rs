@@ -181,6 +181,12 @@ impl Kvs {
         // Before joining a lane: a call inside this handle's own transaction would wait for a
         // batch that waits for that transaction.
         self.not_in_transaction()?;
+        if crate::replay::replaying() {
+            // A replayed call cannot wait in the lane (it would block its task): `AsyncKvs`
+            // combined it already, and this is its batch's commit.
+            let name = name.to_owned();
+            return self.write_call(move |tx| tx.seq(&name, incr));
+        }
         self.counters.seq(name, incr, &|total| {
             let name = name.to_owned();
             self.write_call(move |tx| tx.seq(&name, total))

@@ -5,7 +5,9 @@
 //! It holds the credentials and the token; `client` sends the requests and asks
 //! [`Auth::renew`] for a new token when a call fails for an old one.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Mutex;
 
 use kvs_core::{Config, Error, Result};
 use tonic::metadata::AsciiMetadataValue;
@@ -118,21 +120,18 @@ impl Auth {
         Ok(())
     }
 
-    /// Runs `fetch` to get a new token unless another thread already replaced `stale`, the
+    /// Runs `fetch` to get a new token unless another caller already replaced `stale`, the
     /// token a failed call carried: one renewal for all the calls that met one expiry.
-    pub(crate) fn renew(
+    pub(crate) async fn renew(
         &self,
         stale: Option<&AsciiMetadataValue>,
-        fetch: impl FnOnce() -> Result<()>,
+        fetch: impl std::future::Future<Output = Result<()>>,
     ) -> Result<()> {
-        let _one = self
-            .renewing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one = self.renewing.lock().await;
         if self.token.get().as_ref() != stale {
             return Ok(());
         }
-        fetch()
+        fetch.await
     }
 }
 

@@ -18,7 +18,7 @@ use crate::auth::{self, Refusal, Token};
 use crate::etcdserverpb::auth_client::AuthClient;
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
-use crate::etcdserverpb::{RangeRequest, RangeResponse};
+use crate::etcdserverpb::{RangeRequest, RangeResponse, TxnRequest, TxnResponse};
 use crate::tls::{self, Tls};
 use crate::{storage, Etcd};
 
@@ -197,25 +197,70 @@ pub(crate) fn timed<T: prost::Message>(message: T) -> tonic::Request<T> {
     request
 }
 
+/// A request to a member's KV service: what the backend sends (`Etcd::call`), and what a
+/// replayed call's log records (`replay`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Rpc {
+    /// A read of one key or range.
+    Range(RangeRequest),
+    /// A batch of reads, or a guarded commit.
+    Txn(TxnRequest),
+}
+
+/// A member's answer to an [`Rpc`] of the same kind.
+#[derive(Clone, Debug)]
+pub(crate) enum Reply {
+    Range(RangeResponse),
+    Txn(TxnResponse),
+}
+
+impl Reply {
+    pub(crate) fn range(self) -> Result<RangeResponse> {
+        match self {
+            Reply::Range(reply) => Ok(reply),
+            Reply::Txn(_) => Err(storage("etcd answered a read with a transaction")),
+        }
+    }
+
+    pub(crate) fn txn(self) -> Result<TxnResponse> {
+        match self {
+            Reply::Txn(reply) => Ok(reply),
+            Reply::Range(_) => Err(storage("etcd answered a transaction with a read")),
+        }
+    }
+}
+
+impl Rpc {
+    /// Sends it to `kv`, with a deadline for its size.
+    async fn send(&self, mut kv: Kv) -> std::result::Result<Reply, tonic::Status> {
+        Ok(match self {
+            Rpc::Range(request) => {
+                Reply::Range(kv.range(timed(request.clone())).await?.into_inner())
+            }
+            Rpc::Txn(request) => Reply::Txn(kv.txn(timed(request.clone())).await?.into_inner()),
+        })
+    }
+}
+
 impl Etcd {
-    /// Sends a request built by `call` to the current member, moving on to the next one while
-    /// members are unreachable. `idempotent` requests (reads) also move on after other
-    /// failures of the connection; a commit does only when it surely never left. A request
-    /// refused for an expired auth token is sent again with a new one (etcd refuses it before
-    /// applying it).
-    pub(crate) fn call<T: Send + 'static>(
-        &self,
-        idempotent: bool,
-        call: impl Fn(
-            Kv,
-        ) -> std::pin::Pin<
-            Box<
-                dyn std::future::Future<
-                        Output = std::result::Result<tonic::Response<T>, tonic::Status>,
-                    > + Send,
-            >,
-        >,
-    ) -> Result<T> {
+    /// Sends `rpc` and waits for the answer, from any thread (see [`Etcd::block`]). Inside a
+    /// replayed call ([`crate::replay`]) the answer comes from the call's log instead, and a
+    /// request the log does not hold yet is left for the log's owner to send.
+    pub(crate) fn call(&self, idempotent: bool, rpc: Rpc) -> Result<Reply> {
+        if let Some(answer) = crate::replay::answer(self, idempotent, &rpc) {
+            return answer;
+        }
+        self.block(self.send(idempotent, rpc))?
+    }
+
+    /// Sends `rpc` to the current member, moving on to the next one while members are
+    /// unreachable. `idempotent` requests (reads) also move on after other failures of the
+    /// connection; a commit does only when it surely never left. A request refused for an
+    /// expired auth token is sent again with a new one (etcd refuses it before applying it).
+    ///
+    /// This is the one place a request is sent: the sync calls wait for it ([`Etcd::call`]),
+    /// and [`AsyncKvs`](kvs_core::AsyncKvs) awaits it on the caller's task ([`crate::replay`]).
+    pub(crate) async fn send(&self, idempotent: bool, rpc: Rpc) -> Result<Reply> {
         let n = self.members.len();
         let start = self.current.load(Ordering::Relaxed);
         let mut last = None;
@@ -226,13 +271,13 @@ impl Etcd {
             let status = loop {
                 let carried = self.auth.as_ref().and_then(|a| a.token.get());
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                match self.wait(call(member.kv.clone()))? {
+                match rpc.send(member.kv.clone()).await {
                     Ok(reply) => {
                         member.answered();
                         if i > 0 {
                             self.current.store(at, Ordering::Relaxed);
                         }
-                        return Ok(reply.into_inner());
+                        return Ok(reply);
                     }
                     Err(status) => {
                         if let (Some(auth), Some(Refusal::Renew)) =
@@ -240,7 +285,7 @@ impl Etcd {
                         {
                             if renewals < 3 {
                                 renewals += 1;
-                                auth.renew(carried.as_ref(), || self.authenticate())?;
+                                auth.renew(carried.as_ref(), self.authenticate()).await?;
                                 continue;
                             }
                         }
@@ -268,15 +313,12 @@ impl Etcd {
     }
 
     pub(crate) fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.call(true, move |mut kv| {
-            let request = request.clone();
-            Box::pin(async move { kv.range(timed(request)).await })
-        })
+        self.call(true, Rpc::Range(request))?.range()
     }
 
     /// Fetches an auth token for the URL's user from the first member that answers, starting
     /// at the current one. Without a user, does nothing.
-    pub(crate) fn authenticate(&self) -> Result<()> {
+    pub(crate) async fn authenticate(&self) -> Result<()> {
         let Some(auth) = &self.auth else {
             return Ok(());
         };
@@ -286,8 +328,7 @@ impl Etcd {
         for i in 0..n {
             let member = &self.members[(start + i) % n];
             let mut client = member.auth.clone();
-            let request = auth.request();
-            match self.wait(async move { client.authenticate(timed(request)).await })? {
+            match client.authenticate(timed(auth.request())).await {
                 Ok(reply) => {
                     member.answered();
                     return auth.keep(&reply.into_inner().token);

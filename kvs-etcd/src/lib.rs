@@ -30,6 +30,11 @@
 //! is [`Error::Tls`] naming the member; wrong credentials, and keys outside what the user's
 //! roles grant, are [`Error::Denied`]; neither is retried, and neither writes anything.
 //!
+//! From async code, `kvs::AsyncKvs` runs each call on the caller's task and awaits its
+//! requests, with no thread per call: the call is replayed against a log of the cluster's
+//! answers that grows by one awaited request per run (`replay.rs`; the sync calls send the
+//! same requests through the same code, and wait for them).
+//!
 //! etcd's limits are its own, and a transaction that passes one fails as a whole with
 //! [`Error::Limit`], naming it: `--max-txn-ops` (128 operations per transaction by default),
 //! `--max-request-bytes` (1.5 MiB) and `--quota-backend-bytes` (2 GiB). kvs never splits a
@@ -39,7 +44,9 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Result, WriteTx};
+use kvs_core::{
+    Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Replay, Result, WriteTx,
+};
 
 mod auth;
 mod client;
@@ -48,6 +55,7 @@ mod compare;
 mod etcdserverpb;
 mod layout;
 mod read;
+mod replay;
 mod tls;
 mod write;
 
@@ -62,24 +70,28 @@ use write::EtcdWrite;
 impl Etcd {
     /// Runs `future` on the client's runtime and waits for it, from any thread: a plain
     /// thread blocks on the runtime directly; a thread inside another tokio runtime (an async
-    /// service calling the sync API) hands the future to the client's runtime and waits on a
-    /// channel, since entering a runtime from within one panics. Waiting blocks that thread
-    /// either way (`spawn_blocking` is the way to call the sync API from async code).
-    fn wait<F>(&self, future: F) -> Result<F::Output>
+    /// service calling the sync API) cannot (entering a runtime from within one panics), so
+    /// it blocks on the runtime from a scoped thread of its own, which costs a thread start
+    /// per request. Waiting blocks the calling thread either way: async code calls
+    /// [`AsyncKvs`](kvs_core::AsyncKvs), which awaits the requests instead.
+    fn block<F>(&self, future: F) -> Result<F::Output>
     where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: std::future::Future + Send,
+        F::Output: Send,
     {
         let runtime = self.runtime();
         if tokio::runtime::Handle::try_current().is_err() {
             return Ok(runtime.block_on(future));
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
-            let _ = tx.send(future.await);
-        });
-        rx.recv()
-            .map_err(|_| storage("the etcd client's task ended without an answer"))
+        std::thread::scope(|scope| {
+            let waiter = std::thread::Builder::new()
+                .name("kvs-etcd-wait".to_owned())
+                .spawn_scoped(scope, || runtime.block_on(future))
+                .map_err(storage)?;
+            waiter
+                .join()
+                .map_err(|_| storage("the etcd client's waiting thread panicked"))
+        })
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -232,7 +244,7 @@ impl Etcd {
             });
         };
         etcd.info.version = version_str(&version);
-        etcd.authenticate()?;
+        etcd.block(etcd.authenticate())??;
         Ok(etcd)
     }
 
@@ -244,7 +256,7 @@ impl Etcd {
             .map(|m| {
                 let mut client = m.maintenance.clone();
                 let reply = self
-                    .wait(async move {
+                    .block(async move {
                         tokio::time::timeout(
                             Duration::from_secs(3),
                             client.status(StatusRequest {}),
@@ -307,5 +319,9 @@ impl Backend for Etcd {
         let mut w = EtcdWrite::new(self);
         f(&mut w)?;
         w.commit(self)
+    }
+
+    fn replay(&self) -> Option<Box<dyn Replay + '_>> {
+        Some(Box::new(replay::EtcdReplay::new(self)))
     }
 }

@@ -8,6 +8,7 @@ use std::ops::Bound;
 
 use kvs_core::{KeyRange, ManyVisitor, ReadTx, Result, Visitor};
 
+use crate::client::Rpc;
 use crate::etcdserverpb::range_request::{SortOrder, SortTarget};
 use crate::etcdserverpb::request_op::Request;
 use crate::etcdserverpb::response_op::Response;
@@ -119,10 +120,7 @@ impl<'a> EtcdRead<'a> {
                     .collect(),
                 failure: Vec::new(),
             };
-            let reply = self.etcd.call(true, move |mut kv| {
-                let txn = txn.clone();
-                Box::pin(async move { kv.txn(crate::client::timed(txn)).await })
-            })?;
+            let reply = self.etcd.call(true, Rpc::Txn(txn))?.txn()?;
             if revision == 0 {
                 self.revision
                     .set(reply.header.as_ref().map_or(0, |h| h.revision));

@@ -8,6 +8,7 @@ use std::ops::Bound;
 
 use kvs_core::{Error, KeyRange, ManyVisitor, ReadTx, Result, Visitor, WriteTx};
 
+use crate::client::Rpc;
 use crate::etcdserverpb::request_op::Request;
 use crate::etcdserverpb::{DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
 use crate::layout::prefix_end;
@@ -88,10 +89,7 @@ impl<'a> EtcdWrite<'a> {
             success: ops,
             failure: Vec::new(),
         };
-        let reply = etcd.call(false, move |mut kv| {
-            let txn = txn.clone();
-            Box::pin(async move { kv.txn(crate::client::timed(txn)).await })
-        })?;
+        let reply = etcd.call(false, Rpc::Txn(txn))?.txn()?;
         if reply.succeeded {
             Ok(())
         } else {

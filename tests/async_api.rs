@@ -244,7 +244,8 @@ async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
 }
 
-/// `stream` yields a key range in order, across pages, and nothing twice.
+/// `stream` yields a key range in order, across pages, and nothing twice; `index_stream` an
+/// index range in (value, key) order.
 fn streams_page_through_a_range(url: &str) {
     let runtime = &runtimes()[1];
     runtime.block_on(async {
@@ -269,6 +270,38 @@ fn streams_page_through_a_range(url: &str) {
             ids.push(user.unwrap().id);
         }
         assert_eq!(ids, (250..=260).collect::<Vec<_>>());
+
+        // By index: (value, key) order across pages, and a range of values.
+        let by_city = |cities: &[&str]| {
+            let mut ids: Vec<(String, u64)> = (1..=600)
+                .map(user)
+                .filter(|u| cities.contains(&u.city.as_str()))
+                .map(|u| (u.city, u.id))
+                .collect();
+            ids.sort();
+            ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+        };
+        let mut all = kvs.index_stream::<User>(UserField::City, ..);
+        let mut ids = Vec::new();
+        while let Some(user) = next(&mut all).await {
+            ids.push(user.unwrap().id);
+        }
+        assert_eq!(ids, by_city(&["Bergen", "Oslo", "Rome"]));
+        let mut some = kvs.index_stream::<User>(UserField::City, "C".."P");
+        let mut ids = Vec::new();
+        while let Some(user) = next(&mut some).await {
+            ids.push(user.unwrap().id);
+        }
+        assert_eq!(ids, by_city(&["Oslo"]));
+        // A unique index, whose entries are keyed by the value alone.
+        let mut by_email = kvs.index_stream::<User>(UserField::Email, ..);
+        let mut emails = Vec::new();
+        while let Some(user) = next(&mut by_email).await {
+            emails.push(user.unwrap().email);
+        }
+        let mut expected: Vec<String> = (1..=600).map(|id| user(id).email).collect();
+        expected.sort();
+        assert_eq!(emails, expected);
     });
 }
 

@@ -18,13 +18,13 @@ use crate::arg::{EncodedKey, EncodedValue, IndexArg, KeyArg};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::kvs::Kvs;
-use crate::query::{EncodedRange, IndexRange};
+use crate::query::{index_page, index_scan_range, EncodedRange, IndexRange, OwnedRange};
 use crate::reads::Snapshot;
 use crate::record::{self, Prepared};
 use crate::replay::Replay;
 use crate::report::{Dump, TableInfo, Version};
 use crate::stream::{Reader, Writer};
-use crate::table::{field_index, IndexField, KindCheck, Table};
+use crate::table::{field_index, IndexField, IndexMeta, KindCheck, Table};
 use crate::tx::Tx;
 
 /// A [`Kvs`] for async code: every call of `Kvs`, with the same name and arguments, as an
@@ -223,7 +223,7 @@ impl AsyncKvs {
         kvs.counters
             .seq_async(&name, incr, |total| {
                 let name = name.clone();
-                call(kvs.clone(), move |kvs| kvs.seq(&name, total))
+                call(kvs.clone(), move |kvs| kvs.seq_alone(&name, total))
             })
             .await
     }
@@ -313,14 +313,23 @@ impl AsyncKvs {
     /// stream after it is yielded.
     pub fn stream<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> RecordStream<T> {
         let (start, end) = record::key_scan_range::<T>(&range);
-        RecordStream {
-            kvs: self.kvs.clone(),
-            start,
-            end,
-            page: VecDeque::new(),
-            pending: None,
-            done: false,
-        }
+        RecordStream::new(self.kvs.clone(), None, Some((start, end)))
+    }
+
+    /// The records whose indexed `field` lies in `range`, in (value, key) order, as a
+    /// [`Stream`](futures_core::Stream): the async counterpart of [`Kvs::index_iter`],
+    /// checked at compile time as it is. It reads a page of index entries at a time with one
+    /// batched read of their records, each page one consistent read that starts after the
+    /// last entry of the one before, as [`AsyncKvs::stream`] does.
+    #[allow(clippy::needless_pass_by_value)] // taken by value, as `Kvs::index_iter` takes them
+    pub fn index_stream<T: Table + Send>(
+        &self,
+        field: impl IndexField<T>,
+        range: impl IndexRange,
+    ) -> RecordStream<T> {
+        const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
+        let ix = &T::META.indexes[field_index(&field)];
+        RecordStream::new(self.kvs.clone(), Some(ix), index_scan_range(ix, &range))
     }
 
     /// Runs `f` on a [`Snapshot`] (one committed state) on the blocking pool: the async
@@ -510,6 +519,26 @@ fn encoded_value<T: Table>(field: &impl IndexField<T>, value: &impl IndexArg) ->
     )
 }
 
+/// Up to `limit` records of `T` in one consistent read: those whose index entries for `ix`
+/// lie in `range`, or without `ix` those whose keys do; with the key of the last entry read
+/// when it stopped at `limit` (where the next page starts). A page of a stream.
+fn stream_page<T: Table>(
+    kvs: &Kvs,
+    ix: Option<&'static IndexMeta>,
+    range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    limit: usize,
+) -> Result<(Vec<T>, Option<Vec<u8>>)> {
+    let Some(ix) = ix else {
+        let records = records_in::<T>(kvs, range, limit)?;
+        let last = (records.len() == limit)
+            .then(|| records.last().map(|r| r.key().to_key_bytes()))
+            .flatten();
+        return Ok((records, last));
+    };
+    kvs.check::<T>()?;
+    kvs.read(|r| index_page::<T>(r, ix, range, limit))
+}
+
 /// Up to `limit` records of `T` whose encoded keys lie in `range`, in one consistent read: a
 /// whole `range` call, or a page of a stream.
 fn records_in<T: Table>(
@@ -521,29 +550,44 @@ fn records_in<T: Table>(
     kvs.read(|r| record::range_encoded::<T>(r, range, limit))
 }
 
-/// Records per page of [`AsyncKvs::stream`].
+/// Records per page of [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`].
 const STREAM_PAGE: usize = 256;
 
 /// The read of one page of a [`RecordStream`], under way.
-type PageTask<T> = Pin<Box<dyn Future<Output = Result<Vec<T>>> + Send>>;
+type PageTask<T> = Pin<Box<dyn Future<Output = Result<(Vec<T>, Option<Vec<u8>>)>> + Send>>;
 
-/// The records of a key range, read a page at a time ([`AsyncKvs::stream`]).
+/// The records of a key range or an index range, read a page at a time
+/// ([`AsyncKvs::stream`], [`AsyncKvs::index_stream`]).
 pub struct RecordStream<T> {
     kvs: Arc<Kvs>,
-    /// Where the next page starts: after the last key yielded.
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
+    /// The index whose entries it walks; `None`: the records' own keys.
+    ix: Option<&'static IndexMeta>,
+    /// Where the next page starts (after the last entry read) and where the range ends;
+    /// `None` when nothing is left.
+    range: OwnedRange,
     page: VecDeque<T>,
     pending: Option<PageTask<T>>,
-    done: bool,
+}
+
+impl<T> RecordStream<T> {
+    fn new(kvs: Arc<Kvs>, ix: Option<&'static IndexMeta>, range: OwnedRange) -> Self {
+        RecordStream {
+            kvs,
+            ix,
+            range,
+            page: VecDeque::new(),
+            pending: None,
+        }
+    }
 }
 
 impl<T> std::fmt::Debug for RecordStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordStream")
             .field("url", &self.kvs.url())
+            .field("index", &self.ix.map(|ix| ix.table))
             .field("buffered", &self.page.len())
-            .field("done", &self.done)
+            .field("done", &self.range.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -560,13 +604,13 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
             if let Some(record) = this.page.pop_front() {
                 return Poll::Ready(Some(Ok(record)));
             }
-            if this.done {
+            let Some(range) = &this.range else {
                 return Poll::Ready(None);
-            }
+            };
             let task = this.pending.get_or_insert_with(|| {
-                let (kvs, range) = (this.kvs.clone(), (this.start.clone(), this.end.clone()));
+                let (kvs, ix, range) = (this.kvs.clone(), this.ix, range.clone());
                 Box::pin(call(kvs, move |kvs| {
-                    records_in::<T>(kvs, range, STREAM_PAGE)
+                    stream_page::<T>(kvs, ix, range, STREAM_PAGE)
                 }))
             });
             let page = match task.as_mut().poll(cx) {
@@ -574,20 +618,22 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
                 Poll::Ready(page) => page,
             };
             this.pending = None;
-            let page = match page {
-                Ok(page) => page,
+            match page {
+                Ok((page, Some(last))) => {
+                    if let Some((start, _)) = &mut this.range {
+                        *start = Bound::Excluded(last);
+                    }
+                    this.page = page.into();
+                }
+                Ok((page, None)) => {
+                    this.range = None;
+                    this.page = page.into();
+                }
                 Err(e) => {
-                    this.done = true;
+                    this.range = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-            };
-            if page.len() < STREAM_PAGE {
-                this.done = true;
             }
-            if let Some(last) = page.last() {
-                this.start = Bound::Excluded(last.key().to_key_bytes());
-            }
-            this.page = page.into();
         }
     }
 }

@@ -150,11 +150,25 @@ pub(crate) fn index_range_records<T: Table>(
     ix: &IndexMeta,
     range: OwnedRange,
 ) -> Result<Vec<T>> {
-    let Some((start, end)) = range else {
+    let Some(range) = range else {
         return Ok(Vec::new());
     };
+    Ok(index_page(r, ix, range, usize::MAX)?.0)
+}
+
+/// The records of the first `limit` entries of index `ix` in `range`, in (value, key) order,
+/// and, when it stopped at `limit`, the last entry's key (where a next page starts): a page
+/// of `AsyncKvs::index_stream`, or a whole `index_range` with no limit.
+pub(crate) fn index_page<T: Table>(
+    r: &dyn ReadTx,
+    ix: &IndexMeta,
+    (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    limit: usize,
+) -> Result<(Vec<T>, Option<Vec<u8>>)> {
     let value_type = (ix.value_type)();
     let mut keys = record::KeyList::new();
+    let mut taken = 0;
+    let mut last = None;
     let range = (
         start.as_ref().map(Vec::as_slice),
         end.as_ref().map(Vec::as_slice),
@@ -168,9 +182,14 @@ pub(crate) fn index_range_records<T: Table>(
             entry,
             value,
         )?);
+        taken += 1;
+        if taken == limit {
+            last = Some(entry.to_vec());
+            return Ok(false);
+        }
         Ok(true)
     })?;
-    record::indexed_records(r, ix, &keys)
+    Ok((record::indexed_records(r, ix, &keys)?, last))
 }
 
 /// How many records hold `value` in index `ix`: index keys only, no record read.

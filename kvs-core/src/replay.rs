@@ -16,7 +16,8 @@
 //!
 //! While a run is under way, the core takes no turn that would block the task: a one-call
 //! write that meets a conflict runs again at once instead of sleeping (the backend waits
-//! before it sends the next commit), and `seq` does not wait in its counter's lane.
+//! before it sends the next commit). `AsyncKvs::seq` waits in its counter's lane as a task
+//! (`Counters::seq_async`), and replays only its batch's commit.
 
 use std::cell::Cell;
 use std::future::Future;

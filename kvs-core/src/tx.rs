@@ -181,16 +181,15 @@ impl Kvs {
         // Before joining a lane: a call inside this handle's own transaction would wait for a
         // batch that waits for that transaction.
         self.not_in_transaction()?;
-        if crate::replay::replaying() {
-            // A replayed call cannot wait in the lane (it would block its task): `AsyncKvs`
-            // combined it already, and this is its batch's commit.
-            let name = name.to_owned();
-            return self.write_call(move |tx| tx.seq(&name, incr));
-        }
-        self.counters.seq(name, incr, &|total| {
-            let name = name.to_owned();
-            self.write_call(move |tx| tx.seq(&name, total))
-        })
+        self.counters
+            .seq(name, incr, &|total| self.seq_alone(name, total))
+    }
+
+    /// Adds `incr` to the counter `name` in a commit of its own, outside its lane: the
+    /// commit of a batch of combined calls.
+    pub(crate) fn seq_alone(&self, name: &str, incr: u64) -> Result<u64> {
+        let name = name.to_owned();
+        self.write_call(move |tx| tx.seq(&name, incr))
     }
 
     /// Stores `record`, replacing the record with the same key and keeping every index exact.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::arg::{EncodedKey, EncodedValue, IndexArg, KeyArg};
+use crate::combine::Counters;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::kvs::Kvs;
@@ -66,17 +67,24 @@ use crate::tx::Tx;
 #[derive(Clone, Debug)]
 pub struct AsyncKvs {
     kvs: Arc<Kvs>,
+    /// The lanes in which its tasks' `seq` calls combine: apart from the sync handle's, so
+    /// that a thread blocked in a lane never waits for a task (on a current-thread runtime,
+    /// that task could never run).
+    counters: Arc<Counters>,
 }
 
 impl From<Kvs> for AsyncKvs {
     fn from(kvs: Kvs) -> Self {
-        AsyncKvs { kvs: Arc::new(kvs) }
+        AsyncKvs::from(Arc::new(kvs))
     }
 }
 
 impl From<Arc<Kvs>> for AsyncKvs {
     fn from(kvs: Arc<Kvs>) -> Self {
-        AsyncKvs { kvs }
+        AsyncKvs {
+            kvs,
+            counters: Arc::default(),
+        }
     }
 }
 
@@ -107,7 +115,7 @@ async fn call<R: Send + 'static>(
             }
         }
         // Many round trips (a long read): each run would redo more work than the last.
-        if run >= crate::replay::MAX_RUNS && !replay.sent_commit() {
+        if run > crate::replay::MAX_ROUND_TRIPS && !replay.sent_commit() {
             break;
         }
         replay.fetch().await?;
@@ -211,16 +219,17 @@ impl AsyncKvs {
 
     /// [`Kvs::seq`].
     ///
-    /// Concurrent calls on one counter combine as `Kvs::seq`'s do, tasks and threads alike:
-    /// on a replayed backend (etcd) the task that leads a batch awaits its commit, and the
-    /// others await their values.
+    /// Concurrent calls on one counter combine as `Kvs::seq`'s do: on a replayed backend
+    /// (etcd) the task that leads a batch awaits its commit, and the others await their
+    /// values. Tasks combine with the tasks of this handle (and its clones), not with threads
+    /// calling the sync handle.
     pub async fn seq(&self, name: &str, incr: u64) -> Result<u64> {
         let name = name.to_owned();
         if incr == 0 || self.kvs.session.backend().replay().is_none() {
             return self.run(move |kvs| kvs.seq(&name, incr)).await;
         }
         let kvs = &self.kvs;
-        kvs.counters
+        self.counters
             .seq_async(&name, incr, |total| {
                 let name = name.clone();
                 call(kvs.clone(), move |kvs| kvs.seq_alone(&name, total))
@@ -228,8 +237,9 @@ impl AsyncKvs {
             .await
     }
 
-    /// [`Kvs::put`]: the record is encoded when the call is made, and written on the pool.
-    /// The future holds the encoding, not `record`, so it is `Send + 'static` whatever `T`.
+    /// [`Kvs::put`]: the record is encoded when the call is made, and written as every call
+    /// runs (see [`AsyncKvs`]). The future holds the encoding, not `record`, so it is
+    /// `Send + 'static` whatever `T`.
     pub fn put<T: Table>(&self, record: &T) -> impl Future<Output = Result<()>> + Send + 'static {
         let (kvs, record) = (self.kvs.clone(), Prepared::new(record));
         async move {
@@ -393,8 +403,8 @@ impl AsyncKvs {
         self.run(move |kvs| kvs.feed::<T>(&feed)).await
     }
 
-    /// [`Kvs::append`]: the record is encoded when the call is made, and written on the pool;
-    /// the future is `Send + 'static` whatever `T`, as [`AsyncKvs::put`]'s is.
+    /// [`Kvs::append`]: the record is encoded when the call is made, and written as every
+    /// call runs; the future is `Send + 'static` whatever `T`, as [`AsyncKvs::put`]'s is.
     pub fn append<T: Table>(
         &self,
         feed: &str,
@@ -419,8 +429,8 @@ impl AsyncKvs {
         self.run(move |kvs| kvs.reader::<T>(&feed)).await
     }
 
-    /// Runs `f` on a copy of `reader` on the pool, and moves `reader` as it moved the copy
-    /// (only once the call is done: a dropped future leaves `reader` where it was).
+    /// Runs `f` on a copy of `reader`, and moves `reader` as it moved the copy (only once the
+    /// call is done: a dropped future leaves `reader` where it was).
     async fn moving<T: Table, R: Send + 'static>(
         &self,
         reader: &mut Reader<T>,

@@ -54,19 +54,30 @@ enum Reply {
 }
 
 impl Reply {
-    /// Sends `turn`; a caller that is gone (it panicked, or its future was dropped) needs no
-    /// answer.
-    fn send(&self, turn: Turn) {
+    /// Sends `turn`; returns whether it was delivered (a caller that is gone, because it
+    /// panicked or its future was dropped, needs no answer, and cannot lead).
+    fn send(&self, turn: Turn) -> bool {
         match self {
-            Reply::Thread(reply) => {
-                let _ = reply.try_send(turn);
-            }
+            Reply::Thread(reply) => reply.try_send(turn).is_ok(),
             #[cfg(feature = "tokio")]
-            Reply::Task(reply) => {
-                let _ = reply.try_send(turn);
-            }
+            Reply::Task(reply) => reply.try_send(turn).is_ok(),
         }
     }
+}
+
+/// Passes `name`'s lane to its first waiting call that is still there, or retires the lane
+/// when none is.
+fn pass_lead(lanes: &mut HashMap<String, Lane>, name: &str) {
+    let Some(lane) = lanes.get_mut(name) else {
+        return;
+    };
+    while let Some(next) = lane.waiting.first() {
+        if next.reply.send(Turn::Lead) {
+            return;
+        }
+        lane.waiting.remove(0);
+    }
+    lanes.remove(name);
 }
 
 /// What a waiting call is told.
@@ -157,14 +168,25 @@ impl Counters {
     where
         F: std::future::Future<Output = Result<u64>>,
     {
-        let (reply, mut turn) = tokio::sync::mpsc::channel(1);
+        let (reply, turn) = tokio::sync::mpsc::channel(1);
+        let mut waiting = Waiting {
+            counters: self,
+            name,
+            mine: reply.clone(),
+            turn,
+            armed: true,
+        };
         if !self.join(name, incr, Reply::Task(reply)) {
-            match Step::of(turn.recv().await) {
+            let turn = waiting.turn.recv().await;
+            waiting.armed = false;
+            match Step::of(turn) {
                 Step::Done(answer) => return answer,
                 Step::Alone => return commit(incr).await,
                 Step::Lead => {}
             }
         }
+        waiting.armed = false;
+        let mut turn = waiting.take();
         let (handoff, total) = self.batch(name);
         let committed = match total {
             Some(total) => Some((total, commit(total).await)),
@@ -249,15 +271,126 @@ impl Drop for Handoff<'_> {
         for waiter in self.batch.drain(..) {
             waiter.reply.send(Turn::Alone);
         }
-        let mut lanes = self.counters.lock();
-        let next = lanes
-            .get_mut(self.name)
-            .and_then(|lane| lane.waiting.first());
-        match next {
-            Some(next) => next.reply.send(Turn::Lead),
-            None => {
-                lanes.remove(self.name);
-            }
+        pass_lead(&mut self.counters.lock(), self.name);
+    }
+}
+
+/// A task's call waiting in a lane: if its future is dropped while it waits, it leaves the
+/// lane, and hands the lane on if it was just told to lead, so that no lane waits for a
+/// call that is gone.
+#[cfg(feature = "tokio")]
+struct Waiting<'a> {
+    counters: &'a Counters,
+    name: &'a str,
+    /// Its own channel, to find its waiter by.
+    mine: tokio::sync::mpsc::Sender<Turn>,
+    turn: tokio::sync::mpsc::Receiver<Turn>,
+    /// Whether it still waits for its turn.
+    armed: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl Waiting<'_> {
+    /// Its channel, once it no longer waits.
+    fn take(&mut self) -> tokio::sync::mpsc::Receiver<Turn> {
+        let (_, closed) = tokio::sync::mpsc::channel(1);
+        std::mem::replace(&mut self.turn, closed)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
         }
+        let mut lanes = self.counters.lock();
+        if let Some(lane) = lanes.get_mut(self.name) {
+            lane.waiting
+                .retain(|w| !matches!(&w.reply, Reply::Task(r) if r.same_channel(&self.mine)));
+        }
+        if matches!(self.turn.try_recv(), Ok(Turn::Lead)) {
+            pass_lead(&mut lanes, self.name);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "tokio"))]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    /// A counter whose commits wait until `open` is set.
+    struct Gated {
+        open: AtomicBool,
+        value: AtomicU64,
+    }
+
+    impl Gated {
+        fn commit(&self, total: u64) -> impl Future<Output = Result<u64>> + '_ {
+            std::future::poll_fn(move |_| {
+                if self.open.load(Ordering::SeqCst) {
+                    Poll::Ready(Ok(self.value.fetch_add(total, Ordering::SeqCst) + total))
+                } else {
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    /// A task told to lead, whose future is dropped before it reads that, hands the lane on:
+    /// the call behind it leads instead of waiting for ever.
+    #[test]
+    fn a_dropped_task_passes_on_the_lead_it_was_given() {
+        let counters = Counters::default();
+        let gate = Gated {
+            open: AtomicBool::new(false),
+            value: AtomicU64::new(0),
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let seq = || counters.seq_async("n", 1, |total| gate.commit(total));
+        let mut a = Box::pin(seq());
+        assert!(
+            a.as_mut().poll(&mut cx).is_pending(),
+            "a leads, its commit waits"
+        );
+        let mut b = Box::pin(seq());
+        assert!(b.as_mut().poll(&mut cx).is_pending(), "b waits in the lane");
+        let mut c = pin!(seq());
+        assert!(c.as_mut().poll(&mut cx).is_pending(), "c waits behind b");
+        gate.open.store(true, Ordering::SeqCst);
+        assert!(matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(1))));
+        // b has been told to lead; it is dropped before it reads that.
+        drop(b);
+        assert!(matches!(c.as_mut().poll(&mut cx), Poll::Ready(Ok(2))));
+        assert!(counters.lock().is_empty(), "the lane is retired");
+    }
+
+    /// A task dropped while it waits leaves the lane: the leader's batch does not count it,
+    /// and the lane goes to the call behind it.
+    #[test]
+    fn a_task_dropped_while_waiting_leaves_the_lane() {
+        let counters = Counters::default();
+        let gate = Gated {
+            open: AtomicBool::new(false),
+            value: AtomicU64::new(0),
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let seq = || counters.seq_async("n", 1, |total| gate.commit(total));
+        let mut a = Box::pin(seq());
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        let mut b = Box::pin(seq());
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        let mut c = pin!(seq());
+        assert!(c.as_mut().poll(&mut cx).is_pending());
+        drop(b);
+        gate.open.store(true, Ordering::SeqCst);
+        assert!(matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(1))));
+        assert!(matches!(c.as_mut().poll(&mut cx), Poll::Ready(Ok(2))));
+        assert!(counters.lock().is_empty());
     }
 }

@@ -10,7 +10,7 @@
 //! goes, one request further each time. A commit is sent once, and later runs read its
 //! answer from the log. A call of k round trips runs k + 1 times; each run is CPU work of
 //! microseconds against a round trip of a millisecond. A call that needs more than
-//! `MAX_RUNS` (16) runs (a read of thousands of records, page after page, whose runs would
+//! `MAX_ROUND_TRIPS` (16) round trips (a read of thousands of records, page after page, whose runs would
 //! decode the early pages again and again) and has sent no commit is run anew, once, on
 //! tokio's blocking pool.
 //!
@@ -44,9 +44,10 @@ pub trait Replay: Send {
     fn fetch(&mut self) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
 }
 
-/// The runs after which a replayed call that has sent no commit moves to the blocking pool.
+/// The round trips after which a replayed call that has sent no commit moves to the blocking
+/// pool.
 #[cfg(feature = "tokio")]
-pub(crate) const MAX_RUNS: usize = 16;
+pub(crate) const MAX_ROUND_TRIPS: usize = 16;
 
 thread_local! {
     static REPLAYING: Cell<bool> = const { Cell::new(false) };

@@ -2,11 +2,11 @@
 //! one member to the next, a new auth token when the cluster says the old one expired, and
 //! what a failed call becomes as a kvs error.
 //!
-//! It owns `Etcd`'s connection state (`runtime`, `members`, `current`, `auth`, `requests`)
+//! It owns `Etcd`'s connection state ([`Client`]: `members`, `current`, `auth`, `requests`)
 //! and nothing of the key layout or of transactions: they send their requests through
-//! [`Etcd::call`].
+//! [`Etcd::call`], or, replayed, through [`Client::send`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use kvs_core::{Config, Error, Result};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::auth::{self, Refusal, Token};
+use crate::auth::{self, Auth, Refusal, Token};
 use crate::etcdserverpb::auth_client::AuthClient;
 use crate::etcdserverpb::kv_client::KvClient;
 use crate::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -242,24 +242,46 @@ impl Rpc {
     }
 }
 
+/// The connection state of an [`Etcd`], shared (an `Arc`) so that a request in flight owns
+/// what it needs: the sync calls hand it to the client's runtime whole.
+pub(crate) struct Client {
+    pub(crate) members: Vec<Member>,
+    /// The member requests go to first; moves on when one is unreachable.
+    pub(crate) current: AtomicUsize,
+    /// The etcd user and its token (`?user=`), if any.
+    pub(crate) auth: Option<Auth>,
+    /// Requests sent, for [`Etcd::requests`].
+    pub(crate) requests: AtomicU64,
+    /// The key prefix of the database, and its URL, for error messages.
+    pub(crate) root: Vec<u8>,
+    pub(crate) location: String,
+}
+
 impl Etcd {
-    /// Sends `rpc` and waits for the answer, from any thread (see [`Etcd::block`]). Inside a
+    /// Sends `rpc` and waits for the answer, from any thread (see [`Etcd::wait`]). Inside a
     /// replayed call ([`crate::replay`]) the answer comes from the call's log instead, and a
     /// request the log does not hold yet is left for the log's owner to send.
     pub(crate) fn call(&self, idempotent: bool, rpc: Rpc) -> Result<Reply> {
         if let Some(answer) = crate::replay::answer(self, idempotent, &rpc) {
             return answer;
         }
-        self.block(self.send(idempotent, rpc))?
+        let client = self.client.clone();
+        self.wait(async move { client.send(idempotent, rpc).await })?
     }
 
+    pub(crate) fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
+        self.call(true, Rpc::Range(request))?.range()
+    }
+}
+
+impl Client {
     /// Sends `rpc` to the current member, moving on to the next one while members are
     /// unreachable. `idempotent` requests (reads) also move on after other failures of the
     /// connection; a commit does only when it surely never left. A request refused for an
     /// expired auth token is sent again with a new one (etcd refuses it before applying it).
     ///
     /// This is the one place a request is sent: the sync calls wait for it ([`Etcd::call`]),
-    /// and [`AsyncKvs`](kvs_core::AsyncKvs) awaits it on the caller's task ([`crate::replay`]).
+    /// and `AsyncKvs` awaits it on the caller's task ([`crate::replay`]).
     pub(crate) async fn send(&self, idempotent: bool, rpc: Rpc) -> Result<Reply> {
         let n = self.members.len();
         let start = self.current.load(Ordering::Relaxed);
@@ -310,10 +332,6 @@ impl Etcd {
             }
         }
         Err(last.unwrap_or_else(|| storage("no members")))
-    }
-
-    pub(crate) fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.call(true, Rpc::Range(request))?.range()
     }
 
     /// Fetches an auth token for the URL's user from the first member that answers, starting
@@ -374,7 +392,7 @@ impl Etcd {
             ),
             Some(Refusal::AuthOff) => {
                 return Error::Url {
-                    url: self.info.location.clone(),
+                    url: self.location.clone(),
                     reason: "?user= names an etcd user, but the cluster has authentication \
                              off: leave ?user= out"
                         .to_owned(),

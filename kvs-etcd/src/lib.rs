@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvs_core::{
@@ -62,7 +63,7 @@ mod write;
 use auth::Auth;
 pub use auth::PASSWORD_ENV;
 
-use client::Member;
+use client::Client;
 use etcdserverpb::StatusRequest;
 use read::EtcdRead;
 use write::EtcdWrite;
@@ -70,28 +71,25 @@ use write::EtcdWrite;
 impl Etcd {
     /// Runs `future` on the client's runtime and waits for it, from any thread: a plain
     /// thread blocks on the runtime directly; a thread inside another tokio runtime (an async
-    /// service calling the sync API) cannot (entering a runtime from within one panics), so
-    /// it blocks on the runtime from a scoped thread of its own, which costs a thread start
-    /// per request. Waiting blocks the calling thread either way: async code calls
-    /// [`AsyncKvs`](kvs_core::AsyncKvs), which awaits the requests instead.
-    fn block<F>(&self, future: F) -> Result<F::Output>
+    /// service calling the sync API, or its blocking pool) hands the future to the client's
+    /// runtime and waits on a channel, since entering a runtime from within one panics.
+    /// Waiting blocks the calling thread either way: async code calls `AsyncKvs`, which awaits
+    /// the requests instead.
+    fn wait<F>(&self, future: F) -> Result<F::Output>
     where
-        F: std::future::Future + Send,
-        F::Output: Send,
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
     {
         let runtime = self.runtime();
         if tokio::runtime::Handle::try_current().is_err() {
             return Ok(runtime.block_on(future));
         }
-        std::thread::scope(|scope| {
-            let waiter = std::thread::Builder::new()
-                .name("kvs-etcd-wait".to_owned())
-                .spawn_scoped(scope, || runtime.block_on(future))
-                .map_err(storage)?;
-            waiter
-                .join()
-                .map_err(|_| storage("the etcd client's waiting thread panicked"))
-        })
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .map_err(|_| storage("the etcd client's task ended without an answer"))
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -119,16 +117,11 @@ fn storage(e: impl std::fmt::Display) -> Error {
 pub struct Etcd {
     /// The client's own runtime; `None` only while it is dropped (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
-    members: Vec<Member>,
-    /// The member requests go to first; moves on when one is unreachable.
-    current: AtomicUsize,
+    /// The connections to the members, and the user.
+    client: Arc<Client>,
     /// The key prefix of this database.
     root: Vec<u8>,
-    /// The etcd user and its token (`?user=`), if any.
-    auth: Option<Auth>,
     info: BackendInfo,
-    /// Requests sent, for [`Etcd::requests`].
-    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -202,11 +195,15 @@ impl Etcd {
         let members = client::connect(&runtime, &hosts, tls.as_ref(), &token, config)?;
         let mut etcd = Etcd {
             runtime: Some(runtime),
-            members,
-            current: AtomicUsize::new(0),
+            client: Arc::new(Client {
+                members,
+                current: AtomicUsize::new(0),
+                auth,
+                requests: AtomicU64::new(0),
+                root: prefix.as_bytes().to_vec(),
+                location: config.url.clone(),
+            }),
             root: prefix.as_bytes().to_vec(),
-            auth,
-            requests: AtomicU64::new(0),
             info: BackendInfo {
                 engine: "etcd",
                 version: "unknown",
@@ -244,19 +241,21 @@ impl Etcd {
             });
         };
         etcd.info.version = version_str(&version);
-        etcd.block(etcd.authenticate())??;
+        let client = etcd.client.clone();
+        etcd.wait(async move { client.authenticate().await })??;
         Ok(etcd)
     }
 
     /// What each member says of itself, in the order of the URL (an error for a member that
     /// does not answer). The member whose `leader` is its own `id` leads.
     pub fn status(&self) -> Vec<Result<MemberStatus>> {
-        self.members
+        self.client
+            .members
             .iter()
             .map(|m| {
                 let mut client = m.maintenance.clone();
                 let reply = self
-                    .block(async move {
+                    .wait(async move {
                         tokio::time::timeout(
                             Duration::from_secs(3),
                             client.status(StatusRequest {}),
@@ -267,7 +266,7 @@ impl Etcd {
                         backend: "etcd",
                         reason: format!("{} did not answer in 3 s", m.url),
                     })?
-                    .map_err(|s| self.error(&s, m))?
+                    .map_err(|s| self.client.error(&s, m))?
                     .into_inner();
                 m.answered();
                 Ok(MemberStatus {
@@ -283,7 +282,7 @@ impl Etcd {
     /// The number of key-value requests sent so far (round trips to the cluster), to check
     /// and measure batching.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.client.requests.load(Ordering::Relaxed)
     }
 }
 

@@ -93,14 +93,13 @@ impl Log {
     }
 
     /// The failures (conflicts and lost answers) since the last commit that went through,
-    /// for the pause before the next commit.
+    /// for the pause before the next attempt.
     fn failures(&self) -> u32 {
         let mut failures = 0;
         for e in self.entries.iter().rev() {
             match &e.answer {
                 Ok(Reply::Txn(txn)) if !e.idempotent && txn.succeeded => break,
-                Ok(Reply::Txn(_)) if !e.idempotent => failures += 1,
-                Err(error) if error.is_transient() => failures += 1,
+                _ if e.failure().is_some() => failures += 1,
                 _ => {}
             }
         }
@@ -205,21 +204,16 @@ impl Replay for EtcdReplay<'_> {
             let Some((idempotent, rpc)) = self.log.missing.take() else {
                 return Ok(());
             };
-            let failures = self.log.failures();
-            if failures > 0 && !idempotent {
+            // After a failed attempt (a conflict, a lost answer), the call's retry runs again
+            // at once: the pause the sync retry sleeps before the next attempt comes here,
+            // before that attempt's first request, and so does its 30 s limit.
+            if let Some(failure) = self.log.entries.last().and_then(Entry::failure) {
                 if self.started.elapsed() >= RETRY_FOR {
-                    return Err(match self.log.entries.last().map(|e| &e.answer) {
-                        Some(Err(e)) => again(e),
-                        _ => Error::Conflict {
-                            reason: "another transaction changed what this one read, again \
-                                     and again for 30 s"
-                                .to_owned(),
-                        },
-                    });
+                    return Err(failure);
                 }
-                self.etcd.pause(failures).await;
+                self.etcd.pause(self.log.failures()).await;
             }
-            let answer = self.etcd.send(idempotent, rpc.clone()).await;
+            let answer = self.etcd.client.send(idempotent, rpc.clone()).await;
             self.log.entries.push(Entry {
                 rpc,
                 idempotent,
@@ -227,6 +221,22 @@ impl Replay for EtcdReplay<'_> {
             });
             Ok(())
         })
+    }
+}
+
+impl Entry {
+    /// The error a failed attempt ended with, if this request failed it: a commit that
+    /// conflicted, or a request that met a conflict or a lost leader.
+    fn failure(&self) -> Option<Error> {
+        match &self.answer {
+            Ok(Reply::Txn(txn)) if !self.idempotent && !txn.succeeded => Some(Error::Conflict {
+                reason: "another transaction changed what this one read, again and again \
+                         for 30 s"
+                    .to_owned(),
+            }),
+            Err(e) if e.is_transient() => Some(again(e)),
+            _ => None,
+        }
     }
 }
 

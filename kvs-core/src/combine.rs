@@ -318,7 +318,7 @@ impl Drop for Waiting<'_> {
 #[cfg(all(test, feature = "tokio"))]
 mod tests {
     use std::future::Future;
-    use std::pin::pin;
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::task::{Context, Poll, Waker};
 
@@ -342,26 +342,38 @@ mod tests {
         }
     }
 
+    impl Gated {
+        fn new() -> Self {
+            Gated {
+                open: AtomicBool::new(false),
+                value: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// Three calls on one counter: `a` leads, its commit waiting for the gate, and `b` then
+    /// `c` wait in the lane.
+    #[allow(clippy::type_complexity)]
+    fn three<'a>(
+        counters: &'a Counters,
+        gate: &'a Gated,
+        cx: &mut Context<'_>,
+    ) -> [Pin<Box<dyn Future<Output = Result<u64>> + 'a>>; 3] {
+        [(); 3].map(|()| {
+            let mut call: Pin<Box<dyn Future<Output = Result<u64>>>> =
+                Box::pin(counters.seq_async("n", 1, |total| gate.commit(total)));
+            assert!(call.as_mut().poll(cx).is_pending());
+            call
+        })
+    }
+
     /// A task told to lead, whose future is dropped before it reads that, hands the lane on:
     /// the call behind it leads instead of waiting for ever.
     #[test]
     fn a_dropped_task_passes_on_the_lead_it_was_given() {
-        let counters = Counters::default();
-        let gate = Gated {
-            open: AtomicBool::new(false),
-            value: AtomicU64::new(0),
-        };
+        let (counters, gate) = (Counters::default(), Gated::new());
         let mut cx = Context::from_waker(Waker::noop());
-        let seq = || counters.seq_async("n", 1, |total| gate.commit(total));
-        let mut a = Box::pin(seq());
-        assert!(
-            a.as_mut().poll(&mut cx).is_pending(),
-            "a leads, its commit waits"
-        );
-        let mut b = Box::pin(seq());
-        assert!(b.as_mut().poll(&mut cx).is_pending(), "b waits in the lane");
-        let mut c = pin!(seq());
-        assert!(c.as_mut().poll(&mut cx).is_pending(), "c waits behind b");
+        let [mut a, b, mut c] = three(&counters, &gate, &mut cx);
         gate.open.store(true, Ordering::SeqCst);
         assert!(matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(1))));
         // b has been told to lead; it is dropped before it reads that.
@@ -374,19 +386,9 @@ mod tests {
     /// and the lane goes to the call behind it.
     #[test]
     fn a_task_dropped_while_waiting_leaves_the_lane() {
-        let counters = Counters::default();
-        let gate = Gated {
-            open: AtomicBool::new(false),
-            value: AtomicU64::new(0),
-        };
+        let (counters, gate) = (Counters::default(), Gated::new());
         let mut cx = Context::from_waker(Waker::noop());
-        let seq = || counters.seq_async("n", 1, |total| gate.commit(total));
-        let mut a = Box::pin(seq());
-        assert!(a.as_mut().poll(&mut cx).is_pending());
-        let mut b = Box::pin(seq());
-        assert!(b.as_mut().poll(&mut cx).is_pending());
-        let mut c = pin!(seq());
-        assert!(c.as_mut().poll(&mut cx).is_pending());
+        let [mut a, b, mut c] = three(&counters, &gate, &mut cx);
         drop(b);
         gate.open.store(true, Ordering::SeqCst);
         assert!(matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(1))));

@@ -1,5 +1,6 @@
 //! The etcd backend against a real 3-member cluster (`scripts/etcd-cluster.sh start`, which
-//! `.ci/run` does): conflicts, limits, unreachable clusters, and a leader killed mid-write.
+//! `.ci/run` does): conflicts, limits, unreachable clusters, and a leader killed mid-write
+//! (under threads on `Kvs`, and under tasks on `AsyncKvs`).
 //! The tests that need the cluster are `#[ignore]`d, so that without one cargo reports them
 //! as ignored; `cargo test -p kvs-etcd -- --ignored` runs them on the cluster `KVS_TEST_ETCD`
 //! names, and they fail, saying so, when it names none.
@@ -192,9 +193,101 @@ fn cluster_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("/tmp/kvs-etcd-cluster"), PathBuf::from)
 }
 
+/// What the writers of a failover test share: when to stop, the writes acknowledged (an id
+/// whose `seq` and `put` both returned, and when), and how many calls failed.
+#[derive(Clone, Default)]
+struct Writes {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+    errors: Arc<AtomicUsize>,
+}
+
+impl Writes {
+    /// Notes a writer's `seq` then `put`: returns whether it was acknowledged.
+    fn record(&self, outcome: &kvs::Result<u64>) -> bool {
+        if let Ok(id) = outcome {
+            self.acked.lock().unwrap().push((*id, Instant::now()));
+            true
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs an etcd cluster that scripts/etcd-cluster.sh started: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn writes_go_on_when_the_leader_is_killed() {
+    failover("failover", |kvs, writes| {
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (kvs, writes) = (kvs.clone(), writes.clone());
+                std::thread::spawn(move || {
+                    while !writes.stop.load(Ordering::Relaxed) {
+                        let outcome = kvs
+                            .seq("items", 1)
+                            .and_then(|id| kvs.put(&item(id)).map(|()| id));
+                        if !writes.record(&outcome) {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Box::new(move || writers.into_iter().for_each(|w| w.join().unwrap()))
+    });
+}
+
+/// The same through `AsyncKvs`: tasks whose calls are replayed on them, with the retries,
+/// pauses and failover of the replayed calls.
+#[test]
+#[ignore = "needs an etcd cluster that scripts/etcd-cluster.sh started: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn async_writes_go_on_when_the_leader_is_killed() {
+    failover("failover-async", |kvs, writes| {
+        let akvs = kvs::AsyncKvs::from(kvs);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let driver = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (akvs, writes) = (akvs.clone(), writes.clone());
+                        tokio::spawn(async move {
+                            while !writes.stop.load(Ordering::Relaxed) {
+                                let outcome = async {
+                                    let id = akvs.seq("items", 1).await?;
+                                    akvs.put(&item(id)).await.map(|()| id)
+                                }
+                                .await;
+                                if !writes.record(&outcome) {
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            });
+        });
+        Box::new(move || driver.join().unwrap())
+    });
+}
+
+/// Starts writers (`start` returns how to wait for them once `stop` is raised), kills the
+/// cluster's leader, and checks that writes resume within 30 s, that every acknowledged
+/// write is there with its index entries, and that no id was handed out twice; then brings
+/// the member back.
+fn failover(name: &str, start: impl FnOnce(Arc<Kvs>, Writes) -> Box<dyn FnOnce()>) {
+    // One at a time: two tests killing a member each would leave the cluster no quorum.
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cluster = cluster();
     let dir = cluster_dir();
     assert!(
@@ -203,31 +296,10 @@ fn writes_go_on_when_the_leader_is_killed() {
          scripts/etcd-cluster.sh started, with the same KVS_ETCD_CLUSTER and KVS_ETCD_PORT_BASE",
         dir.display()
     );
-    let url = fresh(&cluster, "failover");
+    let url = fresh(&cluster, name);
     let kvs = Arc::new(Kvs::open(&url).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
-    let errors = Arc::new(AtomicUsize::new(0));
-    let writers: Vec<_> = (0..4)
-        .map(|_| {
-            let (kvs, stop, acked, errors) =
-                (kvs.clone(), stop.clone(), acked.clone(), errors.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // Each write is acknowledged only when both its id and its record committed.
-                    if let Ok(id) = kvs
-                        .seq("items", 1)
-                        .and_then(|id| kvs.put(&item(id)).map(|()| id))
-                    {
-                        acked.lock().unwrap().push((id, Instant::now()));
-                    } else {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            })
-        })
-        .collect();
+    let writes = Writes::default();
+    let join = start(kvs.clone(), writes.clone());
     std::thread::sleep(Duration::from_millis(1500));
 
     // Find the leader by asking the members, and kill it.
@@ -244,11 +316,12 @@ fn writes_go_on_when_the_leader_is_killed() {
         .status()
         .unwrap()
         .success());
-    let before = acked.lock().unwrap().len();
+    let before = writes.acked.lock().unwrap().len();
 
     // Writes resume: wait for 50 acknowledgements after the kill (at most 60 s).
     let resumed = loop {
-        let after: Vec<Instant> = acked
+        let after: Vec<Instant> = writes
+            .acked
             .lock()
             .unwrap()
             .iter()
@@ -263,10 +336,8 @@ fn writes_go_on_when_the_leader_is_killed() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
+    writes.stop.store(true, Ordering::Relaxed);
+    join();
     // Bring the member back for whatever runs next.
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/etcd-cluster.sh");
     let restarted = Command::new("bash")
@@ -279,13 +350,13 @@ fn writes_go_on_when_the_leader_is_killed() {
     let resumed = resumed.expect("writes did not resume within 60 s of killing the leader");
     let pause = resumed.duration_since(killed_at);
     eprintln!(
-        "failover: killed m{} after {before} writes; first write acknowledged {pause:?} later; {} failed calls surfaced",
+        "{name}: killed m{} after {before} writes; first write acknowledged {pause:?} later; {} failed calls surfaced",
         leader + 1,
-        errors.load(Ordering::Relaxed)
+        writes.errors.load(Ordering::Relaxed)
     );
     assert!(pause < Duration::from_secs(30), "writes paused {pause:?}");
 
-    check_acknowledged(&kvs, &acked.lock().unwrap());
+    check_acknowledged(&kvs, &writes.acked.lock().unwrap());
     assert!(restarted, "could not restart the killed member");
 }
 

@@ -337,13 +337,15 @@ fn tasks_share_a_hot_counter(url: &str) {
     });
 }
 
-/// Every future `AsyncKvs` returns is `Send`, so it runs in `tokio::spawn` (checked at
-/// compile time).
+/// Every future `AsyncKvs` returns is `Send`, so it runs in `tokio::spawn`, and its streams
+/// are `Send` and `Sync` (checked at compile time).
 #[test]
 fn its_futures_are_send() {
     fn send<F: Future + Send>(_: &F) {}
     fn clone_send_sync<T: Clone + Send + Sync>() {}
+    fn send_sync<T: Send + Sync>() {}
     clone_send_sync::<AsyncKvs>();
+    send_sync::<kvs::RecordStream<User>>();
     let runtime = &runtimes()[0];
     runtime.block_on(async {
         let kvs = AsyncKvs::open("mem:").await.unwrap();

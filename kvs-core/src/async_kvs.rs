@@ -576,7 +576,9 @@ pub struct RecordStream<T> {
     /// `None` when nothing is left.
     range: OwnedRange,
     page: VecDeque<T>,
-    pending: Option<PageTask<T>>,
+    /// The page being read. In a `Mutex` only so that the stream is `Sync` (the future is
+    /// `Send` but not `Sync`); polling it takes `&mut`, so the lock is never taken.
+    pending: Option<std::sync::Mutex<PageTask<T>>>,
 }
 
 impl<T> RecordStream<T> {
@@ -619,10 +621,13 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
             };
             let task = this.pending.get_or_insert_with(|| {
                 let (kvs, ix, range) = (this.kvs.clone(), this.ix, range.clone());
-                Box::pin(call(kvs, move |kvs| {
+                std::sync::Mutex::new(Box::pin(call(kvs, move |kvs| {
                     stream_page::<T>(kvs, ix, range, STREAM_PAGE)
-                }))
+                })))
             });
+            let task = task
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let page = match task.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(page) => page,

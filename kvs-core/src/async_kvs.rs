@@ -61,9 +61,10 @@ use crate::tx::Tx;
 /// ```
 ///
 /// What it has not: `iter` and `index_iter` (their iterators borrow the handle), whose async
-/// counterpart is [`AsyncKvs::stream`]; and `snapshot`, whose async counterpart is
-/// [`AsyncKvs::read`] (a closure given a [`Snapshot`]). [`AsyncKvs::kvs`] hands out the
-/// sync handle for code that runs on a blocking thread of its own.
+/// counterparts are [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`]; and `snapshot`,
+/// whose async counterpart is [`AsyncKvs::read`] (a closure given a [`Snapshot`]).
+/// [`AsyncKvs::kvs`] hands out the sync handle for code that runs on a blocking thread of its
+/// own.
 #[derive(Clone, Debug)]
 pub struct AsyncKvs {
     kvs: Arc<Kvs>,

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 pub use crate::key::prefix_end;
 pub use crate::replay::Replay;
+pub use crate::retry::{retry_pause, RETRY_FOR};
 
 /// A range of encoded keys.
 pub type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);

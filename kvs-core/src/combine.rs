@@ -186,14 +186,13 @@ impl Counters {
             }
         }
         waiting.armed = false;
-        let mut turn = waiting.take();
         let (handoff, total) = self.batch(name);
         let committed = match total {
             Some(total) => Some((total, commit(total).await)),
             None => None,
         };
         handoff.answer(committed)?;
-        match Step::of(turn.recv().await) {
+        match Step::of(waiting.turn.recv().await) {
             Step::Done(answer) => answer,
             Step::Alone | Step::Lead => commit(incr).await,
         }
@@ -290,15 +289,6 @@ struct Waiting<'a> {
 }
 
 #[cfg(feature = "tokio")]
-impl Waiting<'_> {
-    /// Its channel, once it no longer waits.
-    fn take(&mut self) -> tokio::sync::mpsc::Receiver<Turn> {
-        let (_, closed) = tokio::sync::mpsc::channel(1);
-        std::mem::replace(&mut self.turn, closed)
-    }
-}
-
-#[cfg(feature = "tokio")]
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if !self.armed {
@@ -331,6 +321,13 @@ mod tests {
     }
 
     impl Gated {
+        fn new() -> Self {
+            Gated {
+                open: AtomicBool::new(false),
+                value: AtomicU64::new(0),
+            }
+        }
+
         fn commit(&self, total: u64) -> impl Future<Output = Result<u64>> + '_ {
             std::future::poll_fn(move |_| {
                 if self.open.load(Ordering::SeqCst) {
@@ -339,15 +336,6 @@ mod tests {
                     Poll::Pending
                 }
             })
-        }
-    }
-
-    impl Gated {
-        fn new() -> Self {
-            Gated {
-                open: AtomicBool::new(false),
-                value: AtomicU64::new(0),
-            }
         }
     }
 

@@ -10,13 +10,13 @@
 //! goes, one request further each time. A commit is sent once, and later runs read its
 //! answer from the log. A call of k round trips runs k + 1 times; each run is CPU work of
 //! microseconds against a round trip of a millisecond. A call that needs more than
-//! `MAX_ROUND_TRIPS` (16) round trips (a read of thousands of records, page after page, whose runs would
-//! decode the early pages again and again) and has sent no commit is run anew, once, on
-//! tokio's blocking pool.
+//! `MAX_ROUND_TRIPS` (16) round trips and has sent no commit (a read of thousands of records,
+//! page after page, whose runs would decode the early pages again and again) is run anew,
+//! once, on tokio's blocking pool.
 //!
 //! While a run is under way, the core takes no turn that would block the task: a one-call
-//! write that meets a conflict runs again at once instead of sleeping (the backend waits
-//! before it sends the next commit). `AsyncKvs::seq` waits in its counter's lane as a task
+//! write that meets a conflict runs again at once instead of sleeping (the backend pauses
+//! before it sends the next attempt's first request). `AsyncKvs::seq` waits in its counter's lane as a task
 //! (`Counters::seq_async`), and replays only its batch's commit.
 
 use std::cell::Cell;

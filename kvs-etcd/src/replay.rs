@@ -11,16 +11,13 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use kvs_core::backend::{retry_pause, RETRY_FOR};
 use kvs_core::{Error, Replay, Result};
 
 use crate::client::{Reply, Rpc};
 use crate::{storage, Etcd};
-
-/// How long a call keeps sending commits after conflicts or a lost leader, as the sync
-/// calls' retry does.
-const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// One request of a call and what it got.
 struct Entry {
@@ -241,17 +238,13 @@ impl Entry {
 }
 
 impl Etcd {
-    /// The pause before a commit that follows `failures` failed ones: growing from 1 ms to
-    /// 200 ms, jittered from the clock so that writers that collided do not collide again.
-    /// It sleeps on the client's runtime, whose timer is on whatever runtime awaits it.
+    /// Sleeps [`retry_pause`]`(failures)`, as the sync retry does between attempts, on the
+    /// client's runtime, whose timer is there whatever runtime awaits it.
     async fn pause(&self, failures: u32) {
-        let pause = Duration::from_millis(1 << failures.saturating_sub(1).min(8))
-            .min(Duration::from_millis(200));
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let pause = pause.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0);
-        let _ = self.runtime().spawn(tokio::time::sleep(pause)).await;
+        let _ = self
+            .runtime()
+            .spawn(tokio::time::sleep(retry_pause(failures)))
+            .await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Crash test with concurrent writers: a child process runs 8 threads, each putting records in
-//! durable one-call writes (which share fsyncs when they meet: kvs-redb's group commit) and
-//! acknowledging each after it returns; the parent kills it with SIGKILL at random moments.
+//! durable one-call writes and transactions (which share fsyncs when they meet: group commit)
+//! and acknowledging each after it returns; the parent kills it with SIGKILL at random
+//! moments.
 //!
 //! After each kill: redb's integrity check passes; every acknowledged record is there; of
 //! each thread's call in flight, the record is there or not, and nothing past it is; and the
@@ -52,7 +53,13 @@ fn crash_threads_child() {
             let (kvs, say) = (&kvs, &say);
             s.spawn(move || {
                 for n in 1.. {
-                    kvs.put(&record(round, t, n)).unwrap();
+                    let user = record(round, t, n);
+                    // Every third write a transaction: grouped with the one-call writes.
+                    if n % 3 == 0 {
+                        kvs.transaction(|tx| tx.put(&user)).unwrap();
+                    } else {
+                        kvs.put(&user).unwrap();
+                    }
                     say(&format!("ok {t} {n}"));
                 }
             });

@@ -1,6 +1,7 @@
 //! The concurrent section: N threads, each calling `seq` and then a durable `put` of a `User`
 //! in a loop, every commit durable, the same total number of puts whatever N. kvs on a file
-//! (whose concurrent `seq`s combine and whose concurrent one-call writes share commits), raw
+//! (whose concurrent `seq`s combine and whose concurrent one-call writes share commits), kvs
+//! with each pair in one `transaction` (concurrent transactions share commits too), raw
 //! redb (a write transaction per call per thread, as a raw redb user writes), `native_db`
 //! (likewise, through its own transactions), and `SQLite`
 //! (a connection per thread, WAL, `synchronous=FULL`, `busy_timeout`). Every id must come out
@@ -19,7 +20,7 @@ const PUTS: u64 = 640;
 /// The thread counts.
 const THREADS: [u64; 3] = [1, 8, 32];
 /// The systems, in report order.
-const SYSTEMS: [&str; 4] = ["kvs", "redb", "native_db", "sqlite"];
+const SYSTEMS: [&str; 5] = ["kvs", "kvs_tx", "redb", "native_db", "sqlite"];
 
 /// One system at one thread count: the median run and its call latencies.
 pub struct Row {
@@ -43,6 +44,8 @@ type Calls = (Vec<u64>, Vec<Duration>);
 /// A database of one system that threads write into.
 enum Target {
     Kvs(Box<Kvs>),
+    /// kvs, each `seq` and `put` in one transaction.
+    KvsTx(Box<Kvs>),
     Raw(Raw),
     Native(Box<Native>),
     Sqlite(std::path::PathBuf),
@@ -52,6 +55,10 @@ impl Target {
     fn open(system: &str, dir: &std::path::Path) -> Res<Target> {
         Ok(match system {
             "kvs" => Target::Kvs(Box::new(Kvs::open(&format!(
+                "redb:{}",
+                dir.join("kvs.redb").display()
+            ))?)),
+            "kvs_tx" => Target::KvsTx(Box::new(Kvs::open(&format!(
                 "redb:{}",
                 dir.join("kvs.redb").display()
             ))?)),
@@ -79,6 +86,13 @@ impl Target {
                 (Target::Kvs(kvs), _) => kvs
                     .seq("users", 1)
                     .and_then(|id| kvs.put(&data::user(id, PUTS)).map(|()| id))
+                    .map_err(|e| e.to_string())?,
+                (Target::KvsTx(kvs), _) => kvs
+                    .transaction(|tx| {
+                        let id = tx.seq("users", 1)?;
+                        tx.put(&data::user(id, PUTS))?;
+                        Ok(id)
+                    })
                     .map_err(|e| e.to_string())?,
                 (Target::Raw(raw), _) => raw.seq_then_put(PUTS).map_err(|e| e.to_string())?,
                 (Target::Native(native), _) => {
@@ -189,7 +203,8 @@ pub fn markdown(rows: &[Row]) -> String {
          of a `User`, {PUTS} puts in all whatever N, on a fresh database each run, median of \
          the repeats; latency is per call (the pair), over every call of every repeat. kvs on \
          a file: concurrent `seq`s on one counter combine into one commit, and concurrent \
-         one-call writes share commits (group commit). Raw redb and native_db: a write \
+         one-call writes share commits (group commit). kvs_tx: the same pair in one \
+         `transaction` (concurrent transactions share commits too). Raw redb and native_db: a write \
          transaction per call per thread. SQLite: a connection per thread, WAL, \
          `synchronous=FULL`, `busy_timeout`.\n"
     );
@@ -226,6 +241,13 @@ pub fn markdown(rows: &[Row]) -> String {
             k32 / k1,
             k32 / r32,
             k32 / q32
+        );
+    }
+    if let (Some(t1), Some(t32)) = (rate("kvs_tx", 1), rate("kvs_tx", 32)) {
+        let _ = writeln!(
+            s,
+            "\nkvs_tx (a transaction per pair) at 32 threads: {:.1}× its own single-thread rate.",
+            t32 / t1
         );
     }
     s

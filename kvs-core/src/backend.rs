@@ -157,6 +157,19 @@ pub trait WriteTx: ReadTx {
     }
 }
 
+/// A write transaction begun by [`Backend::begin_write`], owned, and sendable to another
+/// thread. Dropping it uncommitted aborts it: nothing it wrote is ever visible.
+pub trait SharedWrite: Send {
+    /// Runs `f` in the transaction. What `f` writes stays uncommitted, and the next run sees
+    /// it. An `Err` from `f` (or from the engine) is returned and undoes nothing: the caller
+    /// undoes what it must, or drops the transaction.
+    fn run(&mut self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
+
+    /// Commits everything the runs wrote, atomically, as durable as the configured
+    /// [`Durability`] asks.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
 /// A storage engine behind kvs.
 ///
 /// Rules for implementers:
@@ -183,12 +196,22 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()>;
 
     /// Whether write transactions run one at a time, each paying its own commit (redb: one
-    /// writer, an fsync per durable commit). Then `Kvs` groups concurrent one-call writes into
-    /// shared transactions (group commit). A backend whose writes run concurrently says no:
-    /// etcd batches concurrent proposals into Raft rounds itself, and a group would run its
+    /// writer, an fsync per durable commit). Then `Kvs` groups concurrent writes (one-call
+    /// writes and transactions) into shared transactions (group commit), begun with
+    /// [`Backend::begin_write`]. A backend whose writes run concurrently says no: etcd
+    /// batches concurrent proposals into Raft rounds itself, and a group would run its
     /// writes' reads one after another.
     fn serial_writes(&self) -> bool {
         false
+    }
+
+    /// Begins a write transaction that the caller owns and may hand to another thread: a
+    /// group commit lends it from caller to caller, so that each runs its own transaction
+    /// closure, on its own thread, in the one transaction the group commits. `None` (the
+    /// default) for a backend that cannot: each write of a group then runs alone, through
+    /// [`Backend::write`]. The rules of [`Backend::write`] hold for it, run by run.
+    fn begin_write(&self) -> Option<Result<Box<dyn SharedWrite>>> {
+        None
     }
 
     /// A log in which `AsyncKvs` runs one call on the caller's task,

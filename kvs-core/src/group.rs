@@ -1,43 +1,56 @@
-//! Group commit: one-call writes (`put`, `delete`, `seq`, `append`, `remove`, the reader
-//! calls) that arrive while a commit is under way run together in the next backend write
-//! transaction, and one commit makes them all durable: one fsync on redb, one Raft round on
-//! etcd.
+//! Group commit: writes that arrive while a commit is under way (one-call writes: `put`,
+//! `delete`, `seq`, `append`, `remove`, the reader calls; and transactions) run together in
+//! the next backend write transaction, and one commit makes them all durable: one fsync on
+//! redb.
 //!
 //! A handle's writes queue in one lane. The first caller to find the lane idle leads: it
-//! takes every write waiting (its own included), runs them one after another in one
-//! transaction, commits, answers each, and hands the lane to the next caller waiting, which
-//! leads the next group. A write that fails (a duplicate unique value, say) rolls back only
-//! itself: the transaction is abandoned and run again without it, and it gets its own error.
-//! When the commit itself fails, each write of the group runs again alone, so that every
-//! caller gets its own outcome. Writes are serialized in lane order, so a write that returned
-//! is ordered before every write that begins later.
+//! takes the writes waiting (its own among them), begins one write transaction that it owns
+//! ([`Backend::begin_write`](crate::Backend::begin_write)), runs them one after another in
+//! arrival order, commits, answers each, and hands the lane to the next caller waiting, which
+//! leads the next group.
+//! - A one-call write owns what it writes (a boxed `Send` operation): the leader runs it.
+//! - A transaction's closure may borrow its caller's data and runs once, on its caller's
+//!   thread: the leader lends the transaction to that thread, which runs the closure in it and
+//!   hands it back.
 //!
-//! It holds the lane; what a write does is its own boxed operation, and the transaction and
-//! its retries are `Kvs::transaction`'s and `retry`'s.
+//! In a group of more than one, each write runs over an undo log ([`Undo`]): a write that
+//! fails (a duplicate unique value, a closure's `Err`, a panic) is rolled back alone and gets
+//! its own error (a panic unwinds in its own caller), and the others go on. When the commit
+//! itself fails, each one-call write runs again alone, so that it gets its own outcome, and a
+//! transaction (whose closure ran already) gets the commit's error. Writes are serialized in
+//! lane order, so a write that returned is ordered before every write that begins later, and
+//! transactions stay serializable.
+//!
+//! It holds the lane and runs the group; what a write does is its own, and a write that runs
+//! alone runs in `Kvs::write_alone`'s transaction.
 
 use std::any::Any;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::backend::{SharedWrite, WriteTx};
 use crate::error::{Error, Result};
+use crate::kvs::Kvs;
+use crate::retry::retry;
 use crate::tx::Tx;
+use crate::undo::Undo;
 
 /// What one write returns, boxed, for any write's result type.
 pub(crate) type Value = Box<dyn Any + Send>;
 
-/// One write, owning what it writes, so that a leader on another thread can run it (again,
-/// when its group is run again).
+/// One write, owning what it writes, so that a leader on another thread can run it (and run
+/// it again alone, when its group's commit fails).
 pub(crate) type Op = Box<dyn FnMut(&mut Tx<'_>) -> Result<Value> + Send>;
 
-/// Runs a group's writes (the closure it is given) in one write transaction, with the
-/// retries of a one-call write.
-pub(crate) type Commit<'a> = &'a dyn Fn(&mut dyn FnMut(&mut Tx<'_>) -> Result<()>) -> Result<()>;
+/// A transaction's closure, wrapped by its caller, which keeps the closure's own result and
+/// error: run at most once, on its caller's thread. `Err` rolls the transaction back.
+pub(crate) type Part<'p> = &'p mut dyn FnMut(&mut Tx<'_>) -> Result<()>;
 
 /// The most writes a group takes.
 const MAX_GROUP: usize = 64;
 
-/// A handle's lane of one-call writes.
+/// A handle's lane of writes.
 #[derive(Default)]
 pub(crate) struct Lane {
     queue: Mutex<Queue>,
@@ -58,11 +71,22 @@ struct Queue {
     /// Whether a leader runs a group now.
     busy: bool,
     waiting: Vec<Job>,
+    /// The id of the next write to join.
+    next: u64,
 }
 
+/// A write waiting in the lane.
 struct Job {
-    op: Op,
+    id: u64,
+    work: Work,
     reply: SyncSender<Turn>,
+}
+
+enum Work {
+    /// A one-call write: the leader runs it.
+    Op(Op),
+    /// A transaction: its caller runs it, in the transaction the leader lends it.
+    Part,
 }
 
 /// What a waiting write is told.
@@ -71,8 +95,57 @@ enum Turn {
     Done(Result<Value>),
     /// Lead the next group.
     Lead,
-    /// Its group's commit failed: run alone (the operation comes back).
-    Alone(Op),
+    /// Run alone, in a transaction of its own: there was no group transaction, or (a
+    /// one-call write, which comes back) the group's commit failed.
+    Alone(Option<Op>),
+    /// A transaction's turn: run the closure in this transaction and hand it back.
+    Run(Lent),
+}
+
+/// The group's transaction, lent to a transaction's caller.
+struct Lent {
+    txn: Box<dyn SharedWrite>,
+    undo: bool,
+    back: SyncSender<Back>,
+}
+
+/// The group's transaction, handed back, and how the closure's run ended.
+struct Back {
+    txn: Box<dyn SharedWrite>,
+    ran: Ran,
+}
+
+/// How a write's run in the group's transaction ended, for the group.
+enum Ran {
+    /// It wrote what it meant to, and commits with the group.
+    Stands,
+    /// It failed, and what it wrote is rolled back (or, alone in its group, the transaction
+    /// is not committed): the group goes on without it.
+    Out,
+    /// The transaction holds what no one can vouch for (a rollback failed): the group must
+    /// not commit. The error is for the group's other writes.
+    Broken(Error),
+}
+
+/// How a write's run ended, for its caller.
+enum Outcome<R> {
+    Done(R),
+    Failed(Error),
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// Where a write of the group stands once it has run.
+enum Slot {
+    /// A one-call write that stands, with its value.
+    Value(Value),
+    /// A transaction that stands.
+    Stands,
+    /// A one-call write that failed by itself, with its error.
+    Failed(Error),
+    /// A transaction that failed by itself: its caller answered itself.
+    Out,
+    /// Not run: the group broke before its turn.
+    NotRun,
 }
 
 impl Lane {
@@ -80,116 +153,300 @@ impl Lane {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `op` in the next group; `commit` runs a group's writes in one transaction (with
-    /// the retries of a one-call write).
-    pub(crate) fn write(&self, op: Op, commit: Commit<'_>) -> Result<Value> {
+    /// Queues a write; returns its id, where its answers come, and whether it leads (the lane
+    /// was idle).
+    fn join(&self, work: Work) -> (u64, std::sync::mpsc::Receiver<Turn>, bool) {
         let (reply, turn) = sync_channel(1);
-        let lead = {
-            let mut queue = self.lock();
-            queue.waiting.push(Job { op, reply });
-            !std::mem::replace(&mut queue.busy, true)
-        };
+        let mut queue = self.lock();
+        let id = queue.next;
+        queue.next += 1;
+        queue.waiting.push(Job { id, work, reply });
+        (id, turn, !std::mem::replace(&mut queue.busy, true))
+    }
+
+    /// Runs the one-call write `op` in the next group of `kvs`'s writes.
+    pub(crate) fn write(&self, kvs: &Kvs, op: Op) -> Result<Value> {
+        let (id, turn, lead) = self.join(Work::Op(op));
         let mut answer = if lead { Ok(Turn::Lead) } else { turn.recv() };
         if matches!(answer, Ok(Turn::Lead)) {
-            self.lead(commit);
+            self.lead(kvs, id, &mut |_, _| unreachable_part());
             answer = turn.recv();
         }
         match answer {
             Ok(Turn::Done(result)) => result,
-            Ok(Turn::Alone(op)) => run_alone(op, commit),
+            Ok(Turn::Alone(Some(op))) => run_alone(kvs, op),
             // A leader answers its own write; a caller that is answered nothing was dropped
             // by a leader that died.
-            Ok(Turn::Lead) | Err(_) => Err(Error::Aborted),
+            Ok(_) | Err(_) => Err(Error::Aborted),
         }
     }
 
-    /// Runs the group waiting in the lane (this leader's own write among them), answers each
-    /// write, and hands the lane on.
-    fn lead(&self, commit: Commit<'_>) {
+    /// Runs the transaction `part` in the next group of `kvs`'s writes, on this thread. A
+    /// panic in it unwinds here, once its writes are rolled back and the group has its
+    /// transaction back.
+    pub(crate) fn transaction(&self, kvs: &Kvs, part: Part<'_>) -> Result<()> {
+        let (id, turn, mut lead) = self.join(Work::Part);
+        // How the part's run ended, once it ran in a group's transaction.
+        let mut mine: Option<Outcome<()>> = None;
+        loop {
+            let answer = if std::mem::take(&mut lead) {
+                Ok(Turn::Lead)
+            } else {
+                turn.recv()
+            };
+            match answer {
+                Ok(Turn::Lead) => {
+                    self.lead(kvs, id, &mut |txn, undo| {
+                        run_part(txn, kvs, undo, part, &mut mine)
+                    });
+                }
+                Ok(Turn::Run(lent)) => {
+                    let Lent {
+                        mut txn,
+                        undo,
+                        back,
+                    } = lent;
+                    let ran = run_part(&mut *txn, kvs, undo, part, &mut mine);
+                    // The leader waits for it; were it gone, no one would commit this run.
+                    let _ = back.send(Back { txn, ran });
+                }
+                Ok(Turn::Done(result)) => return result.map(drop),
+                Ok(Turn::Alone(_)) => return kvs.write_alone(part),
+                Err(_) => return Err(Error::Aborted),
+            }
+            match mine.take() {
+                // It stands: its answer (the commit's outcome) comes.
+                None | Some(Outcome::Done(())) => {}
+                // Rolled back: no commit to wait for.
+                Some(Outcome::Failed(e)) => return Err(e),
+                Some(Outcome::Panicked(panic)) => resume_unwind(panic),
+            }
+        }
+    }
+
+    /// Runs the group waiting in the lane (this leader's own write, `own`, among them),
+    /// answers each write, and hands the lane on. `run_own` runs the leader's own write
+    /// when it is a transaction.
+    fn lead(
+        &self,
+        kvs: &Kvs,
+        own: u64,
+        run_own: &mut dyn FnMut(&mut dyn SharedWrite, bool) -> Ran,
+    ) {
         // Hands the lane on however this ends (a panic included), so it never stays busy.
         let _handoff = Handoff(self);
-        let jobs = {
+        let mut jobs = {
             let mut queue = self.lock();
             let n = queue.waiting.len().min(MAX_GROUP);
             queue.waiting.drain(..n).collect::<Vec<_>>()
         };
-        let (ops, replies): (Vec<Op>, Vec<SyncSender<Turn>>) =
-            jobs.into_iter().map(|j| (j.op, j.reply)).unzip();
-        for (turn, reply) in run_group(ops, commit).into_iter().zip(replies) {
-            // A caller that is gone (it panicked) needs no answer.
-            let _ = reply.try_send(turn);
+        let Some(Ok(mut txn)) = kvs.session.backend().begin_write() else {
+            // No group transaction: each write runs alone (and meets the error again, where
+            // beginning failed).
+            for job in jobs {
+                let op = match job.work {
+                    Work::Op(op) => Some(op),
+                    Work::Part => None,
+                };
+                let _ = job.reply.try_send(Turn::Alone(op));
+            }
+            return;
+        };
+        // A write that fails rolls back alone only where there are others to keep.
+        let undo = jobs.len() > 1;
+        let mut slots: Vec<Slot> = Vec::with_capacity(jobs.len());
+        let mut broken: Option<Error> = None;
+        while slots.len() < jobs.len() && broken.is_none() {
+            let job = &jobs[slots.len()];
+            if matches!(job.work, Work::Op(_)) {
+                // A run of one-call writes in one pass, so that each table is opened once.
+                let ran = txn.run(&mut |w| {
+                    while let Some(Job {
+                        work: Work::Op(op), ..
+                    }) = jobs.get_mut(slots.len())
+                    {
+                        let (outcome, ran) = run_one(w, kvs, undo, op);
+                        slots.push(match outcome {
+                            Outcome::Done(value) => Slot::Value(value),
+                            Outcome::Failed(e) => Slot::Failed(e),
+                            Outcome::Panicked(panic) => Slot::Failed(Error::panicked(&*panic)),
+                        });
+                        if let Ran::Broken(e) = ran {
+                            broken = Some(e);
+                            break;
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = ran {
+                    broken = Some(e);
+                }
+            } else if job.id == own {
+                let ran = run_own(&mut *txn, undo);
+                slots.push(slot_of_part(ran, &mut broken));
+            } else {
+                match lend(txn, undo, &job.reply) {
+                    Ok(Back { txn: t, ran }) => {
+                        txn = t;
+                        slots.push(slot_of_part(ran, &mut broken));
+                    }
+                    Err(e) => {
+                        // The transaction went with a caller that is gone: nothing of the
+                        // group commits, and dropping what is left aborts it.
+                        slots.push(Slot::Out);
+                        return answer(jobs, slots, Some(&e));
+                    }
+                }
+            }
+        }
+        let standing = slots
+            .iter()
+            .any(|slot| matches!(slot, Slot::Value(_) | Slot::Stands));
+        let failure = match broken {
+            Some(e) => Some(e),
+            None if standing => txn.commit().err(),
+            // Nothing to commit (no fsync for it): dropping the transaction aborts it.
+            None => None,
+        };
+        answer(jobs, slots, failure.as_ref());
+    }
+}
+
+/// Lends the group's transaction to the transaction waiting at `reply`, and takes it back
+/// once its closure ran.
+fn lend(txn: Box<dyn SharedWrite>, undo: bool, reply: &SyncSender<Turn>) -> Result<Back> {
+    let (back, returned) = sync_channel(1);
+    match reply.send(Turn::Run(Lent { txn, undo, back })) {
+        Ok(()) => returned.recv().map_err(|_| Error::Aborted),
+        // Its caller is gone: the transaction comes back unused.
+        Err(unsent) => match unsent.0 {
+            Turn::Run(lent) => Ok(Back {
+                txn: lent.txn,
+                ran: Ran::Out,
+            }),
+            _ => Err(Error::Aborted),
+        },
+    }
+}
+
+/// Answers each write of a group that ran (`failure`: it did not commit, or broke).
+fn answer(jobs: Vec<Job>, mut slots: Vec<Slot>, failure: Option<&Error>) {
+    slots.resize_with(jobs.len(), || Slot::NotRun);
+    for (job, slot) in jobs.into_iter().zip(slots) {
+        let turn = match (slot, &failure) {
+            (Slot::Value(value), None) => Turn::Done(Ok(value)),
+            (Slot::Stands, None) => Turn::Done(Ok(Box::new(()))),
+            (Slot::Failed(e), _) => Turn::Done(Err(e)),
+            (Slot::Out, _) => continue,
+            (Slot::Stands, Some(e)) => Turn::Done(Err(again(e))),
+            (Slot::Value(_) | Slot::NotRun, _) => Turn::Alone(match job.work {
+                Work::Op(op) => Some(op),
+                Work::Part => None,
+            }),
+        };
+        // A caller that is gone (it panicked) needs no answer.
+        let _ = job.reply.try_send(turn);
+    }
+}
+
+/// A one-call write's leader has no transaction of its own to run.
+fn unreachable_part() -> Ran {
+    Ran::Broken(Error::Aborted)
+}
+
+/// Where a transaction stands in its group after its run.
+fn slot_of_part(ran: Ran, broken: &mut Option<Error>) -> Slot {
+    match ran {
+        Ran::Stands => Slot::Stands,
+        Ran::Out => Slot::Out,
+        Ran::Broken(e) => {
+            *broken = Some(e);
+            Slot::Out
         }
     }
 }
 
-/// Runs `ops` in one transaction; a write that fails on its own is taken out and the
-/// transaction run again without it. Returns each write's answer, in order.
-fn run_group(mut ops: Vec<Op>, commit: Commit<'_>) -> Vec<Turn> {
-    let n = ops.len();
-    let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
-    loop {
-        if failed.iter().all(Option::is_some) {
-            // Nothing left to commit: no empty commit (and fsync) for it.
-            return failed
-                .into_iter()
-                .map(|e| Turn::Done(Err(e.unwrap_or(Error::Aborted))))
-                .collect();
+/// Runs a transaction's `part` in the group's transaction; its outcome goes to `mine` (its
+/// caller's), and the group learns how it ended.
+fn run_part(
+    txn: &mut dyn SharedWrite,
+    kvs: &Kvs,
+    undo: bool,
+    part: Part<'_>,
+    mine: &mut Option<Outcome<()>>,
+) -> Ran {
+    let mut ran = Ran::Broken(Error::Aborted);
+    let result = txn.run(&mut |w| {
+        let (outcome, how) = run_one(w, kvs, undo, part);
+        *mine = Some(outcome);
+        ran = how;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ran,
+        Err(e) => {
+            // The engine failed around the run: the group must not commit.
+            *mine = Some(Outcome::Failed(again(&e)));
+            Ran::Broken(e)
         }
-        let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
-        // The write that failed by itself in this attempt, and its error.
-        let mut culprit: Option<(usize, Error)> = None;
-        let result = commit(&mut |tx| {
-            for value in &mut values {
-                *value = None;
-            }
-            culprit = None;
-            for (i, op) in ops.iter_mut().enumerate() {
-                if failed[i].is_some() {
-                    continue;
-                }
-                // A write that panics (a `Table` impl's, say) fails by itself, as one
-                // that returns an error does: the others go on without it.
-                let result = catch_unwind(AssertUnwindSafe(|| op(tx)))
-                    .unwrap_or_else(|panic| Err(Error::panicked(&*panic)));
-                match result {
-                    Ok(value) => values[i] = Some(value),
-                    // A conflict or a lost leader is the group's: retried whole.
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => {
-                        culprit = Some((i, e));
-                        return Err(Error::Aborted);
-                    }
-                }
-            }
-            Ok(())
-        });
-        match (result, culprit.take()) {
-            (Ok(()), _) => {
-                return values
-                    .into_iter()
-                    .zip(failed)
-                    .map(|(value, failed)| match (failed, value) {
-                        (Some(e), _) => Turn::Done(Err(e)),
-                        (None, Some(value)) => Turn::Done(Ok(value)),
-                        (None, None) => Turn::Done(Err(Error::Aborted)),
-                    })
-                    .collect();
-            }
-            // One write failed by itself: run the group again without it.
-            (Err(_), Some((i, e))) => failed[i] = Some(e),
-            (Err(_), None) => {
-                // The commit failed: each write runs alone, to get its own outcome
-                // (those that failed by themselves keep their error).
-                return ops
-                    .into_iter()
-                    .zip(failed)
-                    .map(|(op, failed)| match failed {
-                        Some(e) => Turn::Done(Err(e)),
-                        None => Turn::Alone(op),
-                    })
-                    .collect();
-            }
-        }
+    }
+}
+
+/// Runs one write in `w`, over an undo log when `undo`, catching its panic.
+fn run_one<R>(
+    w: &mut dyn WriteTx,
+    kvs: &Kvs,
+    undo: bool,
+    f: &mut dyn FnMut(&mut Tx<'_>) -> Result<R>,
+) -> (Outcome<R>, Ran) {
+    let (result, rolled_back) = if undo {
+        let mut log = Undo::new(w);
+        let result = catch_unwind(AssertUnwindSafe(|| f(&mut Tx { w: &mut log, kvs })));
+        let rolled_back = match result {
+            Ok(Ok(_)) => Ok(()),
+            _ => log.roll_back(),
+        };
+        (result, rolled_back)
+    } else {
+        // Alone in its group: a failure leaves nothing standing, and nothing commits.
+        (
+            catch_unwind(AssertUnwindSafe(|| f(&mut Tx { w, kvs }))),
+            Ok(()),
+        )
+    };
+    let outcome = match result {
+        Ok(Ok(value)) => Outcome::Done(value),
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(panic) => Outcome::Panicked(panic),
+    };
+    let ran = match (&outcome, rolled_back) {
+        (_, Err(e)) => Ran::Broken(e),
+        (Outcome::Done(_), Ok(())) => Ran::Stands,
+        (_, Ok(())) => Ran::Out,
+    };
+    (outcome, ran)
+}
+
+/// The same failure, for another write of the group (an error is not `Clone`: its source
+/// need not be).
+fn again(e: &Error) -> Error {
+    match e {
+        Error::Aborted => Error::Aborted,
+        Error::Unavailable { backend, reason } => Error::Unavailable {
+            backend,
+            reason: reason.clone(),
+        },
+        Error::Conflict { reason } => Error::Conflict {
+            reason: reason.clone(),
+        },
+        Error::Storage { backend, source } => Error::Storage {
+            backend,
+            source: source.to_string().into(),
+        },
+        other => Error::Storage {
+            backend: "kvs",
+            source: format!("the group's transaction failed: {other}").into(),
+        },
     }
 }
 
@@ -209,12 +466,14 @@ impl Drop for Handoff<'_> {
     }
 }
 
-/// Runs one write by itself.
-fn run_alone(mut op: Op, commit: Commit<'_>) -> Result<Value> {
+/// Runs one one-call write by itself, with a one-call write's retries.
+fn run_alone(kvs: &Kvs, mut op: Op) -> Result<Value> {
     let mut value = None;
-    commit(&mut |tx| {
-        value = Some(op(tx)?);
-        Ok(())
+    retry(|| {
+        kvs.write_alone(&mut |tx| {
+            value = Some(op(tx)?);
+            Ok(())
+        })
     })?;
     value.ok_or(Error::Aborted)
 }

@@ -51,6 +51,7 @@ mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tx;
+mod undo;
 pub mod untyped;
 mod upgrade;
 mod write;
@@ -63,7 +64,7 @@ pub use crate::arg::{IndexArg, KeyArg};
 pub use crate::async_kvs::{AsyncKvs, RecordStream};
 pub use crate::backend::{
     open_backend, redact, Backend, BackendFactory, BackendInfo, Config, Cursor, Durability,
-    KeyRange, ManyVisitor, ReadTx, Replay, Visitor, WriteTx,
+    KeyRange, ManyVisitor, ReadTx, Replay, SharedWrite, Visitor, WriteTx,
 };
 pub use crate::error::{Error, Result};
 pub use crate::field::{FieldKind, FieldType};

@@ -51,7 +51,8 @@
 //! - `write` and `read` call their closure once; `write` commits all of it when it returns
 //!   `Ok` and nothing of it when it returns `Err` ([`check_commit_and_rollback`]); nothing a
 //!   write transaction wrote is visible to a reader before the commit
-//!   ([`check_write_isolation`]); a read transaction keeps one snapshot while another thread
+//!   ([`check_write_isolation`]); a write transaction from `begin_write` moves between
+//!   threads and commits or aborts whole ([`check_shared_write`]); a read transaction keeps one snapshot while another thread
 //!   commits ([`check_read_snapshot`]).
 //! - Write transactions are serializable: of two that read what the other writes (through
 //!   `get`, `get_with`, `get_many`, `scan` or `len`), either one runs after the other and sees
@@ -105,6 +106,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("tables", check_tables),
     ("write results", check_write_results),
     ("commit and rollback", check_commit_and_rollback),
+    ("shared write", check_shared_write),
     ("write isolation", check_write_isolation),
     ("read snapshot", check_read_snapshot),
     ("lasting snapshot", check_lasting_snapshot),
@@ -199,6 +201,7 @@ const ISOLATION: &str =
 const SNAPSHOT: &str = "a read transaction sees one consistent snapshot: a commit made while it runs is not visible inside it";
 const SERIAL: &str = "write transactions are serializable: of two that both read what the other writes, either one runs after the other and sees its write, or the later fails with Error::Conflict and writes nothing; never both commit over the same state";
 const LOST: &str = "no update is lost under contention: concurrent read-modify-write transactions, each retried on Error::Conflict, all take effect";
+const SHARED: &str = "a write transaction from begin_write runs on any thread, each run sees the runs before it, nothing of it is visible before commit and all of it after, and dropped uncommitted it leaves nothing";
 const FRESH: &str = "the suite is handed a fresh, empty backend for each check (the closure given to conformance must open a new database on each call)";
 
 // ---------------------------------------------------------------------------------------------
@@ -1852,6 +1855,83 @@ pub fn check_commit_and_rollback(b: &dyn Backend) {
         ROLLBACK,
         "after a write transaction that wrote, removed, created and dropped, then failed",
         &done(observe(b), ROLLBACK, "a read transaction"),
+        &want,
+    );
+}
+
+/// A write transaction begun with [`Backend::begin_write`] (where the backend offers one)
+/// can move to another thread between runs; each run sees the runs before it; nothing is
+/// visible before the commit, all of it after; one dropped uncommitted leaves nothing.
+///
+/// # Panics
+///
+/// When the backend breaks the rule, naming it.
+pub fn check_shared_write(b: &dyn Backend) {
+    fresh(b);
+    let Some(begun) = b.begin_write() else {
+        return;
+    };
+    let mut txn = done(begun, SHARED, "begin_write");
+    done(
+        txn.run(&mut |w| w.insert("s", b"a", b"1").map(drop)),
+        SHARED,
+        "a first run",
+    );
+    // The second run on another thread, as a group commit lends it.
+    let (txn, seen) = within("a run on another thread", || {
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut seen = None;
+                let result = txn.run(&mut |w| {
+                    seen = w.get("s", b"a")?;
+                    w.put("s", b"b", b"2")
+                });
+                (txn, result.map(|()| seen))
+            })
+            .join()
+            .unwrap_or_else(|_| fail(SHARED, "a run on another thread panicked"))
+        })
+    });
+    let seen = done(seen, SHARED, "a second run, on another thread");
+    check(seen.as_deref() == Some(b"1".as_slice()), SHARED, || {
+        format!(
+            "the second run read {} under \"a\", which the first wrote as \"1\"",
+            show_value(seen.as_deref())
+        )
+    });
+    let before = done(observe(b), SHARED, "a read transaction");
+    check(before.values().all(BTreeMap::is_empty), SHARED, || {
+        format!("before the commit a reader saw {}", show_state(&before))
+    });
+    done(txn.commit(), SHARED, "commit");
+    let mut want = State::new();
+    want.insert(
+        "s".into(),
+        [
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let after = done(observe(b), SHARED, "a read transaction");
+    same_state(SHARED, "after the commit", &after, &want);
+
+    let begun = b
+        .begin_write()
+        .unwrap_or_else(|| fail(SHARED, "begin_write answered once"));
+    let mut txn = done(begun, SHARED, "begin_write");
+    done(
+        txn.run(&mut |w| w.put("s", b"c", b"3")),
+        SHARED,
+        "a run that is never committed",
+    );
+    drop(txn);
+    let after = done(observe(b), SHARED, "a read transaction");
+    same_state(
+        SHARED,
+        "after a shared write dropped uncommitted",
+        &after,
         &want,
     );
 }

@@ -221,6 +221,12 @@ impl Kvs {
     /// is running, and fails at once with [`Error::InTransaction`] instead. On a replicated
     /// backend (etcd) a transaction that read what a concurrent one wrote fails with
     /// [`Error::Conflict`] and writes nothing; [`Kvs::transaction_retry`] runs it again.
+    ///
+    /// On redb, transactions and one-call writes that arrive through one handle while a
+    /// commit is under way share the next commit (one fsync), each closure running on its
+    /// own caller's thread, one after another: each sees the writes before it, and one that
+    /// fails or panics is rolled back alone. The call returns once that commit is durable;
+    /// when the shared commit itself fails, every transaction in it gets that error.
     pub fn transaction<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
         self.try_transaction(f)
     }
@@ -311,8 +317,8 @@ impl Kvs {
         }
     }
 
-    /// Runs `f` in one backend write transaction, telling the closure's own error apart from
-    /// kvs's.
+    /// Runs `f` in one write transaction (in a group's, where the backend's writes are
+    /// serial), telling the closure's own error apart from kvs's.
     fn run_transaction<R, E>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>,
@@ -322,12 +328,12 @@ impl Kvs {
         let mut f = Some(f);
         let mut out = None;
         let mut failed = None;
-        let done = self.session.backend().write(&mut |w| {
-            // A backend runs this once; were it to run it again, there is no closure left.
+        let mut part = |tx: &mut Tx<'_>| {
+            // It runs once; were it asked again, there is no closure left.
             let Some(f) = f.take() else {
                 return Err(Error::Aborted);
             };
-            match f(&mut Tx { w, kvs: self }) {
+            match f(tx) {
                 Ok(value) => {
                     out = Some(value);
                     Ok(())
@@ -337,13 +343,25 @@ impl Kvs {
                     Err(Error::Aborted)
                 }
             }
-        });
+        };
+        let done = if self.session.backend().serial_writes() {
+            self.lane.transaction(self, &mut part)
+        } else {
+            self.write_alone(&mut part)
+        };
         match (done, out, failed) {
             (_, _, Some(e)) => Err(Failed::Closure(e)),
             (Ok(()), Some(value), None) => Ok(value),
             (Err(e), _, None) => Err(Failed::Kvs(e)),
             (Ok(()), None, None) => Err(Failed::Kvs(Error::Aborted)),
         }
+    }
+
+    /// Runs `f` in a backend write transaction of its own, outside the lane.
+    pub(crate) fn write_alone(&self, f: &mut dyn FnMut(&mut Tx<'_>) -> Result<()>) -> Result<()> {
+        self.session
+            .backend()
+            .write(&mut |w| f(&mut Tx { w, kvs: self }))
     }
 
     /// A one-call write (`put`, `seq`, ...): one transaction, run again when a replicated
@@ -363,9 +381,7 @@ impl Kvs {
             return retry(|| self.transaction(&mut f));
         }
         let op: group::Op = Box::new(move |tx| Ok(Box::new(f(tx)?) as group::Value));
-        let value = self
-            .lane
-            .write(op, &|group| retry(|| self.transaction(|tx| group(tx))))?;
+        let value = self.lane.write(self, op)?;
         value
             .downcast::<R>()
             .map(|value| *value)

@@ -28,7 +28,9 @@
 
 use std::path::Path;
 
-use kvs_core::{Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Result, WriteTx};
+use kvs_core::{
+    Backend, BackendFactory, BackendInfo, Config, Error, ReadTx, Result, SharedWrite, WriteTx,
+};
 pub use redb::ConcurrencyMode;
 use redb::{Database, ReadableDatabase};
 
@@ -43,7 +45,7 @@ use file::OpenFile;
 use guard::{guard, guard_open};
 pub use key::{table_definition, KvsKey};
 use read::RedbRead;
-use write::RedbWrite;
+use write::{RedbWrite, Shared};
 
 /// The redb version this crate is built against (kept equal to the locked version by a test).
 pub const REDB_VERSION: &str = "4.6.0";
@@ -270,17 +272,8 @@ impl Backend for Redb {
     }
 
     fn write(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
-        let Db::Write(db) = &self.db else {
-            return Err(Error::ReadOnly {
-                location: self.info.location.clone(),
-            });
-        };
-        let mut txn = guard(|| db.begin_write().map_err(storage))?;
-        txn.set_durability(self.durability).map_err(storage)?;
-        let result = {
-            let mut w = RedbWrite::new(&txn);
-            f(&mut w)
-        };
+        let txn = self.begin()?;
+        let result = f(&mut RedbWrite::new(&txn));
         match result {
             Ok(()) => guard(|| txn.commit().map_err(storage)),
             Err(e) => {
@@ -289,6 +282,27 @@ impl Backend for Redb {
                 Err(e)
             }
         }
+    }
+
+    fn begin_write(&self) -> Option<Result<Box<dyn SharedWrite>>> {
+        Some(
+            self.begin()
+                .map(|txn| Box::new(Shared::new(txn)) as Box<dyn SharedWrite>),
+        )
+    }
+}
+
+impl Redb {
+    /// A write transaction at the configured durability.
+    fn begin(&self) -> Result<redb::WriteTransaction> {
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnly {
+                location: self.info.location.clone(),
+            });
+        };
+        let mut txn = guard(|| db.begin_write().map_err(storage))?;
+        txn.set_durability(self.durability).map_err(storage)?;
+        Ok(txn)
     }
 }
 

@@ -1,8 +1,9 @@
-//! The write transaction: each table it touches is opened once and kept open until commit.
+//! The write transaction: each table it touches is opened once and kept open until commit;
+//! and the same, owned, for a group commit that hands it from thread to thread.
 
 use std::cell::RefCell;
 
-use kvs_core::{KeyRange, ManyVisitor, ReadTx, Result, Visitor, WriteTx};
+use kvs_core::{KeyRange, ManyVisitor, ReadTx, Result, SharedWrite, Visitor, WriteTx};
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use crate::guard::{guard, reentered};
@@ -131,5 +132,27 @@ impl WriteTx for RedbWrite<'_> {
         // redb refuses to delete a table that is open in the transaction.
         self.tables.get_mut().close(table);
         guard(|| self.txn.delete_table(definition(table)).map_err(storage))
+    }
+}
+
+/// An owned write transaction, for a group commit: each run opens the tables it touches
+/// (once per run) on the one transaction the group commits.
+pub(crate) struct Shared {
+    txn: WriteTransaction,
+}
+
+impl Shared {
+    pub(crate) fn new(txn: WriteTransaction) -> Shared {
+        Shared { txn }
+    }
+}
+
+impl SharedWrite for Shared {
+    fn run(&mut self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<()>) -> Result<()> {
+        f(&mut RedbWrite::new(&self.txn))
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        guard(|| self.txn.commit().map_err(storage))
     }
 }

@@ -267,13 +267,17 @@ impl Backend for Counted {
 
 /// A handle on [`Counted`], and its count of commits.
 fn counted(fail_every: u64) -> (Kvs, Arc<AtomicU64>) {
+    counted_pausing(fail_every, Duration::from_millis(2))
+}
+
+fn counted_pausing(fail_every: u64, pause: Duration) -> (Kvs, Arc<AtomicU64>) {
     let commits = Arc::new(AtomicU64::new(0));
     let backend = Counted {
         inner: kvs::redb::Redb::in_memory(redb::Durability::Immediate).unwrap(),
         commits: Arc::clone(&commits),
         begun: AtomicU64::new(0),
         fail_every,
-        pause: Duration::from_millis(2),
+        pause,
     };
     let kvs = Kvs::with_backend(Box::new(backend), Config::parse("counted:").unwrap()).unwrap();
     (kvs, commits)
@@ -419,4 +423,61 @@ fn a_failed_group_commit_fails_its_transactions_and_reruns_its_writes() {
     }
     assert!(failed > 0, "some group commits failed");
     audit_users(&kvs);
+}
+
+/// A transaction's own failure.
+#[derive(Debug)]
+enum Shop {
+    /// The closure saw the marker record.
+    SawMarker,
+    Store(Error),
+}
+
+impl From<Error> for Shop {
+    fn from(e: Error) -> Self {
+        Shop::Store(e)
+    }
+}
+
+/// A transaction that fails on what an earlier write of its group wrote does not report that
+/// failure when the group does not commit: the write it saw never was. Here a first group's
+/// slow commit holds the lane while a transaction that writes a marker, then one that fails
+/// when it sees the marker, queue behind it; their group's commit fails.
+#[test]
+fn a_failure_on_writes_that_never_committed_is_not_reported() {
+    // Every second group commit fails: the second group's.
+    let (kvs, _) = counted_pausing(2, Duration::from_millis(300));
+    let marker = User::new(7, "marker@x.io", "Oslo");
+    let saw = std::sync::atomic::AtomicBool::new(false);
+    let (written, checked) = std::thread::scope(|s| {
+        let kvs = &kvs;
+        let first = s.spawn(move || kvs.put(&User::new(1, "first@x.io", "Oslo")));
+        std::thread::sleep(Duration::from_millis(100));
+        let writer = s.spawn(|| kvs.transaction(|tx| tx.put(&marker)));
+        std::thread::sleep(Duration::from_millis(100));
+        let checker = s.spawn(|| {
+            kvs.try_transaction(|tx| {
+                if tx.get::<User>(&7)?.is_some() {
+                    saw.store(true, Ordering::Relaxed);
+                    return Err(Shop::SawMarker);
+                }
+                Ok(())
+            })
+        });
+        first.join().unwrap().unwrap();
+        (writer.join().unwrap(), checker.join().unwrap())
+    });
+    assert!(
+        matches!(written, Err(Error::Storage { .. })),
+        "the marker's group failed to commit: {written:?}"
+    );
+    assert_eq!(kvs.get::<User>(&7).unwrap(), None);
+    assert!(
+        saw.load(Ordering::Relaxed),
+        "the checker ran after the marker, in its group"
+    );
+    assert!(
+        matches!(checked, Err(Shop::Store(Error::Storage { .. }))),
+        "the checker failed on a marker that never committed, and was told {checked:?}"
+    );
 }

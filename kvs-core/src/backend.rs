@@ -209,7 +209,8 @@ pub trait Backend: Send + Sync + 'static {
     /// group commit lends it from caller to caller, so that each runs its own transaction
     /// closure, on its own thread, in the one transaction the group commits. `None` (the
     /// default) for a backend that cannot: each write of a group then runs alone, through
-    /// [`Backend::write`]. The rules of [`Backend::write`] hold for it, run by run.
+    /// [`Backend::write`]. What is committed is every run's writes (an `Err` from a run
+    /// undoes nothing: see [`SharedWrite::run`]); durability is as for [`Backend::write`].
     fn begin_write(&self) -> Option<Result<Box<dyn SharedWrite>>> {
         None
     }

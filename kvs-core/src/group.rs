@@ -14,12 +14,15 @@
 //!   hands it back.
 //!
 //! In a group of more than one, each write runs over an undo log ([`Undo`]): a write that
-//! fails (a duplicate unique value, a closure's `Err`, a panic) is rolled back alone and gets
-//! its own error (a panic unwinds in its own caller), and the others go on. When the commit
-//! itself fails, each one-call write runs again alone, so that it gets its own outcome, and a
-//! transaction (whose closure ran already) gets the commit's error. Writes are serialized in
-//! lane order, so a write that returned is ordered before every write that begins later, and
-//! transactions stay serializable.
+//! fails by itself (a duplicate unique value, a closure's `Err`, a panic) is rolled back
+//! alone, and the others go on. It still waits for the group's outcome, since it may have
+//! failed on the group's earlier writes: when the group commits, it gets its own error (a
+//! panic unwinds in its own caller). A write that the engine failed under (a storage error)
+//! breaks the group: what the engine did before failing is not in the undo log, so nothing
+//! of the group commits. When the group does not commit, each one-call write runs again
+//! alone, so that it gets its own outcome, and each transaction (whose closure ran already)
+//! gets the group's error. Writes are serialized in lane order, so a write that returned is
+//! ordered before every write that begins later, and transactions stay serializable.
 //!
 //! It holds the lane and runs the group; what a write does is its own, and a write that runs
 //! alone runs in `Kvs::write_alone`'s transaction.
@@ -142,7 +145,8 @@ enum Slot {
     Stands,
     /// A one-call write that failed by itself, with its error.
     Failed(Error),
-    /// A transaction that failed by itself: its caller answered itself.
+    /// A transaction that failed by itself, rolled back: its caller keeps its failure and
+    /// learns whether the group committed.
     Out,
     /// Not run: the group broke before its turn.
     NotRun,
@@ -210,17 +214,26 @@ impl Lane {
                     // The leader waits for it; were it gone, no one would commit this run.
                     let _ = back.send(Back { txn, ran });
                 }
-                Ok(Turn::Done(result)) => return result.map(drop),
+                Ok(Turn::Done(group)) => {
+                    return match (mine, group) {
+                        // A panic is the closure's own, whatever became of the group.
+                        (Some(Outcome::Panicked(panic)), _) => resume_unwind(panic),
+                        // Rolled back, in a group that committed: the closure's failure
+                        // stands on committed writes. When the group did not commit, its
+                        // error, for the closure may have failed on writes that never were.
+                        (Some(Outcome::Failed(e)), Ok(_)) | (_, Err(e)) => Err(e),
+                        (_, Ok(_)) => Ok(()),
+                    };
+                }
                 Ok(Turn::Alone(_)) => return kvs.write_alone(part),
-                Err(_) => return Err(Error::Aborted),
+                Err(_) => {
+                    return match mine {
+                        Some(Outcome::Panicked(panic)) => resume_unwind(panic),
+                        _ => Err(Error::Aborted),
+                    }
+                }
             }
-            match mine.take() {
-                // It stands: its answer (the commit's outcome) comes.
-                None | Some(Outcome::Done(())) => {}
-                // Rolled back: no commit to wait for.
-                Some(Outcome::Failed(e)) => return Err(e),
-                Some(Outcome::Panicked(panic)) => resume_unwind(panic),
-            }
+            // Whether it stood or was rolled back, the group's outcome comes.
         }
     }
 
@@ -335,14 +348,17 @@ fn answer(jobs: Vec<Job>, mut slots: Vec<Slot>, failure: Option<&Error>) {
     for (job, slot) in jobs.into_iter().zip(slots) {
         let turn = match (slot, &failure) {
             (Slot::Value(value), None) => Turn::Done(Ok(value)),
-            (Slot::Stands, None) => Turn::Done(Ok(Box::new(()))),
-            (Slot::Failed(e), _) => Turn::Done(Err(e)),
-            (Slot::Out, _) => continue,
-            (Slot::Stands, Some(e)) => Turn::Done(Err(again(e))),
-            (Slot::Value(_) | Slot::NotRun, _) => Turn::Alone(match job.work {
-                Work::Op(op) => Some(op),
-                Work::Part => None,
-            }),
+            (Slot::Stands | Slot::Out, None) => Turn::Done(Ok(Box::new(()))),
+            (Slot::Failed(e), None) => Turn::Done(Err(e)),
+            (Slot::Stands | Slot::Out, Some(e)) => Turn::Done(Err(again(e))),
+            // A write that failed may have failed on writes of the group that never were:
+            // it runs again alone, as one that stood does, for an outcome of its own.
+            (Slot::Value(_) | Slot::Failed(_) | Slot::NotRun, Some(_)) | (Slot::NotRun, None) => {
+                Turn::Alone(match job.work {
+                    Work::Op(op) => Some(op),
+                    Work::Part => None,
+                })
+            }
         };
         // A caller that is gone (it panicked) needs no answer.
         let _ = job.reply.try_send(turn);
@@ -422,9 +438,31 @@ fn run_one<R>(
     let ran = match (&outcome, rolled_back) {
         (_, Err(e)) => Ran::Broken(e),
         (Outcome::Done(_), Ok(())) => Ran::Stands,
+        // The engine failed (or panicked) under the write: what it did before that is not in
+        // the undo log, so the transaction must not commit.
+        (Outcome::Failed(e), Ok(())) if !is_own(e) => Ran::Broken(again(e)),
         (_, Ok(())) => Ran::Out,
     };
     (outcome, ran)
+}
+
+/// Whether a write's error is its own (what it would meet alone, with the transaction left as
+/// its undo log can restore it), rather than the engine's.
+fn is_own(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Duplicate { .. }
+            | Error::Schema { .. }
+            | Error::NotFound { .. }
+            | Error::Decode { .. }
+            | Error::Invalid { .. }
+            | Error::Encode { .. }
+            | Error::SeqOverflow { .. }
+            | Error::Limit { .. }
+            | Error::InTransaction { .. }
+            | Error::Aborted
+            | Error::Panicked { .. }
+    )
 }
 
 /// The same failure, for another write of the group (an error is not `Clone`: its source

@@ -344,12 +344,16 @@ impl Kvs {
                 }
             }
         };
-        let done = if self.session.backend().serial_writes() {
+        let grouped = self.session.backend().serial_writes();
+        let done = if grouped {
             self.lane.transaction(self, &mut part)
         } else {
             self.write_alone(&mut part)
         };
         match (done, out, failed) {
+            // The closure failed in a group that did not commit: it may have failed on the
+            // group's writes that never were, so the group's error is the answer.
+            (Err(e), _, Some(_)) if grouped && !matches!(e, Error::Aborted) => Err(Failed::Kvs(e)),
             (_, _, Some(e)) => Err(Failed::Closure(e)),
             (Ok(()), Some(value), None) => Ok(value),
             (Err(e), _, None) => Err(Failed::Kvs(e)),

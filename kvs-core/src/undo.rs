@@ -37,7 +37,10 @@ impl<'a> Undo<'a> {
     /// must not commit.
     pub(crate) fn roll_back(mut self) -> Result<()> {
         if self.irreversible {
-            return Err(Error::Aborted);
+            return Err(Error::storage(
+                "kvs",
+                "a write of a group dropped or upgraded a table, which cannot be rolled back alone",
+            ));
         }
         while let Some((table, key, old)) = self.log.pop() {
             match old {

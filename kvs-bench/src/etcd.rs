@@ -5,9 +5,11 @@
 //!
 //! The workloads are the ones a cluster user meets: durable single-record commits, gets,
 //! unique and non-unique index lookups (about 100 hits each, fetched in batches), `seq` one
-//! commit each, `count`, and `seq_32t`: 32 threads calling `seq` on one counter at once
-//! (whose calls combine into shared commits). Loads are written in transactions of 40 records, which fit
-//! etcd's default limit of 128 operations per transaction.
+//! commit each, `count`, `seq_32t`: 32 threads calling `seq` on one counter at once (whose
+//! calls combine into shared commits), and `put_32t`: 32 threads each putting records of its
+//! own, every put its own commit (which etcd's leader batches into shared Raft rounds). Loads
+//! are written in transactions of 40 records, which fit etcd's default limit of 128
+//! operations per transaction.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ const RECORDS: u64 = 2_000;
 const BATCH: usize = 40;
 
 /// The workloads and their operation counts.
-const WORKLOADS: [(&str, u64); 8] = [
+const WORKLOADS: [(&str, u64); 9] = [
     ("bulk_insert", RECORDS),
     ("durable_insert", 200),
     ("get", 1_000),
@@ -32,9 +34,10 @@ const WORKLOADS: [(&str, u64); 8] = [
     ("seq_1t", 200),
     ("count", 200),
     ("seq_32t", 640),
+    ("put_32t", 640),
 ];
 
-/// Threads of the `seq_32t` workload, all on one counter.
+/// Threads of the `seq_32t` workload, all on one counter, and of `put_32t`.
 const SEQ_THREADS: u64 = 32;
 
 /// One workload's medians on etcd and on a redb file.
@@ -130,36 +133,65 @@ fn once(url: &str) -> Res<Vec<f64>> {
         }
         Ok(())
     })?;
-    timed(&mut || {
-        // 32 threads on one counter: concurrent calls combine into shared commits.
-        let per_thread = WORKLOADS[7].1 / SEQ_THREADS;
-        let mut values: Vec<u64> = std::thread::scope(|s| {
-            let threads: Vec<_> = (0..SEQ_THREADS)
-                .map(|_| {
-                    let kvs = &kvs;
-                    s.spawn(move || {
-                        (0..per_thread)
-                            .map(|_| kvs.seq("hot", 1))
-                            .collect::<kvs::Result<Vec<u64>>>()
+    timed(&mut || seq_32t(&kvs))?;
+    timed(&mut || put_32t(&kvs, total))?;
+    Ok(secs)
+}
+
+/// 32 threads on one counter: concurrent calls combine into shared commits.
+fn seq_32t(kvs: &Kvs) -> Res<()> {
+    let per_thread = WORKLOADS[7].1 / SEQ_THREADS;
+    let mut values: Vec<u64> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..SEQ_THREADS)
+            .map(|_| {
+                s.spawn(move || {
+                    (0..per_thread)
+                        .map(|_| kvs.seq("hot", 1))
+                        .collect::<kvs::Result<Vec<u64>>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().map_err(|_| "etcd section: a seq thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .collect::<kvs::Result<Vec<Vec<u64>>>>()?
+    .concat();
+    values.sort_unstable();
+    values.dedup();
+    if values.len() as u64 != WORKLOADS[7].1 {
+        return Err("etcd section: seq_32t handed out a value twice".into());
+    }
+    Ok(())
+}
+
+/// 32 threads, each putting records of its own (after the `total` loaded), every put its own
+/// durable commit: beside `durable_insert` (one thread), what concurrent writers gain.
+fn put_32t(kvs: &Kvs, total: u64) -> Res<()> {
+    let per_thread = WORKLOADS[8].1 / SEQ_THREADS;
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..SEQ_THREADS)
+            .map(|t| {
+                s.spawn(move || {
+                    (0..per_thread).try_for_each(|i| {
+                        kvs.put(&data::user(total + 1 + t * per_thread + i, RECORDS))
                     })
                 })
-                .collect();
-            threads
-                .into_iter()
-                .map(|t| t.join().map_err(|_| "etcd section: a seq thread panicked"))
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .into_iter()
-        .collect::<kvs::Result<Vec<Vec<u64>>>>()?
-        .concat();
-        values.sort_unstable();
-        values.dedup();
-        if values.len() as u64 != WORKLOADS[7].1 {
-            return Err("etcd section: seq_32t handed out a value twice".into());
-        }
-        Ok(())
-    })?;
-    Ok(secs)
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().map_err(|_| "etcd section: a put thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?
+    .into_iter()
+    .collect::<kvs::Result<Vec<()>>>()?;
+    if kvs.count::<User>()? != total + WORKLOADS[8].1 {
+        return Err("etcd section: put_32t lost a record".into());
+    }
+    Ok(())
 }
 
 /// The database `path` on `cluster`: where the cluster's URL says `PREFIX` (the secured
@@ -271,6 +303,25 @@ pub fn markdown(cluster: &str, rows: &[Row]) -> String {
             let _ = write!(s, " {:.1?} | {:.2} |", per_op(etcds, r.ops), etcds / r.etcd);
         }
         s.push('\n');
+    }
+    let rate = |workload: &str| {
+        rows.iter()
+            .find(|r| r.workload == workload)
+            .map(|r| r.ops as f64 / r.etcd)
+    };
+    if let (Some(p1), Some(p32), Some(s1), Some(s32)) = (
+        rate("durable_insert"),
+        rate("put_32t"),
+        rate("seq_1t"),
+        rate("seq_32t"),
+    ) {
+        let _ = writeln!(
+            s,
+            "\nOn etcd, 32 threads: puts at {:.1}× one thread's rate, `seq` on one counter at \
+             {:.1}× one thread's.",
+            p32 / p1,
+            s32 / s1
+        );
     }
     s
 }

@@ -170,10 +170,11 @@ impl Kvs {
     /// reads it. Atomic and durable: no value is handed out twice (Erlang `kvs:seq/2`).
     ///
     /// Concurrent calls on one counter through this handle combine: the calls that arrive
-    /// while one commits are added in the next commit, as one increment by their sum, and each
-    /// gets its own value, in the order the calls arrived. A hot counter then costs one commit
-    /// per batch rather than one per call (and on etcd, one process's callers do not conflict
-    /// with each other). A call that returned is ordered before every call that begins later.
+    /// while one commits are added in the next commit, and each gets its own value, in the
+    /// order the calls arrived. A hot counter then costs one commit per batch rather than one
+    /// per call. On etcd a batch is one increment by its calls' sum, so that one process's
+    /// callers do not conflict with each other; on redb the calls are writes of a group
+    /// commit. A call that returned is ordered before every call that begins later.
     pub fn seq(&self, name: &str, incr: u64) -> Result<u64> {
         if incr == 0 {
             return self.read(|r| write::read_seq(r, name));
@@ -181,6 +182,13 @@ impl Kvs {
         // Before joining a lane: a call inside this handle's own transaction would wait for a
         // batch that waits for that transaction.
         self.not_in_transaction()?;
+        // Where writes share commits (group commit), a `seq` is one write of the group: the
+        // calls on one counter that arrive while a commit is under way are added in the next
+        // one, in arrival order. Combining them first (as below) adds a wait: the batch's
+        // leader then waits in the group's lane too.
+        if self.session.backend().serial_writes() {
+            return self.seq_alone(name, incr);
+        }
         self.counters
             .seq(name, incr, &|total| self.seq_alone(name, total))
     }

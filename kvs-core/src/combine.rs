@@ -1,6 +1,8 @@
 //! Hot counters: concurrent one-call [`Kvs::seq`](crate::Kvs::seq) calls on one counter, in
 //! one process, combine into one increment by their sum, committed once, and the values are
-//! handed out in the order the calls arrived.
+//! handed out in the order the calls arrived. `Kvs` combines threads' calls so where its
+//! writes are not grouped (etcd; on redb a `seq` is a write of the group commit), and
+//! `AsyncKvs` its tasks' calls on every backend.
 //!
 //! Each counter has a lane. The first caller to find its lane idle leads: it takes every call
 //! waiting in the lane (itself included), commits one increment by their sum, answers each

@@ -43,6 +43,7 @@ twins!(
     a_failed_or_panicking_transaction_is_an_err,
     streams_page_through_a_range,
     tasks_share_a_hot_counter,
+    tasks_writing_at_once_fail_alone,
 );
 
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
@@ -334,6 +335,53 @@ fn tasks_share_a_hot_counter(url: &str) {
         }
         assert_eq!(all, (start + 1..=start + 640).collect::<BTreeSet<_>>());
         assert_eq!(kvs.seq("hot", 0).await.unwrap(), start + 640);
+    });
+}
+
+/// 32 tasks put and delete records of their own at once (on etcd their writes share batches),
+/// and every tenth put claims a unique value another record holds: each of those fails alone
+/// with `Duplicate`, every other write is there, and the indexes are exact.
+fn tasks_writing_at_once_fail_alone(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        kvs.put(&User::new(1, "taken@x.io", "Oslo")).await.unwrap();
+        let tasks: Vec<_> = (0..32u64)
+            .map(|t| {
+                let kvs = kvs.clone();
+                tokio::spawn(async move {
+                    let mut kept = Vec::new();
+                    for i in 0..10 {
+                        let id = 1_000 + t * 100 + i;
+                        if i == 9 {
+                            let dup = User::new(id, "taken@x.io", "Rome");
+                            let failed = kvs.put(&dup).await;
+                            assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
+                            continue;
+                        }
+                        kvs.put(&user(id)).await.unwrap();
+                        if i % 3 == 0 {
+                            assert!(kvs.delete::<User>(&id).await.unwrap());
+                        } else {
+                            kept.push(id);
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let mut kept = BTreeSet::new();
+        for task in tasks {
+            kept.extend(task.await.unwrap());
+        }
+        let sync = kvs.kvs().clone();
+        tokio::task::spawn_blocking(move || {
+            let all = common::audit_users(&sync);
+            let ids: BTreeSet<u64> = all.iter().map(|u| u.id).filter(|&id| id != 1).collect();
+            assert_eq!(ids, kept);
+        })
+        .await
+        .unwrap();
     });
 }
 

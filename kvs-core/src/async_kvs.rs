@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::arg::{EncodedKey, EncodedValue, IndexArg, KeyArg};
+use crate::async_group::TaskLane;
 use crate::combine::Counters;
 use crate::error::{Error, Result};
 use crate::key::Key;
@@ -72,6 +73,9 @@ pub struct AsyncKvs {
     /// that a thread blocked in a lane never waits for a task (on a current-thread runtime,
     /// that task could never run).
     counters: Arc<Counters>,
+    /// The lane in which its tasks' `put`s and `delete`s share commits, where the backend
+    /// batches writes (etcd): apart from the sync handle's, as `counters` is.
+    batch: Arc<TaskLane>,
 }
 
 impl From<Kvs> for AsyncKvs {
@@ -85,6 +89,7 @@ impl From<Arc<Kvs>> for AsyncKvs {
         AsyncKvs {
             kvs,
             counters: Arc::default(),
+            batch: Arc::default(),
         }
     }
 }
@@ -101,7 +106,7 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R> + Send + 'sta
 /// costs no thread; `f` runs several times, and must do nothing but call `kvs` (it is
 /// `Clone` to be run again). Elsewhere it runs once, on tokio's blocking pool. A panic in
 /// it is [`Error::Panicked`] either way.
-async fn call<R: Send + 'static>(
+pub(crate) async fn call<R: Send + 'static>(
     kvs: Arc<Kvs>,
     f: impl FnOnce(&Kvs) -> Result<R> + Clone + Send + 'static,
 ) -> Result<R> {
@@ -242,17 +247,37 @@ impl AsyncKvs {
     /// runs (see [`AsyncKvs`]). The future holds the encoding, not `record`, so it is
     /// `Send + 'static` whatever `T`.
     pub fn put<T: Table>(&self, record: &T) -> impl Future<Output = Result<()>> + Send + 'static {
-        let (kvs, record) = (self.kvs.clone(), Prepared::new(record));
+        let (kvs, record, lane) = (self.kvs.clone(), Prepared::new(record), self.batched());
         async move {
             let record = record?;
+            if let Some(lane) = lane {
+                let reads = record.reads();
+                let op = crate::tx::boxed(crate::tx::put_write(record));
+                return crate::tx::unboxed(lane.write(kvs, op, reads).await?);
+            }
             call(kvs, move |kvs| kvs.put_prepared(record)).await
         }
     }
 
     /// [`Kvs::delete`].
     pub async fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
+        if let Some(lane) = self.batched() {
+            let key = key.key_bytes();
+            let reads = vec![(T::META.name, key.clone())];
+            let op = crate::tx::boxed(crate::tx::delete_write::<T>(key));
+            return crate::tx::unboxed(lane.write(self.kvs.clone(), op, reads).await?);
+        }
         let key = EncodedKey(key.key_bytes());
         self.run(move |kvs| kvs.delete::<T>(key)).await
+    }
+
+    /// The lane of its tasks' batched writes, where the backend batches writes (etcd).
+    fn batched(&self) -> Option<Arc<TaskLane>> {
+        self.kvs
+            .session
+            .backend()
+            .batch_writes()
+            .map(|_| Arc::clone(&self.batch))
     }
 
     /// [`Kvs::get`].

@@ -205,6 +205,16 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// For a backend whose writes run concurrently, each a network round trip or more (etcd):
+    /// `Some(n)` lets `Kvs` group up to `n` concurrent one-call writes that declare the keys
+    /// they read (`put`, `delete`) into one transaction, their reads fetched together with
+    /// [`WriteTx::prefetch`], so that the group costs one read round trip and one commit
+    /// instead of one each per write. `n` keeps a group within the engine's limit of
+    /// operations per transaction. `None` (the default): no such grouping.
+    fn batch_writes(&self) -> Option<usize> {
+        None
+    }
+
     /// Begins a write transaction that the caller owns and may hand to another thread: a
     /// group commit lends it from caller to caller, so that each runs its own transaction
     /// closure, on its own thread, in the one transaction the group commits. `None` (the

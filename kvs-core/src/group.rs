@@ -35,6 +35,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::backend::{SharedWrite, WriteTx};
 use crate::error::{Error, Result};
 use crate::kvs::Kvs;
+use crate::record::ReadKeys;
 use crate::retry::retry;
 use crate::tx::Tx;
 use crate::undo::Undo;
@@ -82,6 +83,8 @@ struct Queue {
 struct Job {
     id: u64,
     work: Work,
+    /// The keys a one-call write reads, where it declares them.
+    reads: ReadKeys,
     reply: SyncSender<Turn>,
 }
 
@@ -159,18 +162,24 @@ impl Lane {
 
     /// Queues a write; returns its id, where its answers come, and whether it leads (the lane
     /// was idle).
-    fn join(&self, work: Work) -> (u64, std::sync::mpsc::Receiver<Turn>, bool) {
+    fn join(&self, work: Work, reads: ReadKeys) -> (u64, std::sync::mpsc::Receiver<Turn>, bool) {
         let (reply, turn) = sync_channel(1);
         let mut queue = self.lock();
         let id = queue.next;
         queue.next += 1;
-        queue.waiting.push(Job { id, work, reply });
+        queue.waiting.push(Job {
+            id,
+            work,
+            reads,
+            reply,
+        });
         (id, turn, !std::mem::replace(&mut queue.busy, true))
     }
 
-    /// Runs the one-call write `op` in the next group of `kvs`'s writes.
-    pub(crate) fn write(&self, kvs: &Kvs, op: Op) -> Result<Value> {
-        let (id, turn, lead) = self.join(Work::Op(op));
+    /// Runs the one-call write `op`, which reads the keys `reads` (where it declares them), in
+    /// the next group of `kvs`'s writes.
+    pub(crate) fn write(&self, kvs: &Kvs, op: Op, reads: ReadKeys) -> Result<Value> {
+        let (id, turn, lead) = self.join(Work::Op(op), reads);
         let mut answer = if lead { Ok(Turn::Lead) } else { turn.recv() };
         if matches!(answer, Ok(Turn::Lead)) {
             self.lead(kvs, id, &mut |_, _| unreachable_part());
@@ -178,7 +187,7 @@ impl Lane {
         }
         match answer {
             Ok(Turn::Done(result)) => result,
-            Ok(Turn::Alone(Some(op))) => run_alone(kvs, op),
+            Ok(Turn::Alone(Some(mut op))) => run_alone(kvs, &mut op),
             // A leader answers its own write; a caller that is answered nothing was dropped
             // by a leader that died.
             Ok(_) | Err(_) => Err(Error::Aborted),
@@ -189,7 +198,7 @@ impl Lane {
     /// panic in it unwinds here, once its writes are rolled back and the group has its
     /// transaction back.
     pub(crate) fn transaction(&self, kvs: &Kvs, part: Part<'_>) -> Result<()> {
-        let (id, turn, mut lead) = self.join(Work::Part);
+        let (id, turn, mut lead) = self.join(Work::Part, Vec::new());
         // How the part's run ended, once it ran in a group's transaction.
         let mut mine: Option<Outcome<()>> = None;
         loop {
@@ -248,12 +257,17 @@ impl Lane {
     ) {
         // Hands the lane on however this ends (a panic included), so it never stays busy.
         let _handoff = Handoff(self);
+        let backend = kvs.session.backend();
+        let batch = backend.batch_writes().filter(|_| !backend.serial_writes());
         let mut jobs = {
             let mut queue = self.lock();
-            let n = queue.waiting.len().min(MAX_GROUP);
+            let n = queue.waiting.len().min(batch.unwrap_or(MAX_GROUP).max(1));
             queue.waiting.drain(..n).collect::<Vec<_>>()
         };
-        let Some(Ok(mut txn)) = kvs.session.backend().begin_write() else {
+        if batch.is_some() {
+            return run_batch(kvs, jobs);
+        }
+        let Some(Ok(mut txn)) = backend.begin_write() else {
             // No group transaction: each write runs alone (and meets the error again, where
             // beginning failed).
             for job in jobs {
@@ -362,6 +376,120 @@ fn answer(jobs: Vec<Job>, mut slots: Vec<Slot>, failure: Option<&Error>) {
         };
         // A caller that is gone (it panicked) needs no answer.
         let _ = job.reply.try_send(turn);
+    }
+}
+
+/// Runs a group of one-call writes on a backend that batches them (etcd) with [`batch`],
+/// and answers each: transactions run alone (their closures run once, and a remote commit
+/// that conflicts runs the group again).
+fn run_batch(kvs: &Kvs, jobs: Vec<Job>) {
+    let n = jobs.len();
+    let mut ops: Vec<Option<Op>> = Vec::with_capacity(n);
+    let mut reads: Vec<ReadKeys> = Vec::with_capacity(n);
+    let mut replies = Vec::with_capacity(n);
+    for job in jobs {
+        ops.push(match job.work {
+            Work::Op(op) => Some(op),
+            Work::Part => {
+                let _ = job.reply.try_send(Turn::Alone(None));
+                None
+            }
+        });
+        reads.push(job.reads);
+        replies.push(job.reply);
+    }
+    let answers = batch(kvs, &mut ops, &reads);
+    for ((answer, op), reply) in answers.into_iter().zip(ops).zip(replies) {
+        let turn = match answer {
+            Some(Answer::Done(result)) => Turn::Done(result),
+            Some(Answer::Alone) => Turn::Alone(op),
+            None => continue,
+        };
+        // A caller that is gone (it panicked) needs no answer.
+        let _ = reply.try_send(turn);
+    }
+}
+
+/// What a batch tells one of its writes.
+pub(crate) enum Answer {
+    /// Its outcome: the batch committed, or it failed by itself.
+    Done(Result<Value>),
+    /// The batch's commit failed: run alone, for an outcome of its own.
+    Alone,
+}
+
+/// Runs the one-call writes `ops` (`None`: no write there) in one transaction of
+/// `Kvs::write_alone`'s, with a one-call write's retries, every write's declared reads
+/// (`reads`, in the same order) fetched first in one round trip. A write that fails by itself
+/// is taken out and the batch run again without it (its writes are not undone in place: a
+/// remote transaction's blind writes have no old value to put back). Returns each write's
+/// answer; it sends nothing, so that it can be replayed (`AsyncKvs`).
+pub(crate) fn batch(kvs: &Kvs, ops: &mut [Option<Op>], reads: &[ReadKeys]) -> Vec<Option<Answer>> {
+    let n = ops.len();
+    let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+    loop {
+        let live: Vec<usize> = (0..n)
+            .filter(|&i| ops[i].is_some() && failed[i].is_none())
+            .collect();
+        if live.is_empty() {
+            return failed
+                .into_iter()
+                .map(|e| e.map(|e| Answer::Done(Err(e))))
+                .collect();
+        }
+        let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
+        // The write that failed by itself in this attempt, and its error.
+        let mut culprit: Option<(usize, Error)> = None;
+        let result = retry(|| {
+            kvs.write_alone(&mut |tx| {
+                for value in &mut values {
+                    *value = None;
+                }
+                culprit = None;
+                // One round trip for the reads of every write of the group.
+                let mut keys = live
+                    .iter()
+                    .flat_map(|&i| reads[i].iter().map(|(t, k)| (*t, k.as_slice())));
+                tx.w.prefetch(&mut keys)?;
+                for &i in &live {
+                    let Some(op) = ops[i].as_mut() else { continue };
+                    let result = catch_unwind(AssertUnwindSafe(|| op(tx)))
+                        .unwrap_or_else(|panic| Err(Error::panicked(&*panic)));
+                    match result {
+                        Ok(value) => values[i] = Some(value),
+                        // A conflict or a lost leader is the group's: retried whole.
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => {
+                            culprit = Some((i, e));
+                            return Err(Error::Aborted);
+                        }
+                    }
+                }
+                Ok(())
+            })
+        });
+        match (result, culprit.take()) {
+            (Ok(()), _) => {
+                return (0..n)
+                    .map(|i| match (failed[i].take(), values[i].take()) {
+                        (Some(e), _) => Some(Answer::Done(Err(e))),
+                        (None, Some(value)) => Some(Answer::Done(Ok(value))),
+                        (None, None) => None,
+                    })
+                    .collect();
+            }
+            // One write failed by itself: run the group again without it.
+            (Err(_), Some((i, e))) => failed[i] = Some(e),
+            // The commit failed: each write runs alone, for an outcome of its own.
+            (Err(_), None) => {
+                return (0..n)
+                    .map(|i| match failed[i].take() {
+                        Some(e) => Some(Answer::Done(Err(e))),
+                        None => ops[i].as_ref().map(|_| Answer::Alone),
+                    })
+                    .collect();
+            }
+        }
     }
 }
 
@@ -505,7 +633,7 @@ impl Drop for Handoff<'_> {
 }
 
 /// Runs one one-call write by itself, with a one-call write's retries.
-fn run_alone(kvs: &Kvs, mut op: Op) -> Result<Value> {
+pub(crate) fn run_alone(kvs: &Kvs, op: &mut Op) -> Result<Value> {
     let mut value = None;
     retry(|| {
         kvs.write_alone(&mut |tx| {

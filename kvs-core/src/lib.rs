@@ -26,6 +26,8 @@ mod reads;
 
 mod arg;
 #[cfg(feature = "tokio")]
+mod async_group;
+#[cfg(feature = "tokio")]
 mod async_kvs;
 pub mod backend;
 pub mod catalog;

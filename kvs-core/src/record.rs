@@ -81,6 +81,10 @@ pub(crate) fn put<T: Table>(w: &mut dyn WriteTx, record: &Prepared<T>) -> Result
     )
 }
 
+/// The keys a write reads, by table, declared ahead so that a group of writes fetches them
+/// together.
+pub(crate) type ReadKeys = Vec<(&'static str, Vec<u8>)>;
+
 /// A record encoded for writing: its key, its stored bytes and its index values. It owns
 /// them, so that a record is encoded once however often its transaction is retried, and on
 /// the caller's thread when the write runs on another (`AsyncKvs`).
@@ -104,6 +108,19 @@ impl<T> Clone for Prepared<T> {
 }
 
 impl<T: Table> Prepared<T> {
+    /// What [`put`] of this record reads: the record's key and each unique value it claims.
+    pub(crate) fn reads(&self) -> ReadKeys {
+        let claims = T::META
+            .indexes
+            .iter()
+            .zip(&self.values)
+            .filter(|(ix, _)| ix.unique)
+            .filter_map(|(ix, value)| Some((ix.table, value.clone()?)));
+        std::iter::once((T::META.name, self.key.clone()))
+            .chain(claims)
+            .collect()
+    }
+
     /// Encodes `record` for [`put`].
     pub(crate) fn new(record: &T) -> Result<Self> {
         Ok(Prepared {

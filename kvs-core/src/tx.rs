@@ -12,7 +12,8 @@ use crate::group;
 use crate::kvs::Kvs;
 use crate::query::Source;
 use crate::reads::Reads;
-use crate::record::{self, Prepared};
+use crate::record::{self, Prepared, ReadKeys};
+use crate::replay;
 use crate::retry::retry;
 use crate::stream::{self, Reader};
 use crate::table::Table;
@@ -210,16 +211,15 @@ impl Kvs {
 
     /// [`Kvs::put`] of a record encoded already (once, however often the write is retried).
     pub(crate) fn put_prepared<T: Table>(&self, record: Prepared<T>) -> Result<()> {
-        self.write_call(move |tx| tx.put_prepared(&record))
+        let reads = record.reads();
+        self.write_call_reading(reads, put_write(record))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
     pub fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
         let key = key.key_bytes();
-        self.write_call(move |tx| {
-            tx.kvs.check::<T>()?;
-            tx.delete_encoded::<T>(&key)
-        })
+        let reads = vec![(T::META.name, key.clone())];
+        self.write_call_reading(reads, delete_write::<T>(key))
     }
 
     /// Runs `f` in one write transaction: everything it does commits together if it returns
@@ -382,23 +382,64 @@ impl Kvs {
     /// value (a value whose commit went unacknowledged is skipped, never reused).
     pub(crate) fn write_call<R: Send + 'static>(
         &self,
+        f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.write_call_reading(Vec::new(), f)
+    }
+
+    /// [`Kvs::write_call`] of a write that declares the keys it reads (`reads`), so that on a
+    /// backend that groups such writes (etcd) a group fetches them together.
+    pub(crate) fn write_call_reading<R: Send + 'static>(
+        &self,
+        reads: ReadKeys,
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         // Before joining the lane: a call inside this handle's own transaction would wait for
         // a group that waits for that transaction.
         self.not_in_transaction()?;
-        // Unlike transaction_retry, a lost leader at commit is retried too: these calls are
-        // safe to repeat whether or not the first commit applied.
-        if !self.session.backend().serial_writes() {
+        let backend = self.session.backend();
+        // A call replayed on a task (AsyncKvs) must not block its thread in the lane.
+        let grouped = backend.serial_writes()
+            || (backend.batch_writes().is_some() && !reads.is_empty() && !replay::replaying());
+        if !grouped {
+            // Unlike transaction_retry, a lost leader at commit is retried too: these calls
+            // are safe to repeat whether or not the first commit applied.
             return retry(|| self.transaction(&mut f));
         }
-        let op: group::Op = Box::new(move |tx| Ok(Box::new(f(tx)?) as group::Value));
-        let value = self.lane.write(self, op)?;
-        value
-            .downcast::<R>()
-            .map(|value| *value)
-            .map_err(|_| Error::Aborted)
+        unboxed(self.lane.write(self, boxed(f), reads)?)
     }
+}
+
+/// `put` of an encoded record, as a one-call write.
+pub(crate) fn put_write<T: Table>(
+    record: Prepared<T>,
+) -> impl FnMut(&mut Tx<'_>) -> Result<()> + Send + 'static {
+    move |tx| tx.put_prepared(&record)
+}
+
+/// `delete` of an encoded key, as a one-call write.
+pub(crate) fn delete_write<T: Table>(
+    key: Vec<u8>,
+) -> impl FnMut(&mut Tx<'_>) -> Result<bool> + Send + 'static {
+    move |tx| {
+        tx.kvs.check::<T>()?;
+        tx.delete_encoded::<T>(&key)
+    }
+}
+
+/// A one-call write, boxed for a group of writes of any result type.
+pub(crate) fn boxed<R: Send + 'static>(
+    mut f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+) -> group::Op {
+    Box::new(move |tx| Ok(Box::new(f(tx)?) as group::Value))
+}
+
+/// The result of a write [`boxed`] for a group.
+pub(crate) fn unboxed<R: 'static>(value: group::Value) -> Result<R> {
+    value
+        .downcast::<R>()
+        .map(|value| *value)
+        .map_err(|_| Error::Aborted)
 }
 
 /// How a transaction failed: its closure's own error, or kvs's.

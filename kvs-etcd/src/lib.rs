@@ -320,6 +320,13 @@ impl Backend for Etcd {
         w.commit(self)
     }
 
+    fn batch_writes(&self) -> Option<usize> {
+        // 16 puts of a record with a few indexes stay well within etcd's default 128
+        // operations (and 128 compares) per transaction; a group that does not fails with
+        // `Error::Limit`, and its writes then run alone.
+        Some(16)
+    }
+
     fn replay(&self) -> Option<Box<dyn Replay + '_>> {
         Some(Box::new(replay::EtcdReplay::new(self)))
     }

@@ -44,6 +44,7 @@ twins!(
     streams_page_through_a_range,
     tasks_share_a_hot_counter,
     tasks_writing_at_once_fail_alone,
+    dropped_writes_leave_the_lane_usable,
 );
 
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
@@ -383,6 +384,57 @@ fn tasks_writing_at_once_fail_alone(url: &str) {
         .await
         .unwrap();
     });
+}
+
+/// 32 tasks each put 10 records under a timeout that fires at once or soon, so that many
+/// futures are dropped while they wait, lead or run (on etcd, in shared batches). Afterwards
+/// the handle still writes at once (no lane left busy), every record is whole with exact
+/// indexes, and every put that returned `Ok` is there.
+fn dropped_writes_leave_the_lane_usable(url: &str) {
+    use std::time::Duration;
+    for runtime in runtimes() {
+        runtime.block_on(async {
+            let kvs = AsyncKvs::open(url).await.unwrap();
+            let tasks: Vec<_> = (0..32u64)
+                .map(|t| {
+                    let kvs = kvs.clone();
+                    tokio::spawn(async move {
+                        let mut acknowledged = Vec::new();
+                        for i in 0..10u64 {
+                            let id = 10_000 + t * 100 + i;
+                            let wait = Duration::from_micros((t * 37 + i * 101) % 3_000);
+                            if let Ok(done) = tokio::time::timeout(wait, kvs.put(&user(id))).await {
+                                done.unwrap();
+                                acknowledged.push(id);
+                            }
+                        }
+                        acknowledged
+                    })
+                })
+                .collect();
+            let mut acknowledged = Vec::new();
+            for task in tasks {
+                acknowledged.extend(task.await.unwrap());
+            }
+            let after = tokio::time::timeout(Duration::from_secs(60), kvs.put(&user(99_999)))
+                .await
+                .expect("a put after dropped ones is not held up");
+            after.unwrap();
+            let sync = kvs.kvs().clone();
+            tokio::task::spawn_blocking(move || {
+                let all: BTreeSet<u64> = common::audit_users(&sync).iter().map(|u| u.id).collect();
+                for id in acknowledged {
+                    assert!(all.contains(&id), "acknowledged put {id} is missing");
+                }
+                assert!(all.contains(&99_999));
+                for id in all {
+                    sync.delete::<User>(&id).unwrap();
+                }
+            })
+            .await
+            .unwrap();
+        });
+    }
 }
 
 /// Every future `AsyncKvs` returns is `Send`, so it runs in `tokio::spawn`, and its streams

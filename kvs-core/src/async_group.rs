@@ -4,16 +4,21 @@
 //! next one, with their reads fetched in one round trip and one commit, as threads' do in
 //! [`group`](crate::group).
 //!
-//! A task queues its write and awaits its answer. The first to find the lane idle spawns a
-//! task that drains the lane: it takes the writes waiting, runs them as one replayed call of
+//! A task queues its write. The first to find the lane idle leads: on its own task, it takes
+//! the writes waiting (its own among them), runs them as one replayed call of
 //! [`group::batch`] (awaiting each request, with no thread of its own), answers each, and
-//! goes on while writes wait. A write whose caller's future is dropped still runs, as a
-//! spawned task would; a write told to run alone (its batch's commit failed) runs alone on
-//! its own task.
+//! hands the lane to the next task waiting, which leads the next batch. No task is spawned,
+//! so a batch runs on the runtime of a caller that awaits it.
+//!
+//! Dropped futures: a task whose future is dropped while it waits leaves the lane (and hands
+//! it on, if it was just told to lead); its write never runs, unless a leader had taken it
+//! into a batch already. A leader whose future is dropped mid-batch tells every other write
+//! of the batch to run alone, on its own task: the batch may or may not have committed, and
+//! a one-call write is safe to run again (a `delete` run again may then return `false`).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use crate::async_kvs::call;
 use crate::error::{Error, Result};
@@ -39,15 +44,21 @@ impl std::fmt::Debug for TaskLane {
 
 #[derive(Default)]
 struct Queue {
-    /// Whether a task drains the lane now.
+    /// Whether a task leads a batch now.
     busy: bool,
     waiting: Vec<Job>,
+    /// The id of the next write to join.
+    next: u64,
+    /// The most writes a batch takes: the backend's, halved after a batch too large for one
+    /// transaction (`Error::Limit`). Zero until the first batch.
+    limit: usize,
 }
 
 struct Job {
+    id: u64,
     op: Op,
     reads: ReadKeys,
-    reply: oneshot::Sender<Told>,
+    reply: mpsc::Sender<Told>,
 }
 
 /// What a waiting write is told.
@@ -55,6 +66,8 @@ enum Told {
     Done(Result<Value>),
     /// Its batch did not commit: run alone (the write comes back).
     Alone(Op),
+    /// Lead the next batch.
+    Lead,
 }
 
 impl TaskLane {
@@ -64,99 +77,147 @@ impl TaskLane {
 
     /// Runs the one-call write `op`, which reads the keys `reads`, in the next batch of
     /// `kvs`'s tasks' writes.
-    pub(crate) async fn write(
-        self: &Arc<Self>,
-        kvs: Arc<Kvs>,
-        op: Op,
-        reads: ReadKeys,
-    ) -> Result<Value> {
-        let (reply, told) = oneshot::channel();
-        let start = {
+    pub(crate) async fn write(&self, kvs: Arc<Kvs>, op: Op, reads: ReadKeys) -> Result<Value> {
+        let (reply, told) = mpsc::channel(1);
+        let (id, lead) = {
             let mut queue = self.lock();
-            queue.waiting.push(Job { op, reads, reply });
-            !std::mem::replace(&mut queue.busy, true)
+            let id = queue.next;
+            queue.next += 1;
+            queue.waiting.push(Job {
+                id,
+                op,
+                reads,
+                reply,
+            });
+            (id, !std::mem::replace(&mut queue.busy, true))
         };
-        if start {
-            tokio::spawn(Arc::clone(self).drain(Arc::clone(&kvs)));
+        let mut waiting = Waiting {
+            lane: self,
+            id,
+            told,
+        };
+        let mut answer = if lead {
+            Some(Told::Lead)
+        } else {
+            waiting.told.recv().await
+        };
+        if matches!(answer, Some(Told::Lead)) {
+            self.lead(&kvs).await;
+            answer = waiting.told.recv().await;
         }
-        match told.await {
-            Ok(Told::Done(result)) => result,
-            Ok(Told::Alone(op)) => alone(kvs, op).await,
-            // The draining task died (a panic in kvs): nothing is known of the write.
-            Err(_) => Err(Error::Aborted),
+        match answer {
+            Some(Told::Done(result)) => result,
+            Some(Told::Alone(op)) => alone(kvs, op).await,
+            // A leader answers its own write; a write answered nothing was dropped by a
+            // leader that died (a panic in kvs).
+            Some(Told::Lead) | None => Err(Error::Aborted),
         }
     }
 
-    /// Runs batches while writes wait, then leaves the lane idle.
-    async fn drain(self: Arc<Self>, kvs: Arc<Kvs>) {
-        // Leaves the lane idle however this ends: writes still waiting after a panic (or when
-        // the runtime stops this task) are dropped, their callers told `Aborted`, and the
-        // next write starts anew.
-        let mut idle = Idle {
-            lane: &self,
-            done: false,
+    /// Runs the batch waiting in the lane (this leader's own write among them), answers each
+    /// write, and hands the lane on.
+    async fn lead(&self, kvs: &Arc<Kvs>) {
+        let jobs = {
+            let mut queue = self.lock();
+            if queue.limit == 0 {
+                queue.limit = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
+            }
+            let n = queue.waiting.len().min(queue.limit);
+            queue.waiting.drain(..n).collect::<Vec<_>>()
         };
-        let limit = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
-        loop {
-            let jobs = {
-                let mut queue = self.lock();
-                if queue.waiting.is_empty() {
-                    queue.busy = false;
-                    idle.done = true;
-                    return;
-                }
-                let n = queue.waiting.len().min(limit);
-                queue.waiting.drain(..n).collect::<Vec<_>>()
-            };
-            let mut ops = Vec::with_capacity(jobs.len());
-            let mut reads = Vec::with_capacity(jobs.len());
-            let mut replies = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                ops.push(Some(job.op));
-                reads.push(job.reads);
-                replies.push(job.reply);
-            }
-            // Run again at each replay: the writes are kept here, and the answers are sent
-            // only once the batch is done.
-            let ops = Arc::new(Mutex::new(ops));
-            let reads = Arc::new(reads);
-            let answers = {
-                let (ops, reads) = (Arc::clone(&ops), Arc::clone(&reads));
-                call(Arc::clone(&kvs), move |kvs| {
-                    let mut ops = ops.lock().unwrap_or_else(PoisonError::into_inner);
-                    Ok(group::batch(kvs, &mut ops, &reads))
-                })
-                .await
-            };
-            let mut ops = std::mem::take(&mut *ops.lock().unwrap_or_else(PoisonError::into_inner));
-            let answers =
-                answers.unwrap_or_else(|_| ops.iter().map(|_| Some(Answer::Alone)).collect());
-            for ((answer, op), reply) in answers.into_iter().zip(ops.iter_mut()).zip(replies) {
-                let told = match (answer, op.take()) {
-                    (Some(Answer::Done(result)), _) => Told::Done(result),
-                    (Some(Answer::Alone), Some(op)) => Told::Alone(op),
-                    _ => Told::Done(Err(Error::Aborted)),
-                };
-                // A caller whose future was dropped needs no answer.
-                let _ = reply.send(told);
-            }
+        let n = jobs.len();
+        let mut reads = Vec::with_capacity(jobs.len());
+        let mut ops = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ops.push(Some(job.op));
+            reads.push(job.reads);
+            replies.push(job.reply);
         }
+        // Kept here across the replayed runs; answered once the batch is done, or told to
+        // run alone if this future is dropped first.
+        let mut leading = Leading {
+            lane: self,
+            ops: Arc::new(Mutex::new(ops)),
+            replies,
+        };
+        let reads = Arc::new(reads);
+        let ran = {
+            let (ops, reads) = (Arc::clone(&leading.ops), Arc::clone(&reads));
+            call(Arc::clone(kvs), move |kvs| {
+                let mut ops = ops.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(group::batch(kvs, &mut ops, &reads))
+            })
+            .await
+        };
+        // A batch whose call failed as a whole has no answers: each write runs alone.
+        let (answers, too_large) = ran.unwrap_or_default();
+        if too_large {
+            self.lock().limit = (n / 2).max(1);
+        }
+        leading.answer(answers);
     }
 }
 
-/// Marks the lane idle when its draining task ends early (a panic, or a runtime that stops
-/// it); a task that ends because no write waits has marked it so itself.
-struct Idle<'a> {
+/// A batch under way: its writes and where their answers go. Dropped unanswered (its
+/// leader's future dropped), it tells each write to run alone; either way it hands the lane
+/// on.
+struct Leading<'a> {
     lane: &'a TaskLane,
-    done: bool,
+    ops: Arc<Mutex<Vec<Option<Op>>>>,
+    replies: Vec<mpsc::Sender<Told>>,
 }
 
-impl Drop for Idle<'_> {
+impl Leading<'_> {
+    /// Answers each write of the batch (`answers` in order; a write with none runs alone).
+    fn answer(&mut self, answers: Vec<Option<Answer>>) {
+        let mut ops = std::mem::take(&mut *self.ops.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut answers = answers.into_iter();
+        for (op, reply) in ops.iter_mut().zip(std::mem::take(&mut self.replies)) {
+            let told = match (answers.next().flatten(), op.take()) {
+                (Some(Answer::Done(result)), _) => Told::Done(result),
+                (_, Some(op)) => Told::Alone(op),
+                (_, None) => Told::Done(Err(Error::Aborted)),
+            };
+            // A caller whose future was dropped needs no answer.
+            let _ = reply.try_send(told);
+        }
+    }
+}
+
+impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let mut queue = self.lane.lock();
-            queue.waiting.clear();
-            queue.busy = false;
+        // Unanswered writes (the leader's future dropped mid-batch) run alone.
+        self.answer(Vec::new());
+        pass_lead(&mut self.lane.lock());
+    }
+}
+
+/// Passes the lane to its first waiting write that is still there, or marks it idle.
+fn pass_lead(queue: &mut Queue) {
+    while let Some(next) = queue.waiting.first() {
+        if next.reply.try_send(Told::Lead).is_ok() {
+            return;
+        }
+        queue.waiting.remove(0);
+    }
+    queue.busy = false;
+}
+
+/// A write waiting in the lane: if its future is dropped while it waits, it leaves the lane,
+/// and hands the lane on if it was just told to lead.
+struct Waiting<'a> {
+    lane: &'a TaskLane,
+    id: u64,
+    told: mpsc::Receiver<Told>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.lane.lock();
+        queue.waiting.retain(|job| job.id != self.id);
+        if matches!(self.told.try_recv(), Ok(Told::Lead)) {
+            pass_lead(&mut queue);
         }
     }
 }

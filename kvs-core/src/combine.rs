@@ -2,7 +2,7 @@
 //! one process, combine into one increment by their sum, committed once, and the values are
 //! handed out in the order the calls arrived. `Kvs` combines threads' calls so where its
 //! writes are not grouped (etcd; on redb a `seq` is a write of the group commit), and
-//! `AsyncKvs` its tasks' calls on every backend.
+//! `AsyncKvs` its tasks' calls where they are replayed (etcd).
 //!
 //! Each counter has a lane. The first caller to find its lane idle leads: it takes every call
 //! waiting in the lane (itself included), commits one increment by their sum, answers each

@@ -77,6 +77,9 @@ struct Queue {
     waiting: Vec<Job>,
     /// The id of the next write to join.
     next: u64,
+    /// The most writes a group takes: `MAX_GROUP`, or the backend's batch size, halved after
+    /// a batch too large for one transaction (`Error::Limit`). Zero until the first group.
+    limit: usize,
 }
 
 /// A write waiting in the lane.
@@ -261,11 +264,14 @@ impl Lane {
         let batch = backend.batch_writes().filter(|_| !backend.serial_writes());
         let mut jobs = {
             let mut queue = self.lock();
-            let n = queue.waiting.len().min(batch.unwrap_or(MAX_GROUP).max(1));
+            if queue.limit == 0 {
+                queue.limit = batch.unwrap_or(MAX_GROUP).max(1);
+            }
+            let n = queue.waiting.len().min(queue.limit);
             queue.waiting.drain(..n).collect::<Vec<_>>()
         };
         if batch.is_some() {
-            return run_batch(kvs, jobs);
+            return run_batch(self, kvs, jobs);
         }
         let Some(Ok(mut txn)) = backend.begin_write() else {
             // No group transaction: each write runs alone (and meets the error again, where
@@ -382,7 +388,7 @@ fn answer(jobs: Vec<Job>, mut slots: Vec<Slot>, failure: Option<&Error>) {
 /// Runs a group of one-call writes on a backend that batches them (etcd) with [`batch`],
 /// and answers each: transactions run alone (their closures run once, and a remote commit
 /// that conflicts runs the group again).
-fn run_batch(kvs: &Kvs, jobs: Vec<Job>) {
+fn run_batch(lane: &Lane, kvs: &Kvs, jobs: Vec<Job>) {
     let n = jobs.len();
     let mut ops: Vec<Option<Op>> = Vec::with_capacity(n);
     let mut reads: Vec<ReadKeys> = Vec::with_capacity(n);
@@ -398,7 +404,10 @@ fn run_batch(kvs: &Kvs, jobs: Vec<Job>) {
         reads.push(job.reads);
         replies.push(job.reply);
     }
-    let answers = batch(kvs, &mut ops, &reads);
+    let (answers, too_large) = batch(kvs, &mut ops, &reads);
+    if too_large {
+        lane.lock().limit = (n / 2).max(1);
+    }
     for ((answer, op), reply) in answers.into_iter().zip(ops).zip(replies) {
         let turn = match answer {
             Some(Answer::Done(result)) => Turn::Done(result),
@@ -423,8 +432,14 @@ pub(crate) enum Answer {
 /// (`reads`, in the same order) fetched first in one round trip. A write that fails by itself
 /// is taken out and the batch run again without it (its writes are not undone in place: a
 /// remote transaction's blind writes have no old value to put back). Returns each write's
-/// answer; it sends nothing, so that it can be replayed (`AsyncKvs`).
-pub(crate) fn batch(kvs: &Kvs, ops: &mut [Option<Op>], reads: &[ReadKeys]) -> Vec<Option<Answer>> {
+/// answer, and whether the batch was too large for one transaction (`Error::Limit`: the
+/// caller takes fewer next time); it sends nothing, so that it can be replayed
+/// (`AsyncKvs`).
+pub(crate) fn batch(
+    kvs: &Kvs,
+    ops: &mut [Option<Op>],
+    reads: &[ReadKeys],
+) -> (Vec<Option<Answer>>, bool) {
     let n = ops.len();
     let mut failed: Vec<Option<Error>> = (0..n).map(|_| None).collect();
     loop {
@@ -432,10 +447,11 @@ pub(crate) fn batch(kvs: &Kvs, ops: &mut [Option<Op>], reads: &[ReadKeys]) -> Ve
             .filter(|&i| ops[i].is_some() && failed[i].is_none())
             .collect();
         if live.is_empty() {
-            return failed
+            let answers = failed
                 .into_iter()
                 .map(|e| e.map(|e| Answer::Done(Err(e))))
                 .collect();
+            return (answers, false);
         }
         let mut values: Vec<Option<Value>> = (0..n).map(|_| None).collect();
         // The write that failed by itself in this attempt, and its error.
@@ -470,24 +486,25 @@ pub(crate) fn batch(kvs: &Kvs, ops: &mut [Option<Op>], reads: &[ReadKeys]) -> Ve
         });
         match (result, culprit.take()) {
             (Ok(()), _) => {
-                return (0..n)
+                let answers = (0..n)
                     .map(|i| match (failed[i].take(), values[i].take()) {
                         (Some(e), _) => Some(Answer::Done(Err(e))),
                         (None, Some(value)) => Some(Answer::Done(Ok(value))),
                         (None, None) => None,
                     })
                     .collect();
+                return (answers, false);
             }
             // One write failed by itself: run the group again without it.
             (Err(_), Some((i, e))) => failed[i] = Some(e),
-            // The commit failed: each write runs alone, for an outcome of its own.
-            (Err(_), None) => {
-                return (0..n)
-                    .map(|i| match failed[i].take() {
-                        Some(e) => Some(Answer::Done(Err(e))),
-                        None => ops[i].as_ref().map(|_| Answer::Alone),
-                    })
+            // The commit failed: each write runs alone, for an outcome of its own, those
+            // taken out too (they may have failed on writes of the group that never were).
+            (Err(e), None) => {
+                let answers = ops
+                    .iter()
+                    .map(|op| op.as_ref().map(|_| Answer::Alone))
                     .collect();
+                return (answers, matches!(e, Error::Limit { .. }));
             }
         }
     }

@@ -138,26 +138,28 @@ fn once(url: &str) -> Res<Vec<f64>> {
     Ok(secs)
 }
 
+/// Runs `f(thread)` on each of `SEQ_THREADS` threads at once; their results, in thread
+/// order.
+fn on_threads<R: Send>(f: impl Fn(u64) -> kvs::Result<R> + Sync) -> Res<Vec<R>> {
+    let f = &f;
+    let joined = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..SEQ_THREADS).map(|t| s.spawn(move || f(t))).collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().map_err(|_| "etcd section: a thread panicked"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    Ok(joined.into_iter().collect::<kvs::Result<Vec<R>>>()?)
+}
+
 /// 32 threads on one counter: concurrent calls combine into shared commits.
 fn seq_32t(kvs: &Kvs) -> Res<()> {
     let per_thread = WORKLOADS[7].1 / SEQ_THREADS;
-    let mut values: Vec<u64> = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..SEQ_THREADS)
-            .map(|_| {
-                s.spawn(move || {
-                    (0..per_thread)
-                        .map(|_| kvs.seq("hot", 1))
-                        .collect::<kvs::Result<Vec<u64>>>()
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().map_err(|_| "etcd section: a seq thread panicked"))
-            .collect::<Result<Vec<_>, _>>()
+    let mut values: Vec<u64> = on_threads(|_| {
+        (0..per_thread)
+            .map(|_| kvs.seq("hot", 1))
+            .collect::<kvs::Result<Vec<u64>>>()
     })?
-    .into_iter()
-    .collect::<kvs::Result<Vec<Vec<u64>>>>()?
     .concat();
     values.sort_unstable();
     values.dedup();
@@ -171,23 +173,10 @@ fn seq_32t(kvs: &Kvs) -> Res<()> {
 /// durable commit: beside `durable_insert` (one thread), what concurrent writers gain.
 fn put_32t(kvs: &Kvs, total: u64) -> Res<()> {
     let per_thread = WORKLOADS[8].1 / SEQ_THREADS;
-    std::thread::scope(|s| {
-        let threads: Vec<_> = (0..SEQ_THREADS)
-            .map(|t| {
-                s.spawn(move || {
-                    (0..per_thread).try_for_each(|i| {
-                        kvs.put(&data::user(total + 1 + t * per_thread + i, RECORDS))
-                    })
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().map_err(|_| "etcd section: a put thread panicked"))
-            .collect::<Result<Vec<_>, _>>()
-    })?
-    .into_iter()
-    .collect::<kvs::Result<Vec<()>>>()?;
+    on_threads(|t| {
+        (0..per_thread)
+            .try_for_each(|i| kvs.put(&data::user(total + 1 + t * per_thread + i, RECORDS)))
+    })?;
     if kvs.count::<User>()? != total + WORKLOADS[8].1 {
         return Err("etcd section: put_32t lost a record".into());
     }

@@ -45,6 +45,7 @@ twins!(
     tasks_share_a_hot_counter,
     tasks_writing_at_once_fail_alone,
     dropped_writes_leave_the_lane_usable,
+    an_unpolled_write_holds_up_no_one,
 );
 
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
@@ -433,6 +434,33 @@ fn dropped_writes_leave_the_lane_usable(url: &str) {
             })
             .await
             .unwrap();
+        });
+    }
+}
+
+/// A put whose future is polled once (so that it joins, and leads, a batch) and then left
+/// unpolled while the task goes on: the next put on the handle goes through, and the first
+/// completes when it is polled again.
+fn an_unpolled_write_holds_up_no_one(url: &str) {
+    use std::time::Duration;
+    for runtime in runtimes() {
+        runtime.block_on(async {
+            let kvs = AsyncKvs::open(url).await.unwrap();
+            let mut first = std::pin::pin!(kvs.put(&user(1)));
+            // Polled once, then set aside (unless it finished at once).
+            let done = tokio::time::timeout(Duration::ZERO, &mut first).await;
+            tokio::time::timeout(Duration::from_secs(60), kvs.put(&user(2)))
+                .await
+                .expect("a put is not held up by another one left unpolled")
+                .unwrap();
+            match done {
+                Ok(done) => done.unwrap(),
+                Err(_) => first.await.unwrap(),
+            }
+            assert_eq!(kvs.get::<User>(&1).await.unwrap(), Some(user(1)));
+            assert_eq!(kvs.get::<User>(&2).await.unwrap(), Some(user(2)));
+            kvs.delete::<User>(&1).await.unwrap();
+            kvs.delete::<User>(&2).await.unwrap();
         });
     }
 }

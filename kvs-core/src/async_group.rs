@@ -4,17 +4,20 @@
 //! next one, with their reads fetched in one round trip and one commit, as threads' do in
 //! [`group`](crate::group).
 //!
-//! A task queues its write. The first to find the lane idle leads: on its own task, it takes
-//! the writes waiting (its own among them), runs them as one replayed call of
-//! [`group::batch`] (awaiting each request, with no thread of its own), answers each, and
-//! hands the lane to the next task waiting, which leads the next batch. No task is spawned,
-//! so a batch runs on the runtime of a caller that awaits it.
+//! A task queues its write. The first to find the lane idle leads: it spawns one task for
+//! the next batch, on its own runtime, which takes the writes waiting (the leader's among
+//! them), runs them as one replayed call of [`group::batch`] (awaiting each request, with no
+//! thread of its own, unless the batch moves to the blocking pool past 16 round trips),
+//! answers each, and hands the lane to the next write waiting, whose caller spawns the next
+//! batch. A batch so goes on however its leader's future is polled, or dropped; where no
+//! runtime can be found to spawn on, the leader runs the batch on its own task.
 //!
 //! Dropped futures: a task whose future is dropped while it waits leaves the lane (and hands
-//! it on, if it was just told to lead); its write never runs, unless a leader had taken it
-//! into a batch already. A leader whose future is dropped mid-batch tells every other write
-//! of the batch to run alone, on its own task: the batch may or may not have committed, and
-//! a one-call write is safe to run again (a `delete` run again may then return `false`).
+//! it on, if it was just told to lead); its write never runs, unless a batch had taken it in
+//! already. A batch's task stopped mid-batch (its runtime shut down) tells every write of the
+//! batch to run alone, on its own caller's task: the batch may or may not have committed,
+//! and a one-call write is safe to run again (a `delete` run again may then return `false`,
+//! and a `put` run again may overwrite a later write of the same record).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -77,7 +80,12 @@ impl TaskLane {
 
     /// Runs the one-call write `op`, which reads the keys `reads`, in the next batch of
     /// `kvs`'s tasks' writes.
-    pub(crate) async fn write(&self, kvs: Arc<Kvs>, op: Op, reads: ReadKeys) -> Result<Value> {
+    pub(crate) async fn write(
+        self: &Arc<Self>,
+        kvs: Arc<Kvs>,
+        op: Op,
+        reads: ReadKeys,
+    ) -> Result<Value> {
         let (reply, told) = mpsc::channel(1);
         let (id, lead) = {
             let mut queue = self.lock();
@@ -101,8 +109,8 @@ impl TaskLane {
         } else {
             waiting.told.recv().await
         };
-        if matches!(answer, Some(Told::Lead)) {
-            self.lead(&kvs).await;
+        while matches!(answer, Some(Told::Lead)) {
+            self.start_batch(&kvs).await;
             answer = waiting.told.recv().await;
         }
         match answer {
@@ -114,8 +122,26 @@ impl TaskLane {
         }
     }
 
-    /// Runs the batch waiting in the lane (this leader's own write among them), answers each
-    /// write, and hands the lane on.
+    /// Runs the next batch on a task of its own (see the module's documentation), or on this
+    /// task where there is no runtime to spawn on.
+    async fn start_batch(self: &Arc<Self>, kvs: &Arc<Kvs>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.lead(kvs).await;
+        };
+        // Hands the lane on if the task is dropped before it runs (its runtime shutting
+        // down): the writes waiting, this caller's among them, are not left stranded.
+        let mut launch = Launch {
+            lane: Arc::clone(self),
+            started: false,
+        };
+        let kvs = Arc::clone(kvs);
+        drop(runtime.spawn(async move {
+            launch.started = true;
+            launch.lane.lead(&kvs).await;
+        }));
+    }
+
+    /// Runs the batch waiting in the lane, answers each write, and hands the lane on.
     async fn lead(&self, kvs: &Arc<Kvs>) {
         let jobs = {
             let mut queue = self.lock();
@@ -126,6 +152,7 @@ impl TaskLane {
             queue.waiting.drain(..n).collect::<Vec<_>>()
         };
         let n = jobs.len();
+        let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
         let mut reads = Vec::with_capacity(jobs.len());
         let mut ops = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
@@ -152,8 +179,9 @@ impl TaskLane {
         };
         // A batch whose call failed as a whole has no answers: each write runs alone.
         let (answers, too_large) = ran.unwrap_or_default();
-        if too_large {
-            self.lock().limit = (n / 2).max(1);
+        {
+            let mut queue = self.lock();
+            queue.limit = group::next_limit(queue.limit, n, too_large, most);
         }
         leading.answer(answers);
     }
@@ -187,9 +215,27 @@ impl Leading<'_> {
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        // Unanswered writes (the leader's future dropped mid-batch) run alone.
-        self.answer(Vec::new());
+        // Unanswered writes (the batch's task stopped mid-batch) run alone; unless the batch
+        // runs on the blocking pool still, holding them: then their callers are told
+        // nothing, which they take as `Aborted`, rather than this wait for it.
+        if self.ops.try_lock().is_ok() {
+            self.answer(Vec::new());
+        }
         pass_lead(&mut self.lane.lock());
+    }
+}
+
+/// A batch's task not started yet: dropped unstarted, it hands the lane on.
+struct Launch {
+    lane: Arc<TaskLane>,
+    started: bool,
+}
+
+impl Drop for Launch {
+    fn drop(&mut self) {
+        if !self.started {
+            pass_lead(&mut self.lane.lock());
+        }
     }
 }
 

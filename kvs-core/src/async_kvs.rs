@@ -40,15 +40,15 @@ use crate::tx::Tx;
 ///   grows by one awaited answer per run (see [`Backend::replay`](crate::Backend::replay)).
 ///   A call of more than 16 round trips that has sent no commit (a long read) moves to the
 ///   blocking pool. Concurrent `put`s and `delete`s run in shared batches, each batch run
-///   the same way on the task of one of their callers.
+///   the same way on a task spawned for it.
 /// - Elsewhere (redb, `mem:`), and for the closures of `transaction` and `read` everywhere,
 ///   the call runs on tokio's blocking pool ([`tokio::task::spawn_blocking`]).
 ///
 /// Dropping a call's future (a timeout that fires) leaves the store as a commit leaves it:
 /// on the pool the call finishes by itself; on etcd a commit already sent applies whole or
 /// not at all, and one not yet sent is never sent, except that a `put` or `delete` already
-/// taken into a batch runs with it (and one whose batch's leader is dropped runs again
-/// alone on its own caller's task).
+/// taken into a batch runs with it (and one whose batch's task is stopped, its runtime
+/// shutting down, runs again alone on its own caller's task).
 ///
 /// ```
 /// # #[cfg(feature = "tokio")]

@@ -405,8 +405,11 @@ fn run_batch(lane: &Lane, kvs: &Kvs, jobs: Vec<Job>) {
         replies.push(job.reply);
     }
     let (answers, too_large) = batch(kvs, &mut ops, &reads);
-    if too_large {
-        lane.lock().limit = (n / 2).max(1);
+    {
+        let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
+        let mut queue = lane.lock();
+        let writes = ops.iter().filter(|op| op.is_some()).count();
+        queue.limit = next_limit(queue.limit, writes, too_large, most);
     }
     for ((answer, op), reply) in answers.into_iter().zip(ops).zip(replies) {
         let turn = match answer {
@@ -416,6 +419,17 @@ fn run_batch(lane: &Lane, kvs: &Kvs, jobs: Vec<Job>) {
         };
         // A caller that is gone (it panicked) needs no answer.
         let _ = reply.try_send(turn);
+    }
+}
+
+/// The most writes the next batch takes, after a batch of `n` at `limit`: half of `n` after
+/// one too large for a transaction (`Error::Limit`, which for a lone write is its own and
+/// changes nothing), and back up, doubling, to `most` after full batches that commit.
+pub(crate) fn next_limit(limit: usize, n: usize, too_large: bool, most: usize) -> usize {
+    match (too_large, n) {
+        (true, 2..) => (n / 2).max(1),
+        (false, _) if n >= limit => limit.saturating_mul(2).min(most),
+        _ => limit,
     }
 }
 
@@ -659,4 +673,22 @@ pub(crate) fn run_alone(kvs: &Kvs, op: &mut Op) -> Result<Value> {
         })
     })?;
     value.ok_or(Error::Aborted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_limit;
+
+    /// A batch too large for a transaction halves the next; a lone write's `Limit` is its
+    /// own; full batches that commit double it back up to the backend's most.
+    #[test]
+    fn the_batch_size_halves_and_grows_back() {
+        assert_eq!(next_limit(16, 16, true, 16), 8);
+        assert_eq!(next_limit(8, 5, true, 16), 2);
+        assert_eq!(next_limit(2, 1, true, 16), 2);
+        assert_eq!(next_limit(2, 2, false, 16), 4);
+        assert_eq!(next_limit(4, 3, false, 16), 4);
+        assert_eq!(next_limit(8, 8, false, 16), 16);
+        assert_eq!(next_limit(16, 16, false, 16), 16);
+    }
 }

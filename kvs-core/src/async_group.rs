@@ -19,45 +19,22 @@
 //! and a one-call write is safe to run again (a `delete` run again may then return `false`,
 //! and a `put` run again may overwrite a later write of the same record).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
 use crate::async_kvs::call;
 use crate::error::{Error, Result};
-use crate::group::{self, Answer, Op, Value};
+use crate::group::{self, Answer, Lane, Op, Queue, Value};
 use crate::kvs::Kvs;
 use crate::record::ReadKeys;
 
-/// An `AsyncKvs` handle's lane of batched writes.
-#[derive(Default)]
-pub(crate) struct TaskLane {
-    queue: Mutex<Queue>,
-}
+/// An `AsyncKvs` handle's lane of batched writes: [`group::Lane`]'s queue, with a leader's
+/// code of its own here.
+pub(crate) type TaskLane = Lane<Job>;
 
-impl std::fmt::Debug for TaskLane {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let queue = self.lock();
-        f.debug_struct("TaskLane")
-            .field("busy", &queue.busy)
-            .field("waiting", &queue.waiting.len())
-            .finish()
-    }
-}
-
-#[derive(Default)]
-struct Queue {
-    /// Whether a task leads a batch now.
-    busy: bool,
-    waiting: Vec<Job>,
-    /// The id of the next write to join.
-    next: u64,
-    /// The most writes a batch takes: the backend's, halved after a batch too large for one
-    /// transaction (`Error::Limit`). Zero until the first batch.
-    limit: usize,
-}
-
-struct Job {
+/// A task's write waiting in the lane.
+pub(crate) struct Job {
     id: u64,
     op: Op,
     reads: ReadKeys,
@@ -73,11 +50,7 @@ enum Told {
     Lead,
 }
 
-impl TaskLane {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
+impl Lane<Job> {
     /// Runs the one-call write `op`, which reads the keys `reads`, in the next batch of
     /// `kvs`'s tasks' writes.
     pub(crate) async fn write(
@@ -87,18 +60,12 @@ impl TaskLane {
         reads: ReadKeys,
     ) -> Result<Value> {
         let (reply, told) = mpsc::channel(1);
-        let (id, lead) = {
-            let mut queue = self.lock();
-            let id = queue.next;
-            queue.next += 1;
-            queue.waiting.push(Job {
-                id,
-                op,
-                reads,
-                reply,
-            });
-            (id, !std::mem::replace(&mut queue.busy, true))
-        };
+        let (id, lead) = self.lock().join(|id| Job {
+            id,
+            op,
+            reads,
+            reply,
+        });
         let mut waiting = Waiting {
             lane: self,
             id,
@@ -143,16 +110,9 @@ impl TaskLane {
 
     /// Runs the batch waiting in the lane, answers each write, and hands the lane on.
     async fn lead(&self, kvs: &Arc<Kvs>) {
-        let jobs = {
-            let mut queue = self.lock();
-            if queue.limit == 0 {
-                queue.limit = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
-            }
-            let n = queue.waiting.len().min(queue.limit);
-            queue.waiting.drain(..n).collect::<Vec<_>>()
-        };
-        let n = jobs.len();
         let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
+        let jobs = self.lock().take(most);
+        let n = jobs.len();
         let mut reads = Vec::with_capacity(jobs.len());
         let mut ops = Vec::with_capacity(jobs.len());
         let mut replies = Vec::with_capacity(jobs.len());
@@ -179,10 +139,7 @@ impl TaskLane {
         };
         // A batch whose call failed as a whole has no answers: each write runs alone.
         let (answers, too_large) = ran.unwrap_or_default();
-        {
-            let mut queue = self.lock();
-            queue.limit = group::next_limit(queue.limit, n, too_large, most);
-        }
+        self.lock().retune(n, too_large, most);
         leading.answer(answers);
     }
 }
@@ -240,7 +197,7 @@ impl Drop for Launch {
 }
 
 /// Passes the lane to its first waiting write that is still there, or marks it idle.
-fn pass_lead(queue: &mut Queue) {
+fn pass_lead(queue: &mut Queue<Job>) {
     while let Some(next) = queue.waiting.first() {
         if next.reply.try_send(Told::Lead).is_ok() {
             return;

@@ -54,13 +54,26 @@ pub(crate) type Part<'p> = &'p mut dyn FnMut(&mut Tx<'_>) -> Result<()>;
 /// The most writes a group takes.
 const MAX_GROUP: usize = 64;
 
-/// A handle's lane of writes.
-#[derive(Default)]
-pub(crate) struct Lane {
-    queue: Mutex<Queue>,
+/// A handle's lane of writes, `J` a waiting write: threads' ([`Job`], here) or `AsyncKvs`
+/// tasks' (`async_group`'s), each kind with its own leader's code.
+pub(crate) struct Lane<J = Job> {
+    queue: Mutex<Queue<J>>,
 }
 
-impl std::fmt::Debug for Lane {
+impl<J> Default for Lane<J> {
+    fn default() -> Self {
+        Lane {
+            queue: Mutex::new(Queue {
+                busy: false,
+                waiting: Vec::new(),
+                next: 0,
+                limit: 0,
+            }),
+        }
+    }
+}
+
+impl<J> std::fmt::Debug for Lane<J> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let queue = self.lock();
         f.debug_struct("Lane")
@@ -70,11 +83,17 @@ impl std::fmt::Debug for Lane {
     }
 }
 
-#[derive(Default)]
-struct Queue {
+impl<J> Lane<J> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue<J>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The writes waiting in a lane, and its leader's state.
+pub(crate) struct Queue<J> {
     /// Whether a leader runs a group now.
-    busy: bool,
-    waiting: Vec<Job>,
+    pub(crate) busy: bool,
+    pub(crate) waiting: Vec<J>,
     /// The id of the next write to join.
     next: u64,
     /// The most writes a group takes: `MAX_GROUP`, or the backend's batch size, halved after
@@ -82,8 +101,32 @@ struct Queue {
     limit: usize,
 }
 
+impl<J> Queue<J> {
+    /// Queues the write `job(id)`; returns its id and whether it leads (the lane was idle).
+    pub(crate) fn join(&mut self, job: impl FnOnce(u64) -> J) -> (u64, bool) {
+        let id = self.next;
+        self.next += 1;
+        self.waiting.push(job(id));
+        (id, !std::mem::replace(&mut self.busy, true))
+    }
+
+    /// Takes the next group's writes: at most the limit, `first` until a batch has set it.
+    pub(crate) fn take(&mut self, first: usize) -> Vec<J> {
+        if self.limit == 0 {
+            self.limit = first.max(1);
+        }
+        let n = self.waiting.len().min(self.limit);
+        self.waiting.drain(..n).collect()
+    }
+
+    /// Sets the limit after a batch of `n` writes (see [`next_limit`]).
+    pub(crate) fn retune(&mut self, n: usize, too_large: bool, most: usize) {
+        self.limit = next_limit(self.limit, n, too_large, most);
+    }
+}
+
 /// A write waiting in the lane.
-struct Job {
+pub(crate) struct Job {
     id: u64,
     work: Work,
     /// The keys a one-call write reads, where it declares them.
@@ -159,24 +202,17 @@ enum Slot {
 }
 
 impl Lane {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Queues a write; returns its id, where its answers come, and whether it leads (the lane
     /// was idle).
     fn join(&self, work: Work, reads: ReadKeys) -> (u64, std::sync::mpsc::Receiver<Turn>, bool) {
         let (reply, turn) = sync_channel(1);
-        let mut queue = self.lock();
-        let id = queue.next;
-        queue.next += 1;
-        queue.waiting.push(Job {
+        let (id, lead) = self.lock().join(|id| Job {
             id,
             work,
             reads,
             reply,
         });
-        (id, turn, !std::mem::replace(&mut queue.busy, true))
+        (id, turn, lead)
     }
 
     /// Runs the one-call write `op`, which reads the keys `reads` (where it declares them), in
@@ -262,14 +298,7 @@ impl Lane {
         let _handoff = Handoff(self);
         let backend = kvs.session.backend();
         let batch = backend.batch_writes().filter(|_| !backend.serial_writes());
-        let mut jobs = {
-            let mut queue = self.lock();
-            if queue.limit == 0 {
-                queue.limit = batch.unwrap_or(MAX_GROUP).max(1);
-            }
-            let n = queue.waiting.len().min(queue.limit);
-            queue.waiting.drain(..n).collect::<Vec<_>>()
-        };
+        let mut jobs = self.lock().take(batch.unwrap_or(MAX_GROUP));
         if batch.is_some() {
             return run_batch(self, kvs, jobs);
         }
@@ -405,12 +434,9 @@ fn run_batch(lane: &Lane, kvs: &Kvs, jobs: Vec<Job>) {
         replies.push(job.reply);
     }
     let (answers, too_large) = batch(kvs, &mut ops, &reads);
-    {
-        let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
-        let mut queue = lane.lock();
-        let writes = ops.iter().filter(|op| op.is_some()).count();
-        queue.limit = next_limit(queue.limit, writes, too_large, most);
-    }
+    let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
+    let writes = ops.iter().filter(|op| op.is_some()).count();
+    lane.lock().retune(writes, too_large, most);
     for ((answer, op), reply) in answers.into_iter().zip(ops).zip(replies) {
         let turn = match answer {
             Some(Answer::Done(result)) => Turn::Done(result),

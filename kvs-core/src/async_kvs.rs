@@ -266,7 +266,7 @@ impl AsyncKvs {
     pub async fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
         if let Some(lane) = self.batched() {
             let key = key.key_bytes();
-            let reads = vec![(T::META.name, key.clone())];
+            let reads = crate::tx::delete_reads::<T>(&key);
             let op = crate::tx::boxed(crate::tx::delete_write::<T>(key));
             return crate::tx::unboxed(lane.write(self.kvs.clone(), op, reads).await?);
         }

@@ -211,14 +211,14 @@ impl Kvs {
 
     /// [`Kvs::put`] of a record encoded already (once, however often the write is retried).
     pub(crate) fn put_prepared<T: Table>(&self, record: Prepared<T>) -> Result<()> {
-        let reads = record.reads();
+        let reads = self.declared(|| record.reads());
         self.write_call_reading(reads, put_write(record))
     }
 
     /// Deletes the record with `key` and its index entries; returns whether it existed.
     pub fn delete<T: Table>(&self, key: impl KeyArg<T::Key>) -> Result<bool> {
         let key = key.key_bytes();
-        let reads = vec![(T::META.name, key.clone())];
+        let reads = self.declared(|| delete_reads::<T>(&key));
         self.write_call_reading(reads, delete_write::<T>(key))
     }
 
@@ -387,6 +387,16 @@ impl Kvs {
         self.write_call_reading(Vec::new(), f)
     }
 
+    /// The keys a write reads (`reads`), declared where the backend batches writes (etcd);
+    /// elsewhere none, and nothing is spent on them.
+    fn declared(&self, reads: impl FnOnce() -> ReadKeys) -> ReadKeys {
+        if self.session.backend().batch_writes().is_some() {
+            reads()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// [`Kvs::write_call`] of a write that declares the keys it reads (`reads`), so that on a
     /// backend that groups such writes (etcd) a group fetches them together.
     pub(crate) fn write_call_reading<R: Send + 'static>(
@@ -425,6 +435,11 @@ pub(crate) fn delete_write<T: Table>(
         tx.kvs.check::<T>()?;
         tx.delete_encoded::<T>(&key)
     }
+}
+
+/// What `delete` of an encoded key reads: the record.
+pub(crate) fn delete_reads<T: Table>(key: &[u8]) -> ReadKeys {
+    vec![(T::META.name, key.to_vec())]
 }
 
 /// A one-call write, boxed for a group of writes of any result type.

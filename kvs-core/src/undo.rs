@@ -150,6 +150,7 @@ impl WriteTx for Undo<'_> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::ops::{Bound, RangeBounds};
 
     use super::*;
 
@@ -161,14 +162,38 @@ mod tests {
         fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
             Ok(self.0.get(&(table.to_owned(), key.to_vec())).cloned())
         }
-        fn scan(&self, _: &str, _: KeyRange<'_>, _: bool, _: &mut Visitor<'_>) -> Result<()> {
-            unimplemented!("not used by the log")
+        fn scan(
+            &self,
+            table: &str,
+            (start, end): KeyRange<'_>,
+            reverse: bool,
+            visit: &mut Visitor<'_>,
+        ) -> Result<()> {
+            let mut entries: Vec<(&[u8], &[u8])> = self
+                .0
+                .iter()
+                .filter(|((t, k), _)| {
+                    t == table && RangeBounds::<&[u8]>::contains(&(start, end), &k.as_slice())
+                })
+                .map(|((_, k), v)| (k.as_slice(), v.as_slice()))
+                .collect();
+            if reverse {
+                entries.reverse();
+            }
+            for (key, value) in entries {
+                if !visit(key, value)? {
+                    break;
+                }
+            }
+            Ok(())
         }
         fn len(&self, table: &str) -> Result<u64> {
             Ok(self.0.keys().filter(|(t, _)| t == table).count() as u64)
         }
         fn tables(&self) -> Result<Vec<String>> {
-            unimplemented!("not used by the log")
+            let mut names: Vec<String> = self.0.keys().map(|(t, _)| t.clone()).collect();
+            names.dedup();
+            Ok(names)
         }
         fn stored_bytes(&self, _: &str) -> Result<Option<u64>> {
             Ok(None)
@@ -216,6 +241,23 @@ mod tests {
         assert_eq!(w.get("t", b"removed")?, Some(b"gone?".to_vec()));
         assert_eq!(w.get("t", b"added")?, None);
         assert_eq!((w.len("t")?, w.len("u")?), (3, 0));
+        // Reads through the log see the same: its scan and table list pass through.
+        let undo = Undo::new(&mut w);
+        let mut keys = Vec::new();
+        undo.scan(
+            "t",
+            (Bound::Unbounded, Bound::Unbounded),
+            true,
+            &mut |k, _| {
+                keys.push(k.to_vec());
+                Ok(true)
+            },
+        )?;
+        assert_eq!(
+            keys,
+            [b"replaced".to_vec(), b"removed".to_vec(), b"kept".to_vec()]
+        );
+        assert_eq!(undo.tables()?, ["t"]);
         Ok(())
     }
 

@@ -44,6 +44,7 @@ twins!(
     streams_page_through_a_range,
     tasks_share_a_hot_counter,
     tasks_writing_at_once_fail_alone,
+    tasks_appending_at_once_fail_alone,
     dropped_writes_leave_the_lane_usable,
     an_unpolled_write_holds_up_no_one,
 );
@@ -384,6 +385,76 @@ fn tasks_writing_at_once_fail_alone(url: &str) {
         })
         .await
         .unwrap();
+    });
+}
+
+/// 32 tasks append to one feed at once (on etcd, in shared batches), each with a failing
+/// append (a duplicate unique value) and removes, and page a feed of their own with a reader
+/// they save and remove; afterwards the shared feed holds each task's kept records in its
+/// order, and its writer counts them.
+fn tasks_appending_at_once_fail_alone(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        kvs.put(&User::new(1, "taken@x.io", "Oslo")).await.unwrap();
+        let tasks: Vec<_> = (0..32u64)
+            .map(|t| {
+                let kvs = kvs.clone();
+                tokio::spawn(async move {
+                    let mut kept = Vec::new();
+                    for i in 0..8 {
+                        let id = 1_000 + t * 100 + i;
+                        if i == 5 {
+                            let dup = User::new(id, "taken@x.io", "Rome");
+                            let failed = kvs.append("shared", &dup).await;
+                            assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
+                            continue;
+                        }
+                        kvs.append("shared", &user(id)).await.unwrap();
+                        kvs.append(&format!("own-{t}"), &user(id)).await.unwrap();
+                        if i % 3 == 0 {
+                            assert!(kvs.remove::<User>("shared", &id).await.unwrap());
+                        } else {
+                            kept.push(id);
+                        }
+                    }
+                    let mut reader = kvs.reader::<User>(&format!("own-{t}")).await.unwrap();
+                    assert_eq!(kvs.take(&mut reader, 3).await.unwrap().len(), 3);
+                    kvs.save_reader(&reader).await.unwrap();
+                    let again = kvs.load_reader::<User>(reader.id).await.unwrap();
+                    assert_eq!(again, reader);
+                    assert!(kvs.remove_reader(reader.id).await.unwrap());
+                    (t, kept)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.push(task.await.unwrap());
+        }
+        let feed: Vec<u64> = kvs
+            .feed::<User>("shared")
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.id)
+            .collect();
+        for (t, kept) in &all {
+            let mine: Vec<u64> = feed
+                .iter()
+                .copied()
+                .filter(|id| (id - 1_000) / 100 == *t)
+                .collect();
+            assert_eq!(&mine, kept, "task {t}");
+        }
+        let writer = kvs.writer("shared").await.unwrap();
+        assert_eq!(writer.count, feed.len() as u64);
+        assert_eq!(
+            writer.top,
+            32 * 7,
+            "one position per append, none for a failed one"
+        );
+        assert_eq!(kvs.count::<User>().await.unwrap(), 1 + 32 * 7);
     });
 }
 

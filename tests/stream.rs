@@ -456,6 +456,117 @@ backend_test! {
     }
 }
 
+/// One thread of `many_writers_share_feeds_and_fail_alone`: appends new messages to the shared
+/// feed and to a feed of its own, removes every third from the shared one, and makes 1 call in
+/// 8 fail (a duplicate nonce, a feed of another table); pages its own feed with a reader that
+/// it saves, reloads and removes. Returns its messages left in the shared feed, in order.
+fn feed_writer(kvs: &Kvs, t: u64, steps: u64) -> Vec<u64> {
+    let own = format!("own-{t}");
+    let mut shared = Vec::new();
+    for i in 0..steps {
+        let m = msg(t * 1_000 + i);
+        match i % 8 {
+            7 => {
+                let clash = Msg {
+                    nonce: Some("taken".to_owned()),
+                    ..m
+                };
+                assert!(matches!(
+                    kvs.append("shared", &clash),
+                    Err(Error::Duplicate { .. })
+                ));
+            }
+            6 => {
+                let word = Word {
+                    text: format!("w{t}.{i}"),
+                    count: 1,
+                };
+                assert!(matches!(kvs.append(&own, &word), Err(Error::Schema { .. })));
+            }
+            _ => {
+                kvs.append("shared", &m).unwrap();
+                kvs.append(&own, &m).unwrap();
+                shared.push(m.id);
+                if i % 3 == 2 {
+                    let gone = shared.remove(shared.len() / 2);
+                    assert!(kvs.remove::<Msg>("shared", &gone).unwrap());
+                    assert!(!kvs.remove::<Msg>("shared", &gone).unwrap());
+                }
+            }
+        }
+    }
+    let mut r: Reader<Msg> = kvs.reader(&own).unwrap();
+    let first = ids(&kvs.take(&mut r, 2).unwrap());
+    kvs.save_reader(&r).unwrap();
+    let mut again: Reader<Msg> = kvs.load_reader(r.id).unwrap();
+    let rest = ids(&kvs.take(&mut again, usize::MAX).unwrap());
+    let mine: Vec<u64> = (0..steps)
+        .filter(|i| i % 8 < 6)
+        .map(|i| t * 1_000 + i)
+        .collect();
+    assert_eq!([first, rest].concat(), mine, "feed {own}");
+    assert!(kvs.remove_reader(r.id).unwrap());
+    assert!(matches!(
+        kvs.load_reader::<Msg>(r.id),
+        Err(Error::NotFound { .. })
+    ));
+    shared
+}
+
+backend_test! {
+    /// Appends, removes and reader calls from many threads at once share commits (on etcd,
+    /// batches with their reads fetched together); a call that fails fails alone, and the
+    /// feeds, their writers and the records stay exact.
+    #[test]
+    fn many_writers_share_feeds_and_fail_alone() {
+        on_each_backend(|kvs| {
+            const THREADS: u64 = 16;
+            const STEPS: u64 = 24;
+            let taken = Msg {
+                nonce: Some("taken".to_owned()),
+                ..msg(999_999)
+            };
+            kvs.put(&taken).unwrap();
+            kvs.put(&Word {
+                text: "w".to_owned(),
+                count: 0,
+            })
+            .unwrap();
+            let kept: Vec<Vec<u64>> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..THREADS)
+                    .map(|t| s.spawn(move || feed_writer(kvs, t, STEPS)))
+                    .collect();
+                threads.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let feed = ids(&kvs.feed::<Msg>("shared").unwrap());
+            for (t, mine) in kept.iter().enumerate() {
+                let t = t as u64;
+                let got: Vec<u64> = feed.iter().copied().filter(|id| id / 1_000 == t).collect();
+                assert_eq!(&got, mine, "thread {t}'s messages, in append order");
+            }
+            let appended = THREADS * (0..STEPS).filter(|i| i % 8 < 6).count() as u64;
+            let w = kvs.writer("shared").unwrap();
+            assert_eq!(w.count, feed.len() as u64);
+            assert_eq!(w.count, kept.iter().map(|k| k.len() as u64).sum::<u64>());
+            assert_eq!(w.top, appended, "one position per append, none for a failed one");
+            for t in 0..THREADS {
+                let own = kvs.writer(&format!("own-{t}")).unwrap();
+                assert_eq!(own.count, appended / THREADS);
+            }
+            // Records stay when unlinked; failed appends wrote nothing.
+            assert_eq!(kvs.count::<Msg>().unwrap(), appended + 1);
+            assert_eq!(kvs.count::<Word>().unwrap(), 1);
+            assert_eq!(
+                kvs.index::<Msg>(MsgField::Nonce, "taken").unwrap(),
+                [taken]
+            );
+            let dump = kvs.dump().unwrap();
+            let readers = dump.rows.iter().find(|r| r.name == "#reader").unwrap();
+            assert_eq!(readers.elements, 0, "every reader removed");
+        });
+    }
+}
+
 #[test]
 fn readers_on_shared_handles_are_independent() {
     let kvs = Arc::new(Kvs::open("mem:").unwrap());

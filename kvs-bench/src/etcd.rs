@@ -6,8 +6,9 @@
 //! The workloads are the ones a cluster user meets: durable single-record commits, gets,
 //! unique and non-unique index lookups (about 100 hits each, fetched in batches), `seq` one
 //! commit each, `count`, `seq_32t`: 32 threads calling `seq` on one counter at once (whose
-//! calls combine into shared commits), and `put_32t`: 32 threads each putting records of its
-//! own, every put its own commit (which etcd's leader batches into shared Raft rounds). Loads
+//! calls combine into shared commits), `put_32t`: 32 threads each putting records of its own,
+//! every put its own call (batched into shared commits), and `append_32t`: 32 threads
+//! appending to one feed (batched likewise), beside `append_1t`. Loads
 //! are written in transactions of 40 records, which fit etcd's default limit of 128
 //! operations per transaction.
 
@@ -25,7 +26,7 @@ const RECORDS: u64 = 2_000;
 const BATCH: usize = 40;
 
 /// The workloads and their operation counts.
-const WORKLOADS: [(&str, u64); 9] = [
+const WORKLOADS: [(&str, u64); 11] = [
     ("bulk_insert", RECORDS),
     ("durable_insert", 200),
     ("get", 1_000),
@@ -35,9 +36,11 @@ const WORKLOADS: [(&str, u64); 9] = [
     ("count", 200),
     ("seq_32t", 640),
     ("put_32t", 640),
+    ("append_1t", 200),
+    ("append_32t", 640),
 ];
 
-/// Threads of the `seq_32t` workload, all on one counter, and of `put_32t`.
+/// Threads of the `seq_32t` workload, all on one counter, of `put_32t` and of `append_32t`.
 const SEQ_THREADS: u64 = 32;
 
 /// One workload's medians on etcd and on a redb file.
@@ -135,6 +138,13 @@ fn once(url: &str) -> Res<Vec<f64>> {
     })?;
     timed(&mut || seq_32t(&kvs))?;
     timed(&mut || put_32t(&kvs, total))?;
+    timed(&mut || {
+        for id in 1..=WORKLOADS[9].1 {
+            kvs.append("feed_1t", &data::msg(id))?;
+        }
+        check_feed(&kvs, "feed_1t", WORKLOADS[9].1)
+    })?;
+    timed(&mut || append_32t(&kvs))?;
     Ok(secs)
 }
 
@@ -179,6 +189,26 @@ fn put_32t(kvs: &Kvs, total: u64) -> Res<()> {
     })?;
     if kvs.count::<User>()? != total + WORKLOADS[8].1 {
         return Err("etcd section: put_32t lost a record".into());
+    }
+    Ok(())
+}
+
+/// 32 threads appending messages of their own to one feed, every append its own call: on
+/// etcd, where one feed's writer is one hot key, concurrent appends batch into shared
+/// commits instead of conflicting.
+fn append_32t(kvs: &Kvs) -> Res<()> {
+    let per_thread = WORKLOADS[10].1 / SEQ_THREADS;
+    on_threads(|t| {
+        (0..per_thread).try_for_each(|i| kvs.append("feed_32t", &data::msg(1 + t * 1_000 + i)))
+    })?;
+    check_feed(kvs, "feed_32t", WORKLOADS[10].1)
+}
+
+/// Checks that `feed` holds `n` messages.
+fn check_feed(kvs: &Kvs, feed: &str, n: u64) -> Res<()> {
+    let writer = kvs.writer(feed)?;
+    if (writer.count, writer.top) != (n, n) {
+        return Err(format!("etcd section: feed {feed} holds {} of {n}", writer.count).into());
     }
     Ok(())
 }
@@ -298,18 +328,21 @@ pub fn markdown(cluster: &str, rows: &[Row]) -> String {
             .find(|r| r.workload == workload)
             .map(|r| r.ops as f64 / r.etcd)
     };
-    if let (Some(p1), Some(p32), Some(s1), Some(s32)) = (
+    if let (Some(p1), Some(p32), Some(s1), Some(s32), Some(a1), Some(a32)) = (
         rate("durable_insert"),
         rate("put_32t"),
         rate("seq_1t"),
         rate("seq_32t"),
+        rate("append_1t"),
+        rate("append_32t"),
     ) {
         let _ = writeln!(
             s,
             "\nOn etcd, 32 threads: puts at {:.1}× one thread's rate, `seq` on one counter at \
-             {:.1}× one thread's.",
+             {:.1}× one thread's, appends to one feed at {:.1}× one thread's.",
             p32 / p1,
-            s32 / s1
+            s32 / s1,
+            a32 / a1
         );
     }
     s

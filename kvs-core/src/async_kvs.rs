@@ -22,10 +22,11 @@ use crate::key::Key;
 use crate::kvs::Kvs;
 use crate::query::{index_page, index_scan_range, EncodedRange, IndexRange, OwnedRange};
 use crate::reads::Snapshot;
-use crate::record::{self, Prepared};
+use crate::record::{self, Prepared, ReadKeys};
 use crate::replay::Replay;
 use crate::report::{Dump, TableInfo, Version};
 use crate::stream::{Reader, Writer};
+use crate::streams;
 use crate::table::{field_index, IndexField, IndexMeta, KindCheck, Table};
 use crate::tx::Tx;
 
@@ -254,9 +255,7 @@ impl AsyncKvs {
         async move {
             let record = record?;
             if let Some(lane) = lane {
-                let reads = record.reads();
-                let op = crate::tx::boxed(crate::tx::put_write(record));
-                return crate::tx::unboxed(lane.write(kvs, op, reads).await?);
+                return in_batch(lane, kvs, record.reads(), crate::tx::put_write(record)).await;
             }
             call(kvs, move |kvs| kvs.put_prepared(record)).await
         }
@@ -267,8 +266,8 @@ impl AsyncKvs {
         if let Some(lane) = self.batched() {
             let key = key.key_bytes();
             let reads = crate::tx::delete_reads::<T>(&key);
-            let op = crate::tx::boxed(crate::tx::delete_write::<T>(key));
-            return crate::tx::unboxed(lane.write(self.kvs.clone(), op, reads).await?);
+            let op = crate::tx::delete_write::<T>(key);
+            return in_batch(lane, self.kvs.clone(), reads, op).await;
         }
         let key = EncodedKey(key.key_bytes());
         self.run(move |kvs| kvs.delete::<T>(key)).await
@@ -440,14 +439,25 @@ impl AsyncKvs {
         record: &T,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let (kvs, feed, record) = (self.kvs.clone(), feed.to_owned(), Prepared::new(record));
+        let lane = self.batched();
         async move {
             let record = record?;
+            if let Some(lane) = lane {
+                let reads = streams::append_reads(&feed, &record);
+                return in_batch(lane, kvs, reads, streams::append_write(feed, record)).await;
+            }
             call(kvs, move |kvs| kvs.append_prepared(feed, record)).await
         }
     }
 
     /// [`Kvs::remove`].
     pub async fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
+        if let Some(lane) = self.batched() {
+            let (feed, key) = (feed.to_owned(), key.key_bytes());
+            let reads = streams::remove_reads::<T>(&feed, &key);
+            let op = streams::remove_write::<T>(feed, key);
+            return in_batch(lane, self.kvs.clone(), reads, op).await;
+        }
         let (feed, key) = (feed.to_owned(), EncodedKey(key.key_bytes()));
         self.run(move |kvs| kvs.remove::<T>(&feed, key)).await
     }
@@ -455,6 +465,10 @@ impl AsyncKvs {
     /// [`Kvs::reader`].
     pub async fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
         let feed = feed.to_owned();
+        if let Some(lane) = self.batched() {
+            let reads = streams::reader_reads(&feed);
+            return in_batch(lane, self.kvs.clone(), reads, streams::reader_write(feed)).await;
+        }
         self.run(move |kvs| kvs.reader::<T>(&feed)).await
     }
 
@@ -509,6 +523,11 @@ impl AsyncKvs {
     /// [`Kvs::save_reader`].
     pub async fn save_reader<T: Table>(&self, reader: &Reader<T>) -> Result<()> {
         let reader = reader.clone();
+        if let Some(lane) = self.batched() {
+            let reads = streams::reader_id_reads(reader.id);
+            let op = streams::save_reader_write(reader);
+            return in_batch(lane, self.kvs.clone(), reads, op).await;
+        }
         self.run(move |kvs| kvs.save_reader(&reader)).await
     }
 
@@ -519,8 +538,24 @@ impl AsyncKvs {
 
     /// [`Kvs::remove_reader`].
     pub async fn remove_reader(&self, id: u64) -> Result<bool> {
+        if let Some(lane) = self.batched() {
+            let reads = streams::reader_id_reads(id);
+            let op = streams::remove_reader_write(id);
+            return in_batch(lane, self.kvs.clone(), reads, op).await;
+        }
         self.run(move |kvs| kvs.remove_reader(id)).await
     }
+}
+
+/// A one-call write, with the keys it reads (`reads`), in its tasks' batch (`lane`: the
+/// backend batches writes, as etcd does).
+async fn in_batch<R: Send + 'static>(
+    lane: Arc<TaskLane>,
+    kvs: Arc<Kvs>,
+    reads: ReadKeys,
+    op: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+) -> Result<R> {
+    crate::tx::unboxed(lane.write(kvs, crate::tx::boxed(op), reads).await?)
 }
 
 /// The indexed field `F` names, as a marker that is `Copy` whatever `F` is: a replayed call

@@ -5,13 +5,17 @@
 use crate::arg::KeyArg;
 use crate::backend::ReadTx;
 use crate::catalog;
+use crate::catalog::SEQ_TABLE;
 use crate::cursor;
 use crate::error::{Error, Result};
 use crate::key::KeyType;
 use crate::kvs::Kvs;
-use crate::record::Prepared;
-use crate::stream::{self, Dir, Reader, STREAM_SCHEMA};
+use crate::record::{Prepared, ReadKeys};
+use crate::stream::{
+    self, link_key, Dir, Reader, LINK_TABLE, READER_SEQ, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
+};
 use crate::table::Table;
+use crate::tx::Tx;
 
 /// Streams (Erlang `kvs_stream`): feeds of records in append order, paged by readers.
 ///
@@ -37,7 +41,8 @@ impl Kvs {
         feed: String,
         record: Prepared<T>,
     ) -> Result<()> {
-        self.write_call(move |tx| tx.append_prepared(&feed, &record))
+        let reads = self.declared(|| append_reads(&feed, &record));
+        self.write_call_reading(reads, append_write(feed, record))
     }
 
     /// A new reader of `feed`, positioned before the oldest element and paging
@@ -45,7 +50,8 @@ impl Kvs {
     /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
     pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
         let feed = feed.to_owned();
-        self.write_call(move |tx| tx.reader(&feed))
+        let reads = self.declared(|| reader_reads(&feed));
+        self.write_call_reading(reads, reader_write(feed))
     }
 
     /// The element after the cursor (toward the newest), moving past it; `None` at the end.
@@ -82,8 +88,8 @@ impl Kvs {
 
     /// Stores the reader (its feed, cursor and direction) under its id.
     pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
-        let r = r.clone();
-        self.write_call(move |tx| tx.save_reader(&r))
+        let reads = self.declared(|| reader_id_reads(r.id));
+        self.write_call_reading(reads, save_reader_write(r.clone()))
     }
 
     /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
@@ -95,17 +101,16 @@ impl Kvs {
 
     /// Deletes the reader saved under `id`; returns whether it existed.
     pub fn remove_reader(&self, id: u64) -> Result<bool> {
-        self.write_call(move |tx| tx.remove_reader(id))
+        let reads = self.declared(|| reader_id_reads(id));
+        self.write_call_reading(reads, remove_reader_write(id))
     }
 
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
     /// feeds). Returns whether it was in the feed. O(log n).
     pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
         let (feed, key) = (feed.to_owned(), key.key_bytes());
-        self.write_call(move |tx| {
-            tx.kvs.check_stream::<T>()?;
-            stream::unlink(tx.w, &feed, T::META.name, &key)
-        })
+        let reads = self.declared(|| remove_reads::<T>(&feed, &key));
+        self.write_call_reading(reads, remove_write::<T>(feed, key))
     }
 
     pub(crate) fn check_streams(&self) -> Result<()> {
@@ -134,4 +139,78 @@ impl Kvs {
             Err(_) => Ok(catalog::read_entry(r, table)?.map(|entry| entry.key_type)),
         }
     }
+}
+
+// The stream writes as one-call writes (run again as a whole if their transaction is), shared
+// by `Kvs` and `AsyncKvs`, each with the keys it reads: where the backend batches writes
+// (etcd), a batch fetches those of all its writes in one round trip.
+
+/// `append` of an encoded record.
+pub(crate) fn append_write<T: Table>(
+    feed: String,
+    record: Prepared<T>,
+) -> impl FnMut(&mut Tx<'_>) -> Result<()> + Send + 'static {
+    move |tx| tx.append_prepared(&feed, &record)
+}
+
+/// What `append` reads: what `put` reads, the feed's writer and the record's link.
+pub(crate) fn append_reads<T: Table>(feed: &str, record: &Prepared<T>) -> ReadKeys {
+    let mut reads = record.reads();
+    reads.push((WRITER_TABLE, feed.as_bytes().to_vec()));
+    reads.push((LINK_TABLE, link_key(T::META.name, &record.key, feed)));
+    reads
+}
+
+/// `remove` of an encoded key.
+pub(crate) fn remove_write<T: Table>(
+    feed: String,
+    key: Vec<u8>,
+) -> impl FnMut(&mut Tx<'_>) -> Result<bool> + Send + 'static {
+    move |tx| {
+        tx.kvs.check_stream::<T>()?;
+        stream::unlink(tx.w, &feed, T::META.name, &key)
+    }
+}
+
+/// What `remove` reads: the record's link and the feed's writer (and, when it unlinks an end
+/// of the feed, the neighbour found by a scan).
+pub(crate) fn remove_reads<T: Table>(feed: &str, key: &[u8]) -> ReadKeys {
+    vec![
+        (LINK_TABLE, link_key(T::META.name, key, feed)),
+        (WRITER_TABLE, feed.as_bytes().to_vec()),
+    ]
+}
+
+/// `reader`: a new reader, saved under a fresh id.
+pub(crate) fn reader_write<T: Table>(
+    feed: String,
+) -> impl FnMut(&mut Tx<'_>) -> Result<Reader<T>> + Send + 'static {
+    move |tx| tx.reader(&feed)
+}
+
+/// What `reader` reads: the feed's writer and the readers' counter.
+pub(crate) fn reader_reads(feed: &str) -> ReadKeys {
+    vec![
+        (WRITER_TABLE, feed.as_bytes().to_vec()),
+        (SEQ_TABLE, READER_SEQ.as_bytes().to_vec()),
+    ]
+}
+
+/// `save_reader` of a copy of the reader.
+pub(crate) fn save_reader_write<T: Table>(
+    reader: Reader<T>,
+) -> impl FnMut(&mut Tx<'_>) -> Result<()> + Send + 'static {
+    move |tx| tx.save_reader(&reader)
+}
+
+/// `remove_reader`.
+pub(crate) fn remove_reader_write(
+    id: u64,
+) -> impl FnMut(&mut Tx<'_>) -> Result<bool> + Send + 'static {
+    move |tx| tx.remove_reader(id)
+}
+
+/// What `save_reader` and `remove_reader` read: the saved reader.
+pub(crate) fn reader_id_reads(id: u64) -> ReadKeys {
+    vec![(READER_TABLE, id.to_be_bytes().to_vec())]
 }

@@ -389,7 +389,7 @@ impl Kvs {
 
     /// The keys a write reads (`reads`), declared where the backend batches writes (etcd);
     /// elsewhere none, and nothing is spent on them.
-    fn declared(&self, reads: impl FnOnce() -> ReadKeys) -> ReadKeys {
+    pub(crate) fn declared(&self, reads: impl FnOnce() -> ReadKeys) -> ReadKeys {
         if self.session.backend().batch_writes().is_some() {
             reads()
         } else {

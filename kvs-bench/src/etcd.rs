@@ -26,7 +26,7 @@ const RECORDS: u64 = 2_000;
 const BATCH: usize = 40;
 
 /// The workloads and their operation counts.
-const WORKLOADS: [(&str, u64); 11] = [
+const WORKLOADS: [(&str, u64); 12] = [
     ("bulk_insert", RECORDS),
     ("durable_insert", 200),
     ("get", 1_000),
@@ -38,6 +38,7 @@ const WORKLOADS: [(&str, u64); 11] = [
     ("put_32t", 640),
     ("append_1t", 200),
     ("append_32t", 640),
+    ("tx_put_32t", 640),
 ];
 
 /// Threads of the `seq_32t` workload, all on one counter, of `put_32t` and of `append_32t`.
@@ -145,6 +146,7 @@ fn once(url: &str) -> Res<Vec<f64>> {
         check_feed(&kvs, "feed_1t", WORKLOADS[9].1)
     })?;
     timed(&mut || append_32t(&kvs))?;
+    timed(&mut || tx_put_32t(&kvs, total + WORKLOADS[8].1))?;
     Ok(secs)
 }
 
@@ -189,6 +191,22 @@ fn put_32t(kvs: &Kvs, total: u64) -> Res<()> {
     })?;
     if kvs.count::<User>()? != total + WORKLOADS[8].1 {
         return Err("etcd section: put_32t lost a record".into());
+    }
+    Ok(())
+}
+
+/// 32 threads, each putting records of its own (after the `total` there), every put in a
+/// transaction of its own: beside `put_32t`, what a transaction's commit costs under load.
+fn tx_put_32t(kvs: &Kvs, total: u64) -> Res<()> {
+    let per_thread = WORKLOADS[11].1 / SEQ_THREADS;
+    on_threads(|t| {
+        (0..per_thread).try_for_each(|i| {
+            let user = data::user(total + 1 + t * per_thread + i, RECORDS);
+            kvs.transaction(|tx| tx.put(&user))
+        })
+    })?;
+    if kvs.count::<User>()? != total + WORKLOADS[11].1 {
+        return Err("etcd section: tx_put_32t lost a record".into());
     }
     Ok(())
 }

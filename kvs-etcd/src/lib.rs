@@ -51,6 +51,7 @@ use kvs_core::{
 
 mod auth;
 mod client;
+mod commit;
 mod compare;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod etcdserverpb;
@@ -122,6 +123,8 @@ pub struct Etcd {
     /// The key prefix of this database.
     root: Vec<u8>,
     info: BackendInfo,
+    /// The commits of concurrent write transactions, sent together.
+    commits: commit::Commits,
 }
 
 impl std::fmt::Debug for Etcd {
@@ -210,6 +213,7 @@ impl Etcd {
                 storage: "cluster",
                 location: config.url.clone(),
             },
+            commits: commit::Commits::default(),
         };
         let statuses = etcd.status();
         let Some(version) = statuses

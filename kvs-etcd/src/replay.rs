@@ -60,6 +60,15 @@ pub(crate) fn answer(etcd: &Etcd, idempotent: bool, rpc: &Rpc) -> Option<Result<
     })
 }
 
+/// Whether this thread runs a replayed call of `etcd`.
+pub(crate) fn active(etcd: &Etcd) -> bool {
+    LOG.with(|log| {
+        log.borrow()
+            .as_ref()
+            .is_some_and(|log| log.owner == owner(etcd))
+    })
+}
+
 fn owner(etcd: &Etcd) -> usize {
     std::ptr::from_ref(etcd) as usize
 }
@@ -106,7 +115,7 @@ impl Log {
 
 /// A copy of an error an earlier run met, for the next run to meet it too (a `kvs::Error`
 /// is not `Clone`: its storage variant carries the engine's error, kept here as its text).
-fn again(e: &Error) -> Error {
+pub(crate) fn again(e: &Error) -> Error {
     match e {
         Error::Unavailable { backend, reason } => Error::Unavailable {
             backend,

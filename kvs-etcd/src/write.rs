@@ -6,11 +6,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use kvs_core::{Error, KeyRange, ManyVisitor, ReadTx, Result, Visitor, WriteTx};
+use kvs_core::{KeyRange, ManyVisitor, ReadTx, Result, Visitor, WriteTx};
 
-use crate::client::Rpc;
+use crate::commit::Commit;
 use crate::etcdserverpb::request_op::Request;
-use crate::etcdserverpb::{DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
+use crate::etcdserverpb::{DeleteRangeRequest, PutRequest, RequestOp};
 use crate::layout::prefix_end;
 use crate::read::EtcdRead;
 use crate::Etcd;
@@ -67,36 +67,17 @@ impl<'a> EtcdWrite<'a> {
     }
 
     /// Sends the transaction's writes, and a rewrite of the fence, in one etcd transaction
-    /// guarded by its compares: if any fails, nothing is written and the transaction fails
-    /// with [`Error::Conflict`].
+    /// guarded by its compares (shared with other threads' commits that arrive meanwhile:
+    /// [`crate::commit`]): if any fails, nothing is written and the transaction fails with
+    /// [`kvs_core::Error::Conflict`].
     pub(crate) fn commit(&self, etcd: &Etcd) -> Result<()> {
-        let mut ops = self.ops(etcd);
+        let ops = self.ops(etcd);
         if ops.is_empty() {
             return Ok(());
         }
-        let fence = etcd.fence();
         let compare = self.compares(etcd)?;
-        // Every write moves the fence, which guards the transactions whose reads no set of
-        // compares can (see `EtcdWrite::compares`).
-        ops.push(RequestOp {
-            request: Some(Request::RequestPut(PutRequest {
-                key: fence,
-                ..PutRequest::default()
-            })),
-        });
-        let txn = TxnRequest {
-            compare,
-            success: ops,
-            failure: Vec::new(),
-        };
-        let reply = etcd.call(false, Rpc::Txn(txn))?.txn()?;
-        if reply.succeeded {
-            Ok(())
-        } else {
-            Err(Error::Conflict {
-                reason: "another transaction changed what this one read".to_owned(),
-            })
-        }
+        etcd.commits
+            .commit(etcd, Commit::new(&etcd.fence(), compare, ops))
     }
 }
 

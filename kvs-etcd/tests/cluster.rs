@@ -431,6 +431,183 @@ fn batched_reads_take_few_round_trips() {
     assert_eq!(hits.len(), 100);
 }
 
+/// Write transactions that commit at once share requests (group commit): 32 threads each
+/// read a key of its own, wait for the others, then commit together. Their commits go in far
+/// fewer than 32 requests, and every write is there.
+#[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn commits_that_arrive_together_share_requests() {
+    use kvs::backend::Backend;
+    use kvs::Config;
+    const THREADS: u32 = 32;
+    let cluster = cluster();
+    let etcd = kvs::etcd::Etcd::open(&Config::parse(&fresh(&cluster, "shared")).unwrap()).unwrap();
+    let read = std::sync::Barrier::new(THREADS as usize);
+    let before = etcd.requests();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (etcd, read) = (&etcd, &read);
+            s.spawn(move || {
+                let key = t.to_be_bytes();
+                etcd.write(&mut |w| {
+                    // One read (of the value it replaces), then the commit.
+                    assert!(w.insert("t", &key, b"v")?.is_none());
+                    read.wait();
+                    Ok(())
+                })
+                .unwrap();
+            });
+        }
+    });
+    let commits = etcd.requests() - before - u64::from(THREADS);
+    assert!(
+        commits <= u64::from(THREADS) / 2,
+        "{THREADS} commits took {commits} requests"
+    );
+    etcd.read(&mut |r| {
+        assert_eq!(r.len("t")?, u64::from(THREADS));
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "accounts")]
+struct Account {
+    #[kvs(key)]
+    id: u64,
+    balance: i64,
+}
+
+#[derive(Table, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kvs(name = "transfers")]
+struct Transfer {
+    #[kvs(key)]
+    id: u64,
+    #[kvs(index)]
+    from: u64,
+    #[kvs(index)]
+    to: u64,
+}
+
+/// Transactions from 16 threads at once, shared commits or not, stay serializable: transfers
+/// between 4 accounts (read-modify-write, so many conflict and run again) beside writes of
+/// each thread's own records. Afterwards no unit is lost or made, and each account's balance
+/// is what the transfer records say.
+#[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn concurrent_transactions_stay_serializable() {
+    const ACCOUNTS: u64 = 4;
+    const START: i64 = 1_000;
+    let cluster = cluster();
+    let kvs = Kvs::open(&fresh(&cluster, "transfers")).unwrap();
+    kvs.transaction(|tx| {
+        for id in 0..ACCOUNTS {
+            tx.put(&Account { id, balance: START })?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..16u64 {
+            let kvs = &kvs;
+            s.spawn(move || {
+                for i in 0..12u64 {
+                    let id = t * 100 + i;
+                    if i % 2 == 0 {
+                        // A write of its own: shares commits with anything.
+                        kvs.transaction(|tx| tx.put(&item(1_000 + id))).unwrap();
+                        continue;
+                    }
+                    let (from, to) = ((t + i) % ACCOUNTS, (t + 2 * i + 1) % ACCOUNTS);
+                    if from == to {
+                        continue;
+                    }
+                    kvs.transaction_retry(|tx| {
+                        let mut a = tx.get::<Account>(&from)?.unwrap();
+                        let mut b = tx.get::<Account>(&to)?.unwrap();
+                        a.balance -= 1;
+                        b.balance += 1;
+                        tx.put(&a)?;
+                        tx.put(&b)?;
+                        tx.put(&Transfer { id, from, to })
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let mut total = 0;
+    for id in 0..ACCOUNTS {
+        let out = kvs
+            .index_count::<Transfer>(TransferField::From, id)
+            .unwrap();
+        let into = kvs.index_count::<Transfer>(TransferField::To, id).unwrap();
+        let balance = kvs.get::<Account>(&id).unwrap().unwrap().balance;
+        assert_eq!(
+            balance,
+            START - out.cast_signed() + into.cast_signed(),
+            "account {id}: no lost update"
+        );
+        total += balance;
+    }
+    assert_eq!(total, START * ACCOUNTS.cast_signed());
+    assert_eq!(kvs.count::<Item>().unwrap(), 16 * 6);
+}
+
+/// Write skew is refused, shared commits or not: in each round, 16 pairs of transactions at
+/// once (so that their commits pile up and share requests), each of a pair reading both of
+/// the pair's accounts and emptying its own only if both are full. Serializable, one of a
+/// pair sees the other's write (or conflicts and runs again), so no pair ends with both empty.
+#[test]
+#[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
+fn write_skew_is_refused() {
+    const PAIRS: usize = 16;
+    let cluster = cluster();
+    let kvs = Kvs::open(&fresh(&cluster, "skew")).unwrap();
+    let all = std::sync::Barrier::new(2 * PAIRS);
+    for round in 0..6u64 {
+        let base = round * 2 * PAIRS as u64;
+        kvs.transaction(|tx| {
+            for id in base..base + 2 * PAIRS as u64 {
+                tx.put(&Account { id, balance: 1 })?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        std::thread::scope(|s| {
+            for id in base..base + 2 * PAIRS as u64 {
+                let (kvs, all) = (&kvs, &all);
+                s.spawn(move || {
+                    let other = id ^ 1;
+                    all.wait();
+                    kvs.transaction_retry(|tx| {
+                        let a = tx.get::<Account>(&id)?.unwrap();
+                        let b = tx.get::<Account>(&other)?.unwrap();
+                        if a.balance + b.balance == 2 {
+                            tx.put(&Account { id, balance: 0 })?;
+                        }
+                        Ok::<(), Error>(())
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        for pair in (base..base + 2 * PAIRS as u64).step_by(2) {
+            let left: i64 = [pair, pair + 1]
+                .iter()
+                .map(|id| kvs.get::<Account>(id).unwrap().unwrap().balance)
+                .sum();
+            assert_eq!(
+                left,
+                1,
+                "accounts {pair} and {}: exactly one emptied",
+                pair + 1
+            );
+        }
+    }
+}
+
 /// The sync API inside a tokio runtime of either flavour (an async service that calls it
 /// directly): no panic, at open, on every call, or when the handle is dropped there.
 #[test]

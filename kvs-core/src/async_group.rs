@@ -1,6 +1,7 @@
 //! Group commit for [`AsyncKvs`](crate::AsyncKvs) tasks, on a backend that batches one-call
-//! writes ([`Backend::batch_writes`](crate::Backend::batch_writes): etcd): the `put`s and
-//! `delete`s that tasks of one handle make while a batch is under way run together in the
+//! writes ([`Backend::batch_writes`](crate::Backend::batch_writes): etcd): the `put`s,
+//! `delete`s and stream writes that tasks of one handle make while a batch is under way run
+//! together in the
 //! next one, with their reads fetched in one round trip and one commit, as threads' do in
 //! [`group`](crate::group).
 //!
@@ -17,7 +18,8 @@
 //! already. A batch's task stopped mid-batch (its runtime shut down) tells every write of the
 //! batch to run alone, on its own caller's task: the batch may or may not have committed,
 //! and a one-call write is safe to run again (a `delete` run again may then return `false`,
-//! and a `put` run again may overwrite a later write of the same record).
+//! a `put` run again may overwrite a later write of the same record, and a `reader` run
+//! again may leave a second saved reader behind).
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -443,6 +443,7 @@ impl AsyncKvs {
         async move {
             let record = record?;
             if let Some(lane) = lane {
+                kvs.check_stream::<T>()?;
                 let reads = streams::append_reads(&feed, &record);
                 return in_batch(lane, kvs, reads, streams::append_write(feed, record)).await;
             }
@@ -453,6 +454,7 @@ impl AsyncKvs {
     /// [`Kvs::remove`].
     pub async fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
         if let Some(lane) = self.batched() {
+            self.kvs.check_stream::<T>()?;
             let (feed, key) = (feed.to_owned(), key.key_bytes());
             let reads = streams::remove_reads::<T>(&feed, &key);
             let op = streams::remove_write::<T>(feed, key);
@@ -466,6 +468,7 @@ impl AsyncKvs {
     pub async fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
         let feed = feed.to_owned();
         if let Some(lane) = self.batched() {
+            self.kvs.check_stream::<T>()?;
             let reads = streams::reader_reads(&feed);
             return in_batch(lane, self.kvs.clone(), reads, streams::reader_write(feed)).await;
         }
@@ -524,9 +527,9 @@ impl AsyncKvs {
     pub async fn save_reader<T: Table>(&self, reader: &Reader<T>) -> Result<()> {
         let reader = reader.clone();
         if let Some(lane) = self.batched() {
-            let reads = streams::reader_id_reads(reader.id);
+            self.kvs.check_stream::<T>()?;
             let op = streams::save_reader_write(reader);
-            return in_batch(lane, self.kvs.clone(), reads, op).await;
+            return in_batch(lane, self.kvs.clone(), Vec::new(), op).await;
         }
         self.run(move |kvs| kvs.save_reader(&reader)).await
     }
@@ -539,7 +542,8 @@ impl AsyncKvs {
     /// [`Kvs::remove_reader`].
     pub async fn remove_reader(&self, id: u64) -> Result<bool> {
         if let Some(lane) = self.batched() {
-            let reads = streams::reader_id_reads(id);
+            self.kvs.check_streams()?;
+            let reads = streams::remove_reader_reads(id);
             let op = streams::remove_reader_write(id);
             return in_batch(lane, self.kvs.clone(), reads, op).await;
         }

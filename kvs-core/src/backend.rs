@@ -207,7 +207,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// For a backend whose writes run concurrently, each a network round trip or more (etcd):
     /// `Some(n)` lets `Kvs` group up to `n` concurrent one-call writes that declare the keys
-    /// they read (`put`, `delete`) into one transaction, their reads fetched together with
+    /// they read (`put`, `delete`, the stream writes) into one transaction, their reads fetched together with
     /// [`WriteTx::prefetch`], so that the group costs one read round trip and one commit
     /// instead of one each per write. `n` keeps a group within the engine's limit of
     /// operations per transaction. `None` (the default): no such grouping.

@@ -168,8 +168,9 @@ pub(crate) fn save_reader<T: Table>(w: &mut dyn WriteTx, reader: &Reader<T>) -> 
         table: READER_TABLE.to_owned(),
         reason: e.to_string(),
     })?;
-    w.insert(READER_TABLE, &reader.id.to_be_bytes(), &bytes)?;
-    Ok(())
+    // Blind: nothing needs the state it replaces (on a remote engine, no read round trip,
+    // and a new reader's key could not be declared ahead for a batch to fetch).
+    w.put(READER_TABLE, &reader.id.to_be_bytes(), &bytes)
 }
 
 /// The reader saved under `id`.

@@ -49,6 +49,7 @@ impl Kvs {
     /// [`Dir::Forward`]. Its id comes from a counter and it is saved at once, so
     /// [`Kvs::load_reader`] finds it. A feed of another table is [`Error::Schema`].
     pub fn reader<T: Table>(&self, feed: &str) -> Result<Reader<T>> {
+        self.check_stream::<T>()?;
         let feed = feed.to_owned();
         let reads = self.declared(|| reader_reads(&feed));
         self.write_call_reading(reads, reader_write(feed))
@@ -88,8 +89,8 @@ impl Kvs {
 
     /// Stores the reader (its feed, cursor and direction) under its id.
     pub fn save_reader<T: Table>(&self, r: &Reader<T>) -> Result<()> {
-        let reads = self.declared(|| reader_id_reads(r.id));
-        self.write_call_reading(reads, save_reader_write(r.clone()))
+        self.check_stream::<T>()?;
+        self.write_call_reading(Vec::new(), save_reader_write(r.clone()))
     }
 
     /// The reader saved under `id`: [`Error::NotFound`] if there is none, [`Error::Schema`]
@@ -101,13 +102,15 @@ impl Kvs {
 
     /// Deletes the reader saved under `id`; returns whether it existed.
     pub fn remove_reader(&self, id: u64) -> Result<bool> {
-        let reads = self.declared(|| reader_id_reads(id));
+        self.check_streams()?;
+        let reads = self.declared(|| remove_reader_reads(id));
         self.write_call_reading(reads, remove_reader_write(id))
     }
 
     /// Unlinks the record with `key` from `feed`; the record stays in its table (and in other
     /// feeds). Returns whether it was in the feed. O(log n).
     pub fn remove<T: Table>(&self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
+        self.check_stream::<T>()?;
         let (feed, key) = (feed.to_owned(), key.key_bytes());
         let reads = self.declared(|| remove_reads::<T>(&feed, &key));
         self.write_call_reading(reads, remove_write::<T>(feed, key))
@@ -143,7 +146,8 @@ impl Kvs {
 
 // The stream writes as one-call writes (run again as a whole if their transaction is), shared
 // by `Kvs` and `AsyncKvs`, each with the keys it reads: where the backend batches writes
-// (etcd), a batch fetches those of all its writes in one round trip.
+// (etcd), a batch fetches those of all its writes in one round trip. Each call checks its
+// table before it joins a batch: a write that fails in a batch makes the batch run again.
 
 /// `append` of an encoded record.
 pub(crate) fn append_write<T: Table>(
@@ -196,7 +200,7 @@ pub(crate) fn reader_reads(feed: &str) -> ReadKeys {
     ]
 }
 
-/// `save_reader` of a copy of the reader.
+/// `save_reader` of a copy of the reader: a blind write, which reads nothing.
 pub(crate) fn save_reader_write<T: Table>(
     reader: Reader<T>,
 ) -> impl FnMut(&mut Tx<'_>) -> Result<()> + Send + 'static {
@@ -210,7 +214,7 @@ pub(crate) fn remove_reader_write(
     move |tx| tx.remove_reader(id)
 }
 
-/// What `save_reader` and `remove_reader` read: the saved reader.
-pub(crate) fn reader_id_reads(id: u64) -> ReadKeys {
+/// What `remove_reader` reads: the saved reader.
+pub(crate) fn remove_reader_reads(id: u64) -> ReadKeys {
     vec![(READER_TABLE, id.to_be_bytes().to_vec())]
 }

@@ -384,7 +384,7 @@ impl Kvs {
         &self,
         f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        self.write_call_reading(Vec::new(), f)
+        self.one_call(None, f)
     }
 
     /// The keys a write reads (`reads`), declared where the backend batches writes (etcd);
@@ -397,11 +397,23 @@ impl Kvs {
         }
     }
 
-    /// [`Kvs::write_call`] of a write that declares the keys it reads (`reads`), so that on a
-    /// backend that groups such writes (etcd) a group fetches them together.
+    /// [`Kvs::write_call`] of a write that declares the keys it reads (`reads`, perhaps none:
+    /// a blind write), so that on a backend that batches such writes (etcd) it joins a batch,
+    /// which fetches the reads of all its writes together.
     pub(crate) fn write_call_reading<R: Send + 'static>(
         &self,
         reads: ReadKeys,
+        f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        self.one_call(Some(reads), f)
+    }
+
+    /// A one-call write: in the group commit where the backend's writes are serial (redb),
+    /// in a batch where it batches writes (etcd) and the write declares its reads (`reads`),
+    /// else in a transaction of its own.
+    fn one_call<R: Send + 'static>(
+        &self,
+        reads: Option<ReadKeys>,
         mut f: impl FnMut(&mut Tx<'_>) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         // Before joining the lane: a call inside this handle's own transaction would wait for
@@ -410,13 +422,13 @@ impl Kvs {
         let backend = self.session.backend();
         // A call replayed on a task (AsyncKvs) must not block its thread in the lane.
         let grouped = backend.serial_writes()
-            || (backend.batch_writes().is_some() && !reads.is_empty() && !replay::replaying());
+            || (backend.batch_writes().is_some() && reads.is_some() && !replay::replaying());
         if !grouped {
             // Unlike transaction_retry, a lost leader at commit is retried too: these calls
             // are safe to repeat whether or not the first commit applied.
             return retry(|| self.transaction(&mut f));
         }
-        unboxed(self.lane.write(self, boxed(f), reads)?)
+        unboxed(self.lane.write(self, boxed(f), reads.unwrap_or_default())?)
     }
 }
 

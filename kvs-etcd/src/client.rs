@@ -116,6 +116,14 @@ pub(crate) fn status_error(status: &tonic::Status) -> Error {
         limit: limit.to_owned(),
         reason: format!("{reason} ({message})"),
     };
+    // etcd's overload refusal shares `ResourceExhausted` with a message too large: a busy
+    // cluster, refused before anything applied, not a limit of the request.
+    if message.contains("too many requests") {
+        return Error::Unavailable {
+            backend: "etcd",
+            reason: message.to_owned(),
+        };
+    }
     if message.contains("too many operations in txn request") {
         return limit(
             "--max-txn-ops",

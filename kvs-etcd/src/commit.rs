@@ -9,15 +9,18 @@
 //! order. A commit guarded by the fence (a read no compare describes) or one that deletes a
 //! range (a table drop) goes alone.
 //!
-//! One shared request is in flight per client; commits that arrive meanwhile queue, and the
-//! first of them leads the next. When a shared request fails its compares (or is too large
-//! for etcd), nothing of it was applied: every member then commits alone, and each gets an
-//! outcome of its own. Any other failure of the request is every member's (a commit whose
-//! fate is unknown is unknown for all of them).
+//! One shared request is in flight per client (commits that go alone are sent beside it);
+//! commits that arrive meanwhile queue, and the first of them leads the next. When a shared
+//! request fails its compares, is too large for the cluster, or is refused for a member's
+//! permissions, nothing of it was applied: every member then commits alone, and each gets an
+//! outcome of its own (a request too large also halves the operations the next ones carry,
+//! which grow back as shared requests succeed). Any other failure of the request is every
+//! member's: a commit whose fate is unknown is unknown for all of them.
 //!
 //! Calls replayed on a task (`AsyncKvs`) never queue here: they must not block their thread.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -29,8 +32,11 @@ use crate::etcdserverpb::{Compare, PutRequest, RequestOp, TxnRequest};
 use crate::{storage, Etcd};
 
 /// The most operations of a shared request, its fence rewrite included (etcd's default
-/// `--max-txn-ops`); compares count against the same limit.
+/// `--max-txn-ops`); compares count against the same limit. A cluster set lower makes
+/// shared requests fail with `Error::Limit`, and the client then takes fewer.
 const MOST_OPS: usize = 128;
+/// The least the cap on a shared request's operations falls to after requests too large.
+const LEAST_OPS: usize = 16;
 /// The most bytes of keys and values in a shared request: well under etcd's default
 /// `--max-request-bytes` (1.5 MiB).
 const MOST_BYTES: usize = 1 << 20;
@@ -81,6 +87,10 @@ impl Commit {
                 _ => alone = true,
             }
         }
+        bytes += compare
+            .iter()
+            .map(|c| c.key.len() + c.range_end.len())
+            .sum::<usize>();
         reads.sort_unstable();
         writes.sort_unstable();
         Commit {
@@ -129,9 +139,20 @@ struct Waiting {
 }
 
 /// The commits of one client: whether a shared request is in flight, and those waiting.
-#[derive(Default)]
 pub(crate) struct Commits {
     lane: Mutex<Lane>,
+    /// The most operations (and compares) a shared request carries now: [`MOST_OPS`],
+    /// halved after a shared request too large for the cluster.
+    most_ops: AtomicUsize,
+}
+
+impl Default for Commits {
+    fn default() -> Self {
+        Commits {
+            lane: Mutex::default(),
+            most_ops: AtomicUsize::new(MOST_OPS),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -182,18 +203,19 @@ impl Commits {
         let handoff = Handoff(self);
         let mut group = vec![own];
         let mut replies = Vec::new();
+        let most_ops = self.most_ops.load(Ordering::Relaxed);
+        let (mut ops, mut compares, mut bytes) = (
+            group[0].ops.len() + 1,
+            group[0].compare.len(),
+            group[0].bytes,
+        );
         {
             let mut lane = self.lock();
-            let (mut ops, mut compares, mut bytes) = (
-                group[0].ops.len() + 1,
-                group[0].compare.len(),
-                group[0].bytes,
-            );
             let mut i = 0;
             while i < lane.queue.len() {
                 let c = &lane.queue[i].commit;
-                let fits = ops + c.ops.len() <= MOST_OPS
-                    && compares + c.compare.len() <= MOST_OPS
+                let fits = ops + c.ops.len() <= most_ops
+                    && compares + c.compare.len() <= most_ops
                     && bytes + c.bytes <= MOST_BYTES
                     && group.iter().all(|g| g.independent(c));
                 if fits {
@@ -214,21 +236,36 @@ impl Commits {
         // The next request may go while this one's members are answered.
         drop(handoff);
         let shared = group.len() > 1;
+        let carried = ops.max(compares);
         match sent {
             Ok(true) => {
+                if carried * 2 > most_ops && most_ops < MOST_OPS {
+                    // A request of more than half the cap went through: the cluster may take
+                    // more again.
+                    let _ = self.most_ops.compare_exchange(
+                        most_ops,
+                        (most_ops * 2).min(MOST_OPS),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 for reply in replies {
                     let _ = reply.try_send(Turn::Done(Ok(())));
                 }
                 Ok(())
             }
-            // Nothing of it was applied: each member finds out alone whether it conflicts.
-            Ok(false) | Err(Error::Limit { .. }) if shared => {
-                let mut group = group.into_iter();
-                let own = group.next().expect("the leader's own commit");
-                for (commit, reply) in group.zip(replies) {
+            // Nothing of it was applied: each member finds out alone whether it conflicts, is
+            // too large, or is refused.
+            Ok(false) | Err(Error::Limit { .. } | Error::Denied { .. }) if shared => {
+                if matches!(sent, Err(Error::Limit { .. })) {
+                    self.most_ops
+                        .store((carried / 2).max(LEAST_OPS), Ordering::Relaxed);
+                }
+                let mut group = group;
+                for (commit, reply) in group.drain(1..).zip(replies) {
                     let _ = reply.try_send(Turn::Alone(commit));
                 }
-                alone(etcd, &own)
+                alone(etcd, &group[0])
             }
             Ok(false) => Err(conflict()),
             Err(e) => {
@@ -368,7 +405,7 @@ mod tests {
         assert_eq!(c.reads, [b"r".to_vec()]);
         assert_eq!(c.ranges, [(b"s".to_vec(), b"t".to_vec())]);
         assert_eq!(c.writes, [b"d".to_vec(), b"w".to_vec()]);
-        assert_eq!(c.bytes, 3);
+        assert_eq!(c.bytes, 6, "w, v and d written; r, s and t compared");
         assert!(Commit::new(b"fence", vec![compare(b"fence", b"")], vec![put(b"w")]).alone);
         assert!(Commit::new(b"fence", Vec::new(), vec![delete(b"d", b"e")]).alone);
     }

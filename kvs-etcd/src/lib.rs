@@ -4,12 +4,13 @@
 //! The same API as on redb, on a replicated engine (Raft, strictly serializable). Every kvs
 //! table is a key range under `PREFIX`, so several databases share one cluster. Reads run on
 //! one snapshot (an etcd revision); a write transaction reads at a snapshot, buffers its
-//! writes, and commits them in one etcd transaction guarded by a compare on the database's
-//! fence key, which every write transaction rewrites: two write transactions of one database
-//! that overlap in time cannot both commit, the later fails with [`Error::Conflict`] and
-//! writes nothing (serializable, as redb's one-writer-at-a-time is). `Kvs`'s one-call writes
-//! (`put`, `delete`, `seq`, `append`, …) retry a conflict by themselves; a
-//! `Kvs::transaction` returns it, and retrying it is safe.
+//! writes, and commits them in one etcd transaction guarded by compares on what it read
+//! (each key still at the revision it read, no new key in a range it scanned; or, for reads
+//! no compare describes, the database's fence key, which every commit rewrites): a
+//! transaction that read what another wrote since fails with [`Error::Conflict`] and writes
+//! nothing (serializable). Commits that arrive together share one request when none writes
+//! what another read or wrote. `Kvs`'s one-call writes (`put`, `delete`, `seq`, `append`, …)
+//! retry a conflict by themselves; a `Kvs::transaction` returns it, and retrying it is safe.
 //!
 //! ```no_run
 //! use kvs_core::Kvs;

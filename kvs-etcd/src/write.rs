@@ -1,6 +1,7 @@
 //! The write transaction: it reads at a snapshot (through `read`), buffers its writes in an
 //! overlay that its own reads see, and commits them in one etcd transaction guarded by the
-//! compares of `compare` and by the fence.
+//! compares of `compare` (on the keys and ranges it read, or on the fence for reads no
+//! compare describes), perhaps shared with other transactions' commits (`commit`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -397,11 +398,14 @@ impl WriteTx for EtcdWrite<'_> {
 
     fn prefetch(&mut self, keys: &mut dyn Iterator<Item = (&str, &[u8])>) -> Result<()> {
         let etcd = self.read.etcd;
+        // Once each: writes of a batch often read the same key (one feed's writer).
         let wanted: Vec<Vec<u8>> = {
             let overlay = self.overlay.borrow();
             keys.filter(|(table, _)| !self.dropped(table))
                 .map(|(table, key)| etcd.data_key(table, key))
                 .filter(|full| !overlay.contains_key(full) && !self.fetched.contains_key(full))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect()
         };
         if wanted.len() < 2 {

@@ -278,16 +278,22 @@ fn async_writes_go_on_when_the_leader_is_killed() {
     });
 }
 
+/// Held by the tests that kill a member, one at a time (two killing a member each would leave
+/// the cluster no quorum), and by those that count requests or unwrap a commit, which a
+/// member killed under them would disturb.
+fn steady() -> std::sync::MutexGuard<'static, ()> {
+    static STEADY: Mutex<()> = Mutex::new(());
+    STEADY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Starts writers (`start` returns how to wait for them once `stop` is raised), kills the
 /// cluster's leader, and checks that writes resume within 30 s, that every acknowledged
 /// write is there with its index entries, and that no id was handed out twice; then brings
 /// the member back.
 fn failover(name: &str, start: impl FnOnce(Arc<Kvs>, Writes) -> Box<dyn FnOnce()>) {
-    // One at a time: two tests killing a member each would leave the cluster no quorum.
-    static ONE: Mutex<()> = Mutex::new(());
-    let _one = ONE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one = steady();
     let cluster = cluster();
     let dir = cluster_dir();
     assert!(
@@ -440,6 +446,7 @@ fn commits_that_arrive_together_share_requests() {
     use kvs::backend::Backend;
     use kvs::Config;
     const THREADS: u32 = 32;
+    let _steady = steady();
     let cluster = cluster();
     let etcd = kvs::etcd::Etcd::open(&Config::parse(&fresh(&cluster, "shared")).unwrap()).unwrap();
     let read = std::sync::Barrier::new(THREADS as usize);
@@ -499,6 +506,7 @@ struct Transfer {
 fn concurrent_transactions_stay_serializable() {
     const ACCOUNTS: u64 = 4;
     const START: i64 = 1_000;
+    let _steady = steady();
     let cluster = cluster();
     let kvs = Kvs::open(&fresh(&cluster, "transfers")).unwrap();
     kvs.transaction(|tx| {
@@ -563,6 +571,7 @@ fn concurrent_transactions_stay_serializable() {
 #[ignore = "needs an etcd cluster: set KVS_TEST_ETCD (bash .ci/run starts one)"]
 fn write_skew_is_refused() {
     const PAIRS: usize = 16;
+    let _steady = steady();
     let cluster = cluster();
     let kvs = Kvs::open(&fresh(&cluster, "skew")).unwrap();
     let all = std::sync::Barrier::new(2 * PAIRS);

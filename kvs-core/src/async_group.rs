@@ -112,8 +112,11 @@ impl Lane<Job> {
 
     /// Runs the batch waiting in the lane, answers each write, and hands the lane on.
     async fn lead(&self, kvs: &Arc<Kvs>) {
-        let most = kvs.session.backend().batch_writes().unwrap_or(1).max(1);
-        let jobs = self.lock().take(most);
+        let backend = kvs.session.backend();
+        let most = backend.batch_writes().unwrap_or(1).max(1);
+        let jobs = self
+            .lock()
+            .take(most, backend.batch_reads(), |job| job.reads.len());
         let n = jobs.len();
         let mut reads = Vec::with_capacity(jobs.len());
         let mut ops = Vec::with_capacity(jobs.len());

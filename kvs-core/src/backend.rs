@@ -215,6 +215,15 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// With [`Backend::batch_writes`]: the most keys a batch's writes may declare they read,
+    /// together (a batch takes fewer writes rather than pass it; a lone write is never held
+    /// back). A backend whose commit guards reads by key up to a number, and beyond it by a
+    /// coarser check that conflicts more, keeps batches under that number. Unbounded by
+    /// default.
+    fn batch_reads(&self) -> usize {
+        usize::MAX
+    }
+
     /// Begins a write transaction that the caller owns and may hand to another thread: a
     /// group commit lends it from caller to caller, so that each runs its own transaction
     /// closure, on its own thread, in the one transaction the group commits. `None` (the

@@ -110,12 +110,27 @@ impl<J> Queue<J> {
         (id, !std::mem::replace(&mut self.busy, true))
     }
 
-    /// Takes the next group's writes: at most the limit, `first` until a batch has set it.
-    pub(crate) fn take(&mut self, first: usize) -> Vec<J> {
+    /// Takes the next group's writes: at most the limit (`first` until a batch has set it),
+    /// and no more than keep the keys they declare they read (`weight` of each) within
+    /// `reads`, the first write whatever it reads.
+    pub(crate) fn take(
+        &mut self,
+        first: usize,
+        reads: usize,
+        weight: impl Fn(&J) -> usize,
+    ) -> Vec<J> {
         if self.limit == 0 {
             self.limit = first.max(1);
         }
-        let n = self.waiting.len().min(self.limit);
+        let mut n = 0;
+        let mut total = 0usize;
+        for job in self.waiting.iter().take(self.limit) {
+            total = total.saturating_add(weight(job));
+            if n > 0 && total > reads {
+                break;
+            }
+            n += 1;
+        }
         self.waiting.drain(..n).collect()
     }
 
@@ -298,7 +313,11 @@ impl Lane {
         let _handoff = Handoff(self);
         let backend = kvs.session.backend();
         let batch = backend.batch_writes().filter(|_| !backend.serial_writes());
-        let mut jobs = self.lock().take(batch.unwrap_or(MAX_GROUP));
+        let mut jobs = self
+            .lock()
+            .take(batch.unwrap_or(MAX_GROUP), backend.batch_reads(), |job| {
+                job.reads.len()
+            });
         if batch.is_some() {
             return run_batch(self, kvs, jobs);
         }
@@ -703,7 +722,26 @@ pub(crate) fn run_alone(kvs: &Kvs, op: &mut Op) -> Result<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_limit;
+    use super::{next_limit, Queue};
+
+    #[test]
+    fn a_batch_keeps_its_declared_reads_within_the_budget() {
+        let mut queue = Queue {
+            busy: true,
+            waiting: vec![3usize, 3, 3, 50, 1],
+            next: 0,
+            limit: 0,
+        };
+        // 3 + 3 + 3 within 10; the fourth would pass it.
+        assert_eq!(queue.take(16, 10, |&reads| reads), [3, 3, 3]);
+        // The first write goes whatever it reads.
+        assert_eq!(queue.take(16, 10, |&reads| reads), [50]);
+        assert_eq!(queue.take(16, 10, |&reads| reads), [1]);
+        // And the limit still counts writes.
+        queue.waiting = vec![1, 1, 1];
+        queue.limit = 2;
+        assert_eq!(queue.take(16, 10, |&reads| reads), [1, 1]);
+    }
 
     /// A batch too large for a transaction halves the next; a lone write's `Limit` is its
     /// own; full batches that commit double it back up to the backend's most.

@@ -332,6 +332,14 @@ impl Backend for Etcd {
         Some(16)
     }
 
+    fn batch_reads(&self) -> usize {
+        // A commit compares up to 100 keys and ranges it read (`compare::COMPARE_BUDGET`),
+        // past which one compare on the fence stands for them and conflicts with any write:
+        // a batch's declared reads stay well under it, leaving room for the reads no write
+        // declares (the scans of a `delete` or a `remove`).
+        80
+    }
+
     fn replay(&self) -> Option<Box<dyn Replay + '_>> {
         Some(Box::new(replay::EtcdReplay::new(self)))
     }

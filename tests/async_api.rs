@@ -49,6 +49,21 @@ twins!(
     an_unpolled_write_holds_up_no_one,
 );
 
+/// Runs `task(kvs, t)` for each `t` in `0..n`, each on a tokio task of its own, all at once;
+/// their results in task order (a task that panics fails the test).
+async fn on_tasks<R, F>(kvs: &AsyncKvs, n: u64, task: impl Fn(AsyncKvs, u64) -> F) -> Vec<R>
+where
+    F: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|t| tokio::spawn(task(kvs.clone(), t))).collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 fn runtimes() -> [tokio::runtime::Runtime; 2] {
     [
         tokio::runtime::Builder::new_current_thread()
@@ -104,29 +119,22 @@ fn many_tasks_share_one_handle(url: &str) {
     let runtime = &runtimes()[1];
     runtime.block_on(async {
         let kvs = AsyncKvs::open(url).await.unwrap();
-        let tasks: Vec<_> = (0..256)
-            .map(|_| {
-                let kvs = kvs.clone();
-                tokio::spawn(async move {
-                    let id = kvs.seq("users", 1).await.unwrap();
-                    kvs.put(&user(id)).await.unwrap();
-                    assert_eq!(kvs.get::<User>(&id).await.unwrap(), Some(user(id)));
-                    let city = user(id).city;
-                    let found = kvs
-                        .index::<User>(UserField::City, city.as_str())
-                        .await
-                        .unwrap();
-                    assert!(found.iter().any(|u| u.id == id), "{id} not in its city");
-                    id
-                })
-            })
-            .collect();
+        let results = on_tasks(&kvs, 256, |kvs, _| async move {
+            let id = kvs.seq("users", 1).await.unwrap();
+            kvs.put(&user(id)).await.unwrap();
+            assert_eq!(kvs.get::<User>(&id).await.unwrap(), Some(user(id)));
+            let city = user(id).city;
+            let found = kvs
+                .index::<User>(UserField::City, city.as_str())
+                .await
+                .unwrap();
+            assert!(found.iter().any(|u| u.id == id), "{id} not in its city");
+            id
+        })
+        .await;
         let mut ids = BTreeSet::new();
-        for task in tasks {
-            assert!(
-                ids.insert(task.await.unwrap()),
-                "an id was handed out twice"
-            );
+        for id in results {
+            assert!(ids.insert(id), "an id was handed out twice");
         }
         assert_eq!(ids.len(), 256);
         assert_eq!(kvs.count::<User>().await.unwrap(), 256);
@@ -316,21 +324,16 @@ fn tasks_share_a_hot_counter(url: &str) {
     runtime.block_on(async {
         let kvs = AsyncKvs::open(url).await.unwrap();
         let start = kvs.seq("hot", 0).await.unwrap();
-        let tasks: Vec<_> = (0..32)
-            .map(|_| {
-                let kvs = kvs.clone();
-                tokio::spawn(async move {
-                    let mut mine = Vec::new();
-                    for _ in 0..20 {
-                        mine.push(kvs.seq("hot", 1).await.unwrap());
-                    }
-                    mine
-                })
-            })
-            .collect();
+        let results = on_tasks(&kvs, 32, |kvs, _| async move {
+            let mut mine = Vec::new();
+            for _ in 0..20 {
+                mine.push(kvs.seq("hot", 1).await.unwrap());
+            }
+            mine
+        })
+        .await;
         let mut all = BTreeSet::new();
-        for task in tasks {
-            let mine = task.await.unwrap();
+        for mine in results {
             assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
             for value in mine {
                 assert!(all.insert(value), "{value} handed out twice");
@@ -349,34 +352,27 @@ fn tasks_writing_at_once_fail_alone(url: &str) {
     runtime.block_on(async {
         let kvs = AsyncKvs::open(url).await.unwrap();
         kvs.put(&User::new(1, "taken@x.io", "Oslo")).await.unwrap();
-        let tasks: Vec<_> = (0..32u64)
-            .map(|t| {
-                let kvs = kvs.clone();
-                tokio::spawn(async move {
-                    let mut kept = Vec::new();
-                    for i in 0..10 {
-                        let id = 1_000 + t * 100 + i;
-                        if i == 9 {
-                            let dup = User::new(id, "taken@x.io", "Rome");
-                            let failed = kvs.put(&dup).await;
-                            assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
-                            continue;
-                        }
-                        kvs.put(&user(id)).await.unwrap();
-                        if i % 3 == 0 {
-                            assert!(kvs.delete::<User>(&id).await.unwrap());
-                        } else {
-                            kept.push(id);
-                        }
-                    }
-                    kept
-                })
-            })
-            .collect();
-        let mut kept = BTreeSet::new();
-        for task in tasks {
-            kept.extend(task.await.unwrap());
-        }
+        let kept_by_task = on_tasks(&kvs, 32, |kvs, t| async move {
+            let mut kept = Vec::new();
+            for i in 0..10 {
+                let id = 1_000 + t * 100 + i;
+                if i == 9 {
+                    let dup = User::new(id, "taken@x.io", "Rome");
+                    let failed = kvs.put(&dup).await;
+                    assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
+                    continue;
+                }
+                kvs.put(&user(id)).await.unwrap();
+                if i % 3 == 0 {
+                    assert!(kvs.delete::<User>(&id).await.unwrap());
+                } else {
+                    kept.push(id);
+                }
+            }
+            kept
+        })
+        .await;
+        let kept: BTreeSet<u64> = kept_by_task.into_iter().flatten().collect();
         let sync = kvs.kvs().clone();
         tokio::task::spawn_blocking(move || {
             let all = common::audit_users(&sync);
@@ -397,41 +393,33 @@ fn tasks_appending_at_once_fail_alone(url: &str) {
     runtime.block_on(async {
         let kvs = AsyncKvs::open(url).await.unwrap();
         kvs.put(&User::new(1, "taken@x.io", "Oslo")).await.unwrap();
-        let tasks: Vec<_> = (0..32u64)
-            .map(|t| {
-                let kvs = kvs.clone();
-                tokio::spawn(async move {
-                    let mut kept = Vec::new();
-                    for i in 0..8 {
-                        let id = 1_000 + t * 100 + i;
-                        if i == 5 {
-                            let dup = User::new(id, "taken@x.io", "Rome");
-                            let failed = kvs.append("shared", &dup).await;
-                            assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
-                            continue;
-                        }
-                        kvs.append("shared", &user(id)).await.unwrap();
-                        kvs.append(&format!("own-{t}"), &user(id)).await.unwrap();
-                        if i % 3 == 0 {
-                            assert!(kvs.remove::<User>("shared", &id).await.unwrap());
-                        } else {
-                            kept.push(id);
-                        }
-                    }
-                    let mut reader = kvs.reader::<User>(&format!("own-{t}")).await.unwrap();
-                    assert_eq!(kvs.take(&mut reader, 3).await.unwrap().len(), 3);
-                    kvs.save_reader(&reader).await.unwrap();
-                    let again = kvs.load_reader::<User>(reader.id).await.unwrap();
-                    assert_eq!(again, reader);
-                    assert!(kvs.remove_reader(reader.id).await.unwrap());
-                    (t, kept)
-                })
-            })
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.push(task.await.unwrap());
-        }
+        let all = on_tasks(&kvs, 32, |kvs, t| async move {
+            let mut kept = Vec::new();
+            for i in 0..8 {
+                let id = 1_000 + t * 100 + i;
+                if i == 5 {
+                    let dup = User::new(id, "taken@x.io", "Rome");
+                    let failed = kvs.append("shared", &dup).await;
+                    assert!(matches!(failed, Err(Error::Duplicate { .. })), "{failed:?}");
+                    continue;
+                }
+                kvs.append("shared", &user(id)).await.unwrap();
+                kvs.append(&format!("own-{t}"), &user(id)).await.unwrap();
+                if i % 3 == 0 {
+                    assert!(kvs.remove::<User>("shared", &id).await.unwrap());
+                } else {
+                    kept.push(id);
+                }
+            }
+            let mut reader = kvs.reader::<User>(&format!("own-{t}")).await.unwrap();
+            assert_eq!(kvs.take(&mut reader, 3).await.unwrap().len(), 3);
+            kvs.save_reader(&reader).await.unwrap();
+            let again = kvs.load_reader::<User>(reader.id).await.unwrap();
+            assert_eq!(again, reader);
+            assert!(kvs.remove_reader(reader.id).await.unwrap());
+            (t, kept)
+        })
+        .await;
         let feed: Vec<u64> = kvs
             .feed::<User>("shared")
             .await
@@ -467,27 +455,20 @@ fn dropped_writes_leave_the_lane_usable(url: &str) {
     for runtime in runtimes() {
         runtime.block_on(async {
             let kvs = AsyncKvs::open(url).await.unwrap();
-            let tasks: Vec<_> = (0..32u64)
-                .map(|t| {
-                    let kvs = kvs.clone();
-                    tokio::spawn(async move {
-                        let mut acknowledged = Vec::new();
-                        for i in 0..10u64 {
-                            let id = 10_000 + t * 100 + i;
-                            let wait = Duration::from_micros((t * 37 + i * 101) % 3_000);
-                            if let Ok(done) = tokio::time::timeout(wait, kvs.put(&user(id))).await {
-                                done.unwrap();
-                                acknowledged.push(id);
-                            }
-                        }
-                        acknowledged
-                    })
-                })
-                .collect();
-            let mut acknowledged = Vec::new();
-            for task in tasks {
-                acknowledged.extend(task.await.unwrap());
-            }
+            let results = on_tasks(&kvs, 32, |kvs, t| async move {
+                let mut acknowledged = Vec::new();
+                for i in 0..10u64 {
+                    let id = 10_000 + t * 100 + i;
+                    let wait = Duration::from_micros((t * 37 + i * 101) % 3_000);
+                    if let Ok(done) = tokio::time::timeout(wait, kvs.put(&user(id))).await {
+                        done.unwrap();
+                        acknowledged.push(id);
+                    }
+                }
+                acknowledged
+            })
+            .await;
+            let acknowledged: Vec<u64> = results.into_iter().flatten().collect();
             let after = tokio::time::timeout(Duration::from_secs(60), kvs.put(&user(99_999)))
                 .await
                 .expect("a put after dropped ones is not held up");

@@ -20,6 +20,7 @@
 //! Calls replayed on a task (`AsyncKvs`) never queue here: they must not block their thread.
 
 use std::collections::VecDeque;
+use std::mem::take;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -170,7 +171,7 @@ impl Commits {
     /// shared request is in flight. A failed compare is [`Error::Conflict`].
     pub(crate) fn commit(&self, etcd: &Etcd, commit: Commit) -> Result<()> {
         if commit.alone || crate::replay::active(etcd) {
-            return alone(etcd, &commit);
+            return alone(etcd, commit);
         }
         let answer = {
             let mut lane = self.lock();
@@ -187,7 +188,7 @@ impl Commits {
         match answer.recv() {
             Ok(Turn::Lead(commit)) => self.lead(etcd, commit),
             Ok(Turn::Done(result)) => result,
-            Ok(Turn::Alone(commit)) => alone(etcd, &commit),
+            Ok(Turn::Alone(commit)) => alone(etcd, commit),
             // The leader's thread died with this commit in its request (a panic): whether
             // the request was sent is not known.
             Err(_) => Err(storage(
@@ -232,10 +233,22 @@ impl Commits {
                 }
             }
         }
-        let sent = send(etcd, &group);
+        let shared = group.len() > 1;
+        let sent = if shared {
+            // Copied: if the request fails, each member is sent again alone.
+            let compare = group
+                .iter()
+                .flat_map(|c| c.compare.iter().cloned())
+                .collect();
+            let ops = group.iter().flat_map(|c| c.ops.iter().cloned()).collect();
+            send(etcd, compare, ops)
+        } else {
+            // Alone: its writes move into the request, uncopied.
+            let own = &mut group[0];
+            send(etcd, take(&mut own.compare), take(&mut own.ops))
+        };
         // The next request may go while this one's members are answered.
         drop(handoff);
-        let shared = group.len() > 1;
         let carried = ops.max(compares);
         match sent {
             Ok(true) => {
@@ -265,7 +278,7 @@ impl Commits {
                 for (commit, reply) in group.drain(1..).zip(replies) {
                     let _ = reply.try_send(Turn::Alone(commit));
                 }
-                alone(etcd, &group[0])
+                alone(etcd, group.swap_remove(0))
             }
             Ok(false) => Err(conflict()),
             Err(e) => {
@@ -295,8 +308,8 @@ impl Drop for Handoff<'_> {
 }
 
 /// Sends `commit` in a request of its own.
-fn alone(etcd: &Etcd, commit: &Commit) -> Result<()> {
-    if send(etcd, std::slice::from_ref(commit))? {
+fn alone(etcd: &Etcd, commit: Commit) -> Result<()> {
+    if send(etcd, commit.compare, commit.ops)? {
         Ok(())
     } else {
         Err(conflict())
@@ -309,15 +322,10 @@ fn conflict() -> Error {
     }
 }
 
-/// Sends the commits of `group` in one etcd transaction, with a rewrite of the fence; returns
-/// whether its compares held (and so every write was applied).
-fn send(etcd: &Etcd, group: &[Commit]) -> Result<bool> {
-    let mut compare = Vec::with_capacity(group.iter().map(|c| c.compare.len()).sum());
-    let mut success = Vec::with_capacity(group.iter().map(|c| c.ops.len()).sum::<usize>() + 1);
-    for c in group {
-        compare.extend(c.compare.iter().cloned());
-        success.extend(c.ops.iter().cloned());
-    }
+/// Sends the writes `success` guarded by `compare` (one commit's, or a shared request's) in
+/// one etcd transaction, with a rewrite of the fence; returns whether its compares held (and
+/// so every write was applied).
+fn send(etcd: &Etcd, compare: Vec<Compare>, mut success: Vec<RequestOp>) -> Result<bool> {
     // Every write moves the fence, which guards the transactions whose reads no set of
     // compares can (see `EtcdWrite::compares`).
     success.push(RequestOp {

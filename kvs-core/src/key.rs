@@ -315,7 +315,13 @@ fn hex(bytes: &[u8]) -> String {
 /// Appends the escaped, terminated encoding of a byte string.
 pub(crate) fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
-    // Runs without a zero byte (all of most strings) are copied whole.
+    // Most strings hold no zero byte: one search for it (a word at a time), one copy.
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(&[0, 0]);
+        return;
+    }
+    // Runs without a zero byte are copied whole.
     let mut runs = bytes.split(|&b| b == 0);
     if let Some(first) = runs.next() {
         out.extend_from_slice(first);

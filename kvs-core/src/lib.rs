@@ -46,6 +46,7 @@ mod report;
 mod retry;
 mod row;
 mod row_decode;
+mod scratch;
 mod select;
 mod stream;
 mod streams;

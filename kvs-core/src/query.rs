@@ -194,7 +194,7 @@ pub(crate) fn index_page<T: Table>(
 
 /// How many records hold `value` in index `ix`: index keys only, no record read.
 pub(crate) fn index_count(r: &dyn ReadTx, ix: &IndexMeta, value: &impl IndexArg) -> Result<u64> {
-    let mut prefix = Vec::new();
+    let mut prefix = crate::scratch::Scratch::new();
     if !value.encode_as(&(ix.value_type)(), &mut prefix) {
         return Ok(0);
     }

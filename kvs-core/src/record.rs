@@ -8,6 +8,7 @@ use crate::arg::IndexArg;
 use crate::backend::{ReadTx, WriteTx};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::scratch::Scratch;
 use crate::table::{IndexField, IndexMeta, Table};
 use crate::write::{self, IndexValues};
 
@@ -149,20 +150,22 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
     value: &V,
 ) -> Result<Vec<T>> {
     let ix = &T::META.indexes[F::INDEX];
-    let mut prefix = Vec::new();
+    let mut prefix = Scratch::new();
     if !value.encode_as(&(ix.value_type)(), &mut prefix) {
         return Ok(Vec::new());
     }
     if ix.unique {
         // One entry at most, naming one record: two point reads, with no list of keys.
-        let mut key = None;
+        let mut key = Scratch::new();
+        let mut found = false;
         write::index_keys(r, ix.table, true, &prefix, &mut |k| {
-            key = Some(k.to_vec());
+            key.extend_from_slice(k);
+            found = true;
             Ok(())
         })?;
-        let Some(key) = key else {
+        if !found {
             return Ok(Vec::new());
-        };
+        }
         return match read_record(r, &key)? {
             Some(record) => Ok(vec![record]),
             None => Err(missing_record::<T>(ix, &key)),
@@ -189,7 +192,7 @@ fn missing_record<T: Table>(ix: &IndexMeta, key: &[u8]) -> Error {
 /// Record keys end to end in one buffer, each after its length: one allocation for `k` hits,
 /// not one each.
 pub(crate) struct KeyList {
-    bytes: Vec<u8>,
+    bytes: Scratch,
     len: usize,
 }
 
@@ -199,7 +202,7 @@ impl KeyList {
     /// of 100-hit lookups).
     pub(crate) fn new() -> Self {
         KeyList {
-            bytes: Vec::with_capacity(128 * (4 + 8)),
+            bytes: Scratch::with_capacity(128 * (4 + 8)),
             len: 0,
         }
     }

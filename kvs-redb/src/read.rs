@@ -111,11 +111,21 @@ where
             } else {
                 range.next()
             };
-            *current = item.transpose().map_err(storage)?;
-            if let Some((k, v)) = current {
-                let _ = (k.value(), v.value());
+            match item {
+                Some(Ok(entry)) => {
+                    let (k, v) = current.insert(entry);
+                    let _ = (k.value(), v.value());
+                    Ok(())
+                }
+                Some(Err(e)) => {
+                    *current = None;
+                    Err(storage(e))
+                }
+                None => {
+                    *current = None;
+                    Ok(())
+                }
             }
-            Ok(())
         })?;
         Ok(current.as_ref().map(|(k, v)| (k.value(), v.value())))
     }
@@ -236,13 +246,23 @@ pub(crate) struct RedbRead {
     seen: Cell<u64>,
 }
 
-/// A table name's bit in [`RedbRead::seen`] (one of 64, by a hash of the name), to tell a
-/// table read a second time: two names on one bit only remember a table sooner.
+/// A table name's bit in [`RedbRead::seen`] (one of 64), to tell a table read a second time:
+/// two names on one bit only remember a table sooner. Taken from the name's length and its
+/// last two bytes, not a hash of every byte: a table and its index tables (`users`,
+/// `users_email`, `users_city`) differ there, and this runs on every read.
 fn name_bit(name: &str) -> u64 {
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    1 << (hash >> 58)
+    let bytes = name.as_bytes();
+    let last = |back: usize| {
+        bytes
+            .len()
+            .checked_sub(back)
+            .map_or(0, |i| u64::from(bytes[i]))
+    };
+    let mixed = (bytes.len() as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(last(1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
+        .wrapping_add(last(2).wrapping_mul(0x1656_67B1_9E37_79F9));
+    1 << (mixed >> 58)
 }
 
 impl RedbRead {

@@ -42,6 +42,7 @@ twins!(
     a_dropped_call_commits_whole_or_not_at_all,
     a_failed_or_panicking_transaction_is_an_err,
     streams_page_through_a_range,
+    streams_walk_back_from_the_end,
     tasks_share_a_hot_counter,
     tasks_writing_at_once_fail_alone,
     tasks_appending_at_once_fail_alone,
@@ -314,6 +315,79 @@ fn streams_page_through_a_range(url: &str) {
         let mut expected: Vec<String> = (1..=600).map(|id| user(id).email).collect();
         expected.sort();
         assert_eq!(emails, expected);
+    });
+}
+
+/// Everything `stream` yields, in order.
+async fn drain<T: kvs::Table + Send>(mut stream: kvs::RecordStream<T>) -> Vec<T> {
+    let mut all = Vec::new();
+    while let Some(item) = next(&mut stream).await {
+        all.push(item.unwrap());
+    }
+    all
+}
+
+/// `stream_rev` and `index_stream_rev` yield what `stream` and `index_stream` do, in the
+/// reverse order, across pages and whatever the range's bounds, as `iter(..).rev()` and
+/// `index_iter(..).rev()` do; and the newest records first, a page at a time.
+fn streams_walk_back_from_the_end(url: &str) {
+    let runtime = &runtimes()[1];
+    runtime.block_on(async {
+        let kvs = AsyncKvs::open(url).await.unwrap();
+        kvs.transaction(|tx| {
+            for id in 1..=600 {
+                tx.put(&user(id))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+        let back = |range: std::ops::RangeInclusive<u64>| range.rev().collect::<Vec<_>>();
+        assert_eq!(ids(drain(kvs.stream_rev::<User>(..)).await), back(1..=600));
+        assert_eq!(
+            ids(drain(kvs.stream_rev::<User>(250..=260)).await),
+            back(250..=260)
+        );
+        assert_eq!(
+            ids(drain(kvs.stream_rev::<User>(..300)).await),
+            back(1..=299)
+        );
+        assert_eq!(
+            ids(drain(kvs.stream_rev::<User>(590..)).await),
+            back(590..=600)
+        );
+        assert!(drain(kvs.stream_rev::<User>(700..)).await.is_empty());
+        // The newest 10, as a page of a feed is read: the stream stops being polled.
+        let mut newest = kvs.stream_rev::<User>(..);
+        let mut page = Vec::new();
+        while page.len() < 10 {
+            page.push(next(&mut newest).await.unwrap().unwrap().id);
+        }
+        assert_eq!(page, back(591..=600));
+        drop(newest);
+        kvs.put(&user(601)).await.unwrap();
+
+        // By index: the forward order reversed, on a plain and on a unique index.
+        for (forward, backward) in [
+            (
+                kvs.index_stream::<User>(UserField::City, ..),
+                kvs.index_stream_rev::<User>(UserField::City, ..),
+            ),
+            (
+                kvs.index_stream::<User>(UserField::City, "C".."P"),
+                kvs.index_stream_rev::<User>(UserField::City, "C".."P"),
+            ),
+            (
+                kvs.index_stream::<User>(UserField::Email, ..),
+                kvs.index_stream_rev::<User>(UserField::Email, ..),
+            ),
+        ] {
+            let mut expected = ids(drain(forward).await);
+            assert!(!expected.is_empty());
+            expected.reverse();
+            assert_eq!(ids(drain(backward).await), expected);
+        }
     });
 }
 

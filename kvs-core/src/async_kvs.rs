@@ -301,7 +301,7 @@ impl AsyncKvs {
     /// [`Kvs::range`]: records by key range, collected.
     pub async fn range<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> Result<Vec<T>> {
         let range = record::key_scan_range::<T>(&range);
-        self.run(move |kvs| records_in::<T>(kvs, range, usize::MAX))
+        self.run(move |kvs| records_in::<T>(kvs, range, usize::MAX, false))
             .await
     }
 
@@ -351,7 +351,15 @@ impl AsyncKvs {
     /// stream after it is yielded.
     pub fn stream<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> RecordStream<T> {
         let (start, end) = record::key_scan_range::<T>(&range);
-        RecordStream::new(self.kvs.clone(), None, Some((start, end)))
+        RecordStream::new(self.kvs.clone(), None, Some((start, end)), false)
+    }
+
+    /// [`AsyncKvs::stream`] from the range's end: greatest key first, as
+    /// `kvs.iter::<T>(range)?.rev()` walks (the newest records first, where keys come from
+    /// [`AsyncKvs::seq`]). Each page ends before the last key the stream yielded.
+    pub fn stream_rev<T: Table + Send>(&self, range: impl RangeBounds<T::Key>) -> RecordStream<T> {
+        let (start, end) = record::key_scan_range::<T>(&range);
+        RecordStream::new(self.kvs.clone(), None, Some((start, end)), true)
     }
 
     /// The records whose indexed `field` lies in `range`, in (value, key) order, as a
@@ -367,7 +375,31 @@ impl AsyncKvs {
     ) -> RecordStream<T> {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
         let ix = &T::META.indexes[field_index(&field)];
-        RecordStream::new(self.kvs.clone(), Some(ix), index_scan_range(ix, &range))
+        RecordStream::new(
+            self.kvs.clone(),
+            Some(ix),
+            index_scan_range(ix, &range),
+            false,
+        )
+    }
+
+    /// [`AsyncKvs::index_stream`] from the range's end: in (value, key) order reversed, as
+    /// `kvs.index_iter::<T>(field, range)?.rev()` walks; checked at compile time as
+    /// `index_stream` is.
+    #[allow(clippy::needless_pass_by_value)] // taken by value, as `Kvs::index_iter` takes them
+    pub fn index_stream_rev<T: Table + Send>(
+        &self,
+        field: impl IndexField<T>,
+        range: impl IndexRange,
+    ) -> RecordStream<T> {
+        const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
+        let ix = &T::META.indexes[field_index(&field)];
+        RecordStream::new(
+            self.kvs.clone(),
+            Some(ix),
+            index_scan_range(ix, &range),
+            true,
+        )
     }
 
     /// Runs `f` on a [`Snapshot`] (one committed state) on the blocking pool: the async
@@ -605,44 +637,50 @@ fn stream_page<T: Table>(
     ix: Option<&'static IndexMeta>,
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     limit: usize,
+    back: bool,
 ) -> Result<(Vec<T>, Option<Vec<u8>>)> {
     let Some(ix) = ix else {
-        let records = records_in::<T>(kvs, range, limit)?;
+        let records = records_in::<T>(kvs, range, limit, back)?;
         let last = (records.len() == limit)
             .then(|| records.last().map(|r| r.key().to_key_bytes()))
             .flatten();
         return Ok((records, last));
     };
     kvs.check::<T>()?;
-    kvs.read(|r| index_page::<T>(r, ix, range, limit))
+    kvs.read(|r| index_page::<T>(r, ix, range, limit, back))
 }
 
-/// Up to `limit` records of `T` whose encoded keys lie in `range`, in one consistent read: a
-/// whole `range` call, or a page of a stream.
+/// Up to `limit` records of `T` whose encoded keys lie in `range` (from its end when `back`),
+/// in one consistent read: a whole `range` call, or a page of a stream.
 fn records_in<T: Table>(
     kvs: &Kvs,
     range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     limit: usize,
+    back: bool,
 ) -> Result<Vec<T>> {
     kvs.check::<T>()?;
-    kvs.read(|r| record::range_encoded::<T>(r, range, limit))
+    kvs.read(|r| record::range_encoded::<T>(r, range, limit, back))
 }
 
-/// Records per page of [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`].
+/// Records per page of [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`] (and their
+/// `_rev` twins).
 const STREAM_PAGE: usize = 256;
 
 /// The read of one page of a [`RecordStream`], under way.
 type PageTask<T> = Pin<Box<dyn Future<Output = Result<(Vec<T>, Option<Vec<u8>>)>> + Send>>;
 
 /// The records of a key range or an index range, read a page at a time
-/// ([`AsyncKvs::stream`], [`AsyncKvs::index_stream`]).
+/// ([`AsyncKvs::stream`], [`AsyncKvs::index_stream`], and from the range's end
+/// [`AsyncKvs::stream_rev`], [`AsyncKvs::index_stream_rev`]).
 pub struct RecordStream<T> {
     kvs: Arc<Kvs>,
     /// The index whose entries it walks; `None`: the records' own keys.
     ix: Option<&'static IndexMeta>,
-    /// Where the next page starts (after the last entry read) and where the range ends;
-    /// `None` when nothing is left.
+    /// What is left to read: the range, its start moved past the last entry read (its end,
+    /// when walking back); `None` when nothing is left.
     range: OwnedRange,
+    /// Whether it walks from the range's end.
+    back: bool,
     page: VecDeque<T>,
     /// The page being read. In a `Mutex` only so that the stream is `Sync` (the future is
     /// `Send` but not `Sync`); polling it takes `&mut`, so the lock is never taken.
@@ -650,11 +688,12 @@ pub struct RecordStream<T> {
 }
 
 impl<T> RecordStream<T> {
-    fn new(kvs: Arc<Kvs>, ix: Option<&'static IndexMeta>, range: OwnedRange) -> Self {
+    fn new(kvs: Arc<Kvs>, ix: Option<&'static IndexMeta>, range: OwnedRange, back: bool) -> Self {
         RecordStream {
             kvs,
             ix,
             range,
+            back,
             page: VecDeque::new(),
             pending: None,
         }
@@ -668,6 +707,7 @@ impl<T> std::fmt::Debug for RecordStream<T> {
             .field("index", &self.ix.map(|ix| ix.table))
             .field("buffered", &self.page.len())
             .field("done", &self.range.is_none())
+            .field("back", &self.back)
             .finish_non_exhaustive()
     }
 }
@@ -688,9 +728,9 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
                 return Poll::Ready(None);
             };
             let task = this.pending.get_or_insert_with(|| {
-                let (kvs, ix, range) = (this.kvs.clone(), this.ix, range.clone());
+                let (kvs, ix, range, back) = (this.kvs.clone(), this.ix, range.clone(), this.back);
                 std::sync::Mutex::new(Box::pin(call(kvs, move |kvs| {
-                    stream_page::<T>(kvs, ix, range, STREAM_PAGE)
+                    stream_page::<T>(kvs, ix, range, STREAM_PAGE, back)
                 })))
             });
             let task = task
@@ -703,8 +743,8 @@ impl<T: Table + Send> futures_core::Stream for RecordStream<T> {
             this.pending = None;
             match page {
                 Ok((page, Some(last))) => {
-                    if let Some((start, _)) = &mut this.range {
-                        *start = Bound::Excluded(last);
+                    if let Some((start, end)) = &mut this.range {
+                        *(if this.back { end } else { start }) = Bound::Excluded(last);
                     }
                     this.page = page.into();
                 }

@@ -153,17 +153,19 @@ pub(crate) fn index_range_records<T: Table>(
     let Some(range) = range else {
         return Ok(Vec::new());
     };
-    Ok(index_page(r, ix, range, usize::MAX)?.0)
+    Ok(index_page(r, ix, range, usize::MAX, false)?.0)
 }
 
-/// The records of the first `limit` entries of index `ix` in `range`, in (value, key) order,
-/// and, when it stopped at `limit`, the last entry's key (where a next page starts): a page
-/// of `AsyncKvs::index_stream`, or a whole `index_range` with no limit.
+/// The records of the first `limit` entries of index `ix` in `range`, in (value, key) order
+/// (from the range's end, in the reverse order, when `back`), and, when it stopped at
+/// `limit`, the last entry's key (where a next page starts): a page of
+/// `AsyncKvs::index_stream` or `index_stream_rev`, or a whole `index_range` with no limit.
 pub(crate) fn index_page<T: Table>(
     r: &dyn ReadTx,
     ix: &IndexMeta,
     (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
     limit: usize,
+    back: bool,
 ) -> Result<(Vec<T>, Option<Vec<u8>>)> {
     let value_type = (ix.value_type)();
     let mut keys = record::KeyList::new();
@@ -173,7 +175,7 @@ pub(crate) fn index_page<T: Table>(
         start.as_ref().map(Vec::as_slice),
         end.as_ref().map(Vec::as_slice),
     );
-    r.scan(ix.table, range, false, &mut |entry, value| {
+    r.scan(ix.table, range, back, &mut |entry, value| {
         keys.push(record_key_of(
             ix.table,
             ix.field,

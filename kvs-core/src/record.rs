@@ -271,15 +271,17 @@ pub(crate) fn key_scan_range<T: Table>(
 }
 
 pub(crate) fn range<T: Table>(r: &dyn ReadTx, range: &impl RangeBounds<T::Key>) -> Result<Vec<T>> {
-    range_encoded(r, key_scan_range::<T>(range), usize::MAX)
+    range_encoded(r, key_scan_range::<T>(range), usize::MAX, false)
 }
 
-/// [`range`] of keys encoded already, stopping after `limit` records (one scan: a page of
-/// `AsyncKvs::stream`).
+/// [`range`] of keys encoded already, stopping after `limit` records, from the range's end
+/// (greatest key first) when `back` (one scan: a page of `AsyncKvs::stream` or
+/// `stream_rev`).
 pub(crate) fn range_encoded<T: Table>(
     r: &dyn ReadTx,
     (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
     limit: usize,
+    back: bool,
 ) -> Result<Vec<T>> {
     let mut records = Vec::new();
     r.scan(
@@ -288,7 +290,7 @@ pub(crate) fn range_encoded<T: Table>(
             start.as_ref().map(Vec::as_slice),
             end.as_ref().map(Vec::as_slice),
         ),
-        false,
+        back,
         &mut |key, bytes| {
             records.push(decode(bytes, key)?);
             Ok(records.len() < limit)

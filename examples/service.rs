@@ -9,6 +9,7 @@
 //!      -d '{"name": "Ann", "city": "Oslo"}'      # {"id":1,"name":"Ann","city":"Oslo"}
 //! curl -s localhost:3000/users/1                 # {"id":1,"name":"Ann","city":"Oslo"}
 //! curl -s 'localhost:3000/users?city=Oslo'       # [{"id":1,"name":"Ann","city":"Oslo"}]
+//! curl -s 'localhost:3000/users?limit=20'        # the 20 newest users, newest first
 //! ```
 //!
 //! `KVS_SERVICE_ADDR` moves the listener (`127.0.0.1:0` picks a free port, which it prints).
@@ -19,6 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::{StreamExt, TryStreamExt};
 use kvs::{AsyncKvs, Table};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,8 @@ pub struct NewUser {
 #[derive(Deserialize)]
 pub struct Filter {
     city: Option<String>,
+    /// How many of the newest users to answer without `city`: 50 unless given, at most 1,000.
+    limit: Option<usize>,
 }
 
 /// The service's routes, over one shared handle.
@@ -79,14 +83,18 @@ async fn show(State(kvs): State<AsyncKvs>, Path(id): Path<u64>) -> Result<Json<U
         .ok_or(Failure::NotFound(id))
 }
 
-/// `GET /users?city=Oslo`: the users of a city, by the index; every user without `city`.
+/// `GET /users?city=Oslo`: the users of a city, by the index. Without `city`, the newest
+/// users first (ids come from `seq`), `limit` of them: a stream from the end of the table,
+/// which reads a page of them, not the table.
 async fn list(
     State(kvs): State<AsyncKvs>,
     Query(filter): Query<Filter>,
 ) -> Result<Json<Vec<User>>, Failure> {
-    let users = match filter.city {
-        Some(city) => kvs.index::<User>(UserField::City, city.as_str()).await?,
-        None => kvs.all::<User>().await?,
+    let users = if let Some(city) = filter.city {
+        kvs.index::<User>(UserField::City, city.as_str()).await?
+    } else {
+        let limit = filter.limit.unwrap_or(50).min(1000);
+        kvs.stream_rev::<User>(..).take(limit).try_collect().await?
     };
     Ok(Json(users))
 }

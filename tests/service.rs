@@ -70,8 +70,25 @@ fn the_example_service_answers_its_routes() {
             .map(|u| u["name"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(names, ["Ann", "Cid"]);
+        // Without a city: the newest first, `limit` of them.
+        let names = |body: &str| -> Vec<String> {
+            json(body)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
         let (status, body) = call(addr, "GET", "/users", "").await;
-        assert_eq!((status, json(&body).as_array().unwrap().len()), (200, 3));
+        assert_eq!(
+            (status, names(&body)),
+            (200, vec!["Cid".into(), "Bob".into(), "Ann".into()])
+        );
+        let (status, body) = call(addr, "GET", "/users?limit=2", "").await;
+        assert_eq!(
+            (status, names(&body)),
+            (200, vec!["Cid".into(), "Bob".into()])
+        );
         let (status, _) = call(addr, "GET", "/users/99", "").await;
         assert_eq!(status, 404);
         let (status, _) = call(addr, "POST", "/users", "not json").await;

@@ -365,8 +365,12 @@ fn streams_walk_back_from_the_end(url: &str) {
             page.push(next(&mut newest).await.unwrap().unwrap().id);
         }
         assert_eq!(page, back(591..=600));
+        // Dropped half-read, it holds nothing back: a write goes through, and a new stream
+        // starts with it.
         drop(newest);
         kvs.put(&user(601)).await.unwrap();
+        let mut newest = kvs.stream_rev::<User>(..);
+        assert_eq!(next(&mut newest).await.unwrap().unwrap().id, 601);
 
         // By index: the forward order reversed, on a plain and on a unique index.
         for (forward, backward) in [
@@ -377,6 +381,11 @@ fn streams_walk_back_from_the_end(url: &str) {
             (
                 kvs.index_stream::<User>(UserField::City, "C".."P"),
                 kvs.index_stream_rev::<User>(UserField::City, "C".."P"),
+            ),
+            // Two cities, more than a page: pages that end inside a bounded range.
+            (
+                kvs.index_stream::<User>(UserField::City, "A".."P"),
+                kvs.index_stream_rev::<User>(UserField::City, "A".."P"),
             ),
             (
                 kvs.index_stream::<User>(UserField::Email, ..),

@@ -66,7 +66,8 @@ use crate::tx::Tx;
 /// ```
 ///
 /// What it has not: `iter` and `index_iter` (their iterators borrow the handle), whose async
-/// counterparts are [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`]; and `snapshot`,
+/// counterparts are [`AsyncKvs::stream`] and [`AsyncKvs::index_stream`] (and, for `.rev()`,
+/// [`AsyncKvs::stream_rev`] and [`AsyncKvs::index_stream_rev`]); and `snapshot`,
 /// whose async counterpart is [`AsyncKvs::read`] (a closure given a [`Snapshot`]).
 /// [`AsyncKvs::kvs`] hands out the sync handle for code that runs on a blocking thread of its
 /// own.
@@ -631,7 +632,7 @@ fn encoded_value<T: Table>(field: &impl IndexField<T>, value: &impl IndexArg) ->
 
 /// Up to `limit` records of `T` in one consistent read: those whose index entries for `ix`
 /// lie in `range`, or without `ix` those whose keys do; with the key of the last entry read
-/// when it stopped at `limit` (where the next page starts). A page of a stream.
+/// when it stopped at `limit` (where the next page starts, or ends when `back`). A page of a stream.
 fn stream_page<T: Table>(
     kvs: &Kvs,
     ix: Option<&'static IndexMeta>,

@@ -158,7 +158,7 @@ pub(crate) fn index_range_records<T: Table>(
 
 /// The records of the first `limit` entries of index `ix` in `range`, in (value, key) order
 /// (from the range's end, in the reverse order, when `back`), and, when it stopped at
-/// `limit`, the last entry's key (where a next page starts): a page of
+/// `limit`, the last entry's key (where a next page starts, or ends when `back`): a page of
 /// `AsyncKvs::index_stream` or `index_stream_rev`, or a whole `index_range` with no limit.
 pub(crate) fn index_page<T: Table>(
     r: &dyn ReadTx,

@@ -159,6 +159,7 @@ pub(crate) fn index<T: Table, F: IndexField<T>, V: IndexArg>(
         let mut key = Scratch::new();
         let mut found = false;
         write::index_keys(r, ix.table, true, &prefix, &mut |k| {
+            key.clear();
             key.extend_from_slice(k);
             found = true;
             Ok(())

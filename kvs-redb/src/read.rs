@@ -249,7 +249,7 @@ pub(crate) struct RedbRead {
 /// A table name's bit in [`RedbRead::seen`] (one of 64), to tell a table read a second time:
 /// two names on one bit only remember a table sooner. Taken from the name's length and its
 /// last two bytes, not a hash of every byte: a table and its index tables (`users`,
-/// `users_email`, `users_city`) differ there, and this runs on every read.
+/// `users#email`, `users#city`) differ there, and this runs on every read.
 fn name_bit(name: &str) -> u64 {
     let bytes = name.as_bytes();
     let last = |back: usize| {

@@ -9,8 +9,10 @@ use std::ops::{Deref, DerefMut};
 /// How many buffers a thread keeps.
 const KEPT: usize = 4;
 
-/// The largest buffer kept: one grown past it (a lookup of very many keys) is freed.
-const LARGEST: usize = 64 * 1024;
+/// The largest buffer kept: one grown past it (a lookup of more than about a thousand keys)
+/// is freed. A thread keeps at most `KEPT` × 16 KiB, so that tokio's blocking pool (up to
+/// 512 threads) keeps at most 32 MiB.
+const LARGEST: usize = 16 * 1024;
 
 thread_local! {
     static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };

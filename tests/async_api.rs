@@ -257,20 +257,26 @@ async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item
     std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
 }
 
+/// A handle on `url` holding the users `1..=n`, put in one transaction.
+async fn open_with_users(url: &str, n: u64) -> AsyncKvs {
+    let kvs = AsyncKvs::open(url).await.unwrap();
+    kvs.transaction(move |tx| {
+        for id in 1..=n {
+            tx.put(&user(id))?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    kvs
+}
+
 /// `stream` yields a key range in order, across pages, and nothing twice; `index_stream` an
 /// index range in (value, key) order.
 fn streams_page_through_a_range(url: &str) {
     let runtime = &runtimes()[1];
     runtime.block_on(async {
-        let kvs = AsyncKvs::open(url).await.unwrap();
-        kvs.transaction(|tx| {
-            for id in 1..=600 {
-                tx.put(&user(id))?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        let kvs = open_with_users(url, 600).await;
         let mut all = kvs.stream::<User>(..);
         let mut ids = Vec::new();
         while let Some(user) = next(&mut all).await {
@@ -333,15 +339,7 @@ async fn drain<T: kvs::Table + Send>(mut stream: kvs::RecordStream<T>) -> Vec<T>
 fn streams_walk_back_from_the_end(url: &str) {
     let runtime = &runtimes()[1];
     runtime.block_on(async {
-        let kvs = AsyncKvs::open(url).await.unwrap();
-        kvs.transaction(|tx| {
-            for id in 1..=600 {
-                tx.put(&user(id))?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        let kvs = open_with_users(url, 600).await;
         let ids = |users: Vec<User>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
         let back = |range: std::ops::RangeInclusive<u64>| range.rev().collect::<Vec<_>>();
         assert_eq!(ids(drain(kvs.stream_rev::<User>(..)).await), back(1..=600));

@@ -375,13 +375,7 @@ impl AsyncKvs {
         range: impl IndexRange,
     ) -> RecordStream<T> {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
-        let ix = &T::META.indexes[field_index(&field)];
-        RecordStream::new(
-            self.kvs.clone(),
-            Some(ix),
-            index_scan_range(ix, &range),
-            false,
-        )
+        self.index_stream_from(&field, &range, false)
     }
 
     /// [`AsyncKvs::index_stream`] from the range's end: in (value, key) order reversed, as
@@ -394,12 +388,22 @@ impl AsyncKvs {
         range: impl IndexRange,
     ) -> RecordStream<T> {
         const { KindCheck::<T, _, _>::new() }.tie(&field, &range);
-        let ix = &T::META.indexes[field_index(&field)];
+        self.index_stream_from(&field, &range, true)
+    }
+
+    /// [`AsyncKvs::index_stream`], or from the range's end when `back`.
+    fn index_stream_from<T: Table + Send, F: IndexField<T>>(
+        &self,
+        field: &F,
+        range: &impl IndexRange,
+        back: bool,
+    ) -> RecordStream<T> {
+        let ix = &T::META.indexes[field_index(field)];
         RecordStream::new(
             self.kvs.clone(),
             Some(ix),
-            index_scan_range(ix, &range),
-            true,
+            index_scan_range(ix, range),
+            back,
         )
     }
 

@@ -12,7 +12,7 @@ use crate::key::KeyType;
 use crate::kvs::Kvs;
 use crate::record::{Prepared, ReadKeys};
 use crate::stream::{
-    self, link_key, Dir, Reader, LINK_TABLE, READER_SEQ, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
+    link_key, Dir, Reader, LINK_TABLE, READER_SEQ, READER_TABLE, STREAM_SCHEMA, WRITER_TABLE,
 };
 use crate::table::Table;
 use crate::tx::Tx;
@@ -170,10 +170,7 @@ pub(crate) fn remove_write<T: Table>(
     feed: String,
     key: Vec<u8>,
 ) -> impl FnMut(&mut Tx<'_>) -> Result<bool> + Send + 'static {
-    move |tx| {
-        tx.kvs.check_stream::<T>()?;
-        stream::unlink(tx.w, &feed, T::META.name, &key)
-    }
+    move |tx| tx.remove_encoded::<T>(&feed, &key)
 }
 
 /// What `remove` reads: the record's link and the feed's writer (and, when it unlinks an end

@@ -98,8 +98,13 @@ impl Tx<'_> {
 
     /// [`Kvs::remove`] inside the transaction.
     pub fn remove<T: Table>(&mut self, feed: &str, key: impl KeyArg<T::Key>) -> Result<bool> {
+        self.remove_encoded::<T>(feed, &key.key_bytes())
+    }
+
+    /// [`Tx::remove`] of a key encoded already.
+    pub(crate) fn remove_encoded<T: Table>(&mut self, feed: &str, key: &[u8]) -> Result<bool> {
         self.kvs.check_stream::<T>()?;
-        stream::unlink(self.w, feed, T::META.name, &key.key_bytes())
+        stream::unlink(self.w, feed, T::META.name, key)
     }
 
     /// [`Kvs::reader`] inside the transaction.

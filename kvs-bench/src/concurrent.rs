@@ -16,7 +16,7 @@ use crate::data;
 use crate::systems::{Native, Raw, Res, Sqlite};
 
 /// Puts per run, whatever the number of threads.
-const PUTS: u64 = 640;
+const PUTS: u64 = 3200;
 /// The thread counts.
 const THREADS: [u64; 3] = [1, 8, 32];
 /// The systems, in report order.

@@ -21,8 +21,8 @@
 //! `docs/benchmarks.json`. A progress line per workload goes to stderr. With the defaults a
 //! run took 54 to 195 seconds on a shared 2-core machine.
 //!
-//! Each system runs every workload on a fresh database in the temporary directory; every
-//! answer is checked (counts, keys, hits per lookup, index exactness after updates) and a
+//! Each system runs every workload on a fresh database in the temporary directory (the read
+//! workloads in rounds, every system's run right after the others'); every answer is checked (counts, keys, hits per lookup, index exactness after updates) and a
 //! wrong one stops the run. The report gives the median of the repeats and its ratio to raw
 //! redb; `docs/BENCHMARKS.md` explains the workloads.
 #![forbid(unsafe_code)]
@@ -191,6 +191,15 @@ mod tests {
     fn a_small_run_on_kvs_mem_passes_its_checks_and_reports() {
         let results = run::main_runs(1_000, 1, &["kvs-mem"]).unwrap();
         assert_eq!(results.timings.len(), run::WORKLOADS.len());
+        // A read row holds a run per round; a write row one per repeat.
+        let runs = |w: &str| {
+            let t = results.timings.iter().find(|t| t.workload == w).unwrap();
+            t.secs.len()
+        };
+        assert_eq!(runs("iter_page"), run::READ_ROUNDS);
+        assert_eq!(runs("count"), run::READ_ROUNDS);
+        assert_eq!(runs("bulk_insert"), 1);
+        assert_eq!(runs("delete"), 1);
         let machine = report::Machine::read("test".to_owned(), 1_000, 1);
         let json = report::json(&machine, &results, &[]);
         for key in [

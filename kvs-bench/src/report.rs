@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::run::{Results, Scaled, Timing, WORKLOADS};
+use crate::run::{Results, Scaled, Timing, READ_ROUNDS, WORKLOADS};
 use crate::systems::SYSTEMS;
 
 /// What the report says about the machine and the run.
@@ -139,7 +139,8 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
     let _ = writeln!(
         s,
         "Made by `{}` on {} ({} cores), {}. Median of {} repeats, the systems' order \
-         alternating between repeats; {} records of a `User` (u64 key, unique indexed `email`, \
+         alternating between repeats; the read rows are the median of {} runs ({} rounds a \
+         repeat, in which every system runs the workload right after the others); {} records of a `User` (u64 key, unique indexed `email`, \
          indexed `city` with about 100 records per city, indexed integer `score` with about \
          10 records per value, and a name). Peak memory of the \
          whole run: {} MiB.\n",
@@ -148,6 +149,8 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
         m.cores,
         m.os,
         m.repeat,
+        m.repeat * READ_ROUNDS,
+        READ_ROUNDS,
         m.records,
         m.peak_kib / 1024
     );
@@ -185,7 +188,7 @@ pub fn markdown(m: &Machine, results: &Results, scaling: &[Scaled], notes: &str)
     let _ = writeln!(s, "\n## Median time and throughput\n");
     let _ = writeln!(
         s,
-        "Each cell: median time · operations per second · the spread of the repeats (the \
+        "Each cell: median time · operations per second · the spread of its runs (the \
          largest distance from the median, relative to it): the machine's noise.\n"
     );
     let _ = writeln!(s, "| workload | what | {} |", SYSTEMS.join(" | "));

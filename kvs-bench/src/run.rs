@@ -124,8 +124,27 @@ fn time<R>(f: impl FnOnce() -> Res<R>) -> Res<(R, Duration)> {
     Ok((out, start.elapsed()))
 }
 
+/// The read workloads, in the order each round runs them.
+const READS: [&str; 7] = [
+    "get",
+    "unique_lookup",
+    "index_lookup",
+    "index_range",
+    "iter_page",
+    "scan_all",
+    "count",
+];
+
+/// Rounds of the read workloads per repeat. A read row takes 25 to 500 ms, short enough
+/// for the machine's noise (±15% between two runs a second apart) to move a median of a few
+/// samples by 0.1: each repeat runs them this many times, every system's run of a workload
+/// right after the others', so a ratio compares runs made within a second of each other.
+pub const READ_ROUNDS: usize = 3;
+
 /// Runs every workload `repeat` times on each of `systems`, alternating the systems' order
-/// between repeats.
+/// between repeats. In a repeat every system is loaded first; then the read workloads run in
+/// [`READ_ROUNDS`] rounds, each workload on one system after the other (the order turning
+/// between rounds), on the bulk load as it stands; then each system runs the writes.
 pub fn main_runs(n: u64, repeat: usize, systems: &[&'static str]) -> Res<Results> {
     let inputs = Inputs::new(n);
     let mut results = Results {
@@ -139,16 +158,48 @@ pub fn main_runs(n: u64, repeat: usize, systems: &[&'static str]) -> Res<Results
         if r % 2 == 1 {
             order.reverse();
         }
+        let mut open = Vec::new();
         for &system in &order {
             let dir = scratch(&format!("{system}-{r}"))?;
             let mut sys = systems::open(system, &dir)?;
             sys.prepare(&inputs);
-            let size = run_one(&mut *sys, system, &inputs, &mut results, r, repeat)?;
-            drop(sys);
-            std::fs::remove_dir_all(&dir)?;
+            let mut run = Run {
+                system,
+                r,
+                repeat,
+                results: &mut results,
+            };
+            let size = run.load(&mut *sys, &inputs)?;
             if r == 0 {
                 results.file_sizes.push((system, size));
             }
+            open.push((system, sys, dir));
+        }
+        for round in 0..READ_ROUNDS {
+            for workload in READS {
+                let systems = open.len();
+                for i in 0..systems {
+                    let (system, sys, _) = &mut open[(i + round) % systems];
+                    let mut run = Run {
+                        system,
+                        r,
+                        repeat,
+                        results: &mut results,
+                    };
+                    run.read(&mut **sys, workload, &inputs)?;
+                }
+            }
+        }
+        for (system, mut sys, dir) in open {
+            let mut run = Run {
+                system,
+                r,
+                repeat,
+                results: &mut results,
+            };
+            run.writes(&mut *sys, &inputs)?;
+            drop(sys);
+            std::fs::remove_dir_all(&dir)?;
         }
     }
     // Report order: as SYSTEMS lists them.
@@ -161,154 +212,168 @@ pub fn main_runs(n: u64, repeat: usize, systems: &[&'static str]) -> Res<Results
     Ok(results)
 }
 
-#[allow(clippy::too_many_lines)] // one workload after the other, each with its check
-fn run_one(
-    sys: &mut dyn System,
+/// One system's part of one repeat: runs its workloads, checks each answer, and records and
+/// prints each time.
+struct Run<'a> {
     system: &'static str,
-    inputs: &Inputs,
-    results: &mut Results,
     r: usize,
     repeat: usize,
-) -> Res<Option<u64>> {
-    let n = inputs.n;
-    let step = |results: &mut Results, workload: &'static str, ops: u64, d: Duration| {
+    results: &'a mut Results,
+}
+
+impl Run<'_> {
+    fn step(&mut self, workload: &'static str, ops: u64, d: Duration) {
         let secs = d.as_secs_f64();
         eprintln!(
-            "[{}/{repeat}] {system:<9} {workload:<15} {ops:>8} ops {secs:>9.4} s {:>12.0} ops/s",
-            r + 1,
+            "[{}/{}] {:<9} {workload:<15} {ops:>8} ops {secs:>9.4} s {:>12.0} ops/s",
+            self.r + 1,
+            self.repeat,
+            self.system,
             ops as f64 / secs
         );
-        results.record(workload, system, ops, d);
-    };
+        self.results.record(workload, self.system, ops, d);
+    }
 
-    let ((), d) = time(|| sys.bulk_insert(&inputs.bulk))?;
-    step(results, "bulk_insert", n, d);
-    check(system, "bulk_insert", "count", sys.count(1)?, n)?;
-    let size = sys.file_size();
+    /// The bulk load, timed and checked; the database's size after it.
+    fn load(&mut self, sys: &mut dyn System, inputs: &Inputs) -> Res<Option<u64>> {
+        let system = self.system;
+        let n = inputs.n;
+        let ((), d) = time(|| sys.bulk_insert(&inputs.bulk))?;
+        self.step("bulk_insert", n, d);
+        check(system, "bulk_insert", "count", sys.count(1)?, n)?;
+        Ok(sys.file_size())
+    }
 
-    let (sum, d) = time(|| sys.get(&inputs.get_ids))?;
-    check(
-        system,
-        "get",
-        "sum of keys",
-        sum,
-        inputs.get_ids.iter().sum(),
-    )?;
-    step(results, "get", inputs.get_ids.len() as u64, d);
+    /// One run of the read workload `workload`, on the bulk load (users 1..=n), checked.
+    fn read(&mut self, sys: &mut dyn System, workload: &'static str, inputs: &Inputs) -> Res<()> {
+        let system = self.system;
+        let n = inputs.n;
+        let (ops, d) = match workload {
+            "get" => {
+                let (sum, d) = time(|| sys.get(&inputs.get_ids))?;
+                let want = inputs.get_ids.iter().sum();
+                check(system, workload, "sum of keys", sum, want)?;
+                (inputs.get_ids.len() as u64, d)
+            }
+            "unique_lookup" => {
+                let (hits, d) = time(|| sys.unique_lookup(&inputs.emails))?;
+                check(system, workload, "hits", hits, LOOKUPS as u64)?;
+                (LOOKUPS as u64, d)
+            }
+            "index_lookup" => {
+                let cities = city_names(inputs);
+                let (hits, d) = time(|| sys.index_lookup(&cities))?;
+                let want = inputs.cities.iter().map(|c| c.1).sum();
+                check(system, workload, "hits", hits, want)?;
+                (LOOKUPS as u64, d)
+            }
+            "index_range" => {
+                let (found, d) = time(|| sys.index_range(&inputs.ranges))?;
+                check(system, workload, "hits", found.0, inputs.range_hits.0)?;
+                check(
+                    system,
+                    workload,
+                    "sum of keys",
+                    found.1,
+                    inputs.range_hits.1,
+                )?;
+                (RANGES as u64, d)
+            }
+            "iter_page" => {
+                let (sum, d) = time(|| sys.iter_page(ITER_PAGES, ITER_PAGE))?;
+                let page = ITER_PAGE as u64;
+                let newest = (n - page + 1..=n).sum::<u64>();
+                let want = newest * ITER_PAGES as u64;
+                check(system, workload, "sum of keys", sum, want)?;
+                (ITER_PAGES as u64, d)
+            }
+            "scan_all" => {
+                let (all, d) = time(|| sys.scan_all())?;
+                check(system, workload, "records", all.0, n)?;
+                check(system, workload, "sum of keys", all.1, n * (n + 1) / 2)?;
+                (n, d)
+            }
+            "count" => {
+                let (count, d) = time(|| sys.count(LOOKUPS))?;
+                check(system, workload, "count", count, n)?;
+                (LOOKUPS as u64, d)
+            }
+            other => return Err(format!("{other} is not a read workload").into()),
+        };
+        self.step(workload, ops, d);
+        Ok(())
+    }
 
-    let (hits, d) = time(|| sys.unique_lookup(&inputs.emails))?;
-    check(system, "unique_lookup", "hits", hits, LOOKUPS as u64)?;
-    step(results, "unique_lookup", LOOKUPS as u64, d);
-
-    let cities = city_names(inputs);
-    let (hits, d) = time(|| sys.index_lookup(&cities))?;
-    check(
-        system,
-        "index_lookup",
-        "hits",
-        hits,
-        inputs.cities.iter().map(|c| c.1).sum(),
-    )?;
-    step(results, "index_lookup", LOOKUPS as u64, d);
-
-    // The table holds the bulk load exactly: users 1..=n.
-    let (found, d) = time(|| sys.index_range(&inputs.ranges))?;
-    check(system, "index_range", "hits", found.0, inputs.range_hits.0)?;
-    check(
-        system,
-        "index_range",
-        "sum of keys",
-        found.1,
-        inputs.range_hits.1,
-    )?;
-    step(results, "index_range", RANGES as u64, d);
-
-    let (sum, d) = time(|| sys.iter_page(ITER_PAGES, ITER_PAGE))?;
-    let page = ITER_PAGE as u64;
-    let newest = (n - page + 1..=n).sum::<u64>();
-    check(
-        system,
-        "iter_page",
-        "sum of keys",
-        sum,
-        newest * ITER_PAGES as u64,
-    )?;
-    step(results, "iter_page", ITER_PAGES as u64, d);
-
-    let (all, d) = time(|| sys.scan_all())?;
-    check(system, "scan_all", "records", all.0, n)?;
-    check(system, "scan_all", "sum of keys", all.1, n * (n + 1) / 2)?;
-    step(results, "scan_all", n, d);
-
-    let (count, d) = time(|| sys.count(LOOKUPS))?;
-    check(system, "count", "count", count, n)?;
-    step(results, "count", LOOKUPS as u64, d);
-
-    let ((), d) = time(|| sys.indexed_update(&inputs.updates))?;
-    step(results, "indexed_update", inputs.updates.len() as u64, d);
-    // Every record under its current city exactly once: an update that left a stale entry
-    // returns a record of another city (an error), one that lost an entry falls short.
-    let all: Vec<String> = (0..data::cities(n)).map(data::city).collect();
-    check(
-        system,
-        "indexed_update",
-        "records over all cities",
-        sys.index_lookup(&all)?,
-        n,
-    )?;
-    let ((), d) = time(|| sys.durable_insert(&inputs.durable))?;
-    step(results, "durable_insert", DURABLE, d);
-    check(
-        system,
-        "durable_insert",
-        "count",
-        sys.count(1)?,
-        n + DURABLE,
-    )?;
-
-    let (deleted, d) = time(|| sys.delete(&inputs.deletes))?;
-    check(system, "delete", "deleted", deleted, n / 10)?;
-    step(results, "delete", n / 10, d);
-    check(
-        system,
-        "delete",
-        "count",
-        sys.count(1)?,
-        n + DURABLE - n / 10,
-    )?;
-
-    let (v, d) = time(|| sys.seq(SEQ))?;
-    check(system, "seq", "value", v, SEQ as u64)?;
-    step(results, "seq", SEQ as u64, d);
-
-    let (v, d) = time(|| sys.seq_durable(SEQ_DURABLE))?;
-    check(system, "seq_durable", "value", v, SEQ_DURABLE as u64)?;
-    step(results, "seq_durable", SEQ_DURABLE as u64, d);
-
-    if let Some(streams) = sys.streams() {
-        let msgs: Vec<Msg> = (1..=FEED).map(data::msg).collect();
-        let ((), d) = time(|| streams.append("bench", &msgs))?;
-        check(system, "append", "feed length", streams.len("bench")?, FEED)?;
-        step(results, "append", FEED, d);
-
-        let pages = usize::try_from(FEED)? / PAGE;
-        let (sum, d) = streams.take_pages("bench", 0, PAGE, pages)?;
-        check(system, "take20", "sum of keys", sum, FEED * (FEED + 1) / 2)?;
-        step(results, "take20", pages as u64, d);
-
-        let ids: Vec<u64> = (1..=REMOVES).map(|i| i * (FEED / REMOVES)).collect();
-        let (removed, d) = time(|| streams.remove("bench", &ids))?;
-        check(system, "remove", "removed", removed, REMOVES)?;
+    /// The write workloads, one after the other, each checked.
+    fn writes(&mut self, sys: &mut dyn System, inputs: &Inputs) -> Res<()> {
+        let system = self.system;
+        let n = inputs.n;
+        let ((), d) = time(|| sys.indexed_update(&inputs.updates))?;
+        self.step("indexed_update", inputs.updates.len() as u64, d);
+        // Every record under its current city exactly once: an update that left a stale entry
+        // returns a record of another city (an error), one that lost an entry falls short.
+        let all: Vec<String> = (0..data::cities(n)).map(data::city).collect();
         check(
             system,
-            "remove",
-            "feed length",
-            streams.len("bench")?,
-            FEED - REMOVES,
+            "indexed_update",
+            "records over all cities",
+            sys.index_lookup(&all)?,
+            n,
         )?;
-        step(results, "remove", REMOVES, d);
+        let ((), d) = time(|| sys.durable_insert(&inputs.durable))?;
+        self.step("durable_insert", DURABLE, d);
+        check(
+            system,
+            "durable_insert",
+            "count",
+            sys.count(1)?,
+            n + DURABLE,
+        )?;
+
+        let (deleted, d) = time(|| sys.delete(&inputs.deletes))?;
+        check(system, "delete", "deleted", deleted, n / 10)?;
+        self.step("delete", n / 10, d);
+        check(
+            system,
+            "delete",
+            "count",
+            sys.count(1)?,
+            n + DURABLE - n / 10,
+        )?;
+
+        let (v, d) = time(|| sys.seq(SEQ))?;
+        check(system, "seq", "value", v, SEQ as u64)?;
+        self.step("seq", SEQ as u64, d);
+
+        let (v, d) = time(|| sys.seq_durable(SEQ_DURABLE))?;
+        check(system, "seq_durable", "value", v, SEQ_DURABLE as u64)?;
+        self.step("seq_durable", SEQ_DURABLE as u64, d);
+
+        if let Some(streams) = sys.streams() {
+            let msgs: Vec<Msg> = (1..=FEED).map(data::msg).collect();
+            let ((), d) = time(|| streams.append("bench", &msgs))?;
+            check(system, "append", "feed length", streams.len("bench")?, FEED)?;
+            self.step("append", FEED, d);
+
+            let pages = usize::try_from(FEED)? / PAGE;
+            let (sum, d) = streams.take_pages("bench", 0, PAGE, pages)?;
+            check(system, "take20", "sum of keys", sum, FEED * (FEED + 1) / 2)?;
+            self.step("take20", pages as u64, d);
+
+            let ids: Vec<u64> = (1..=REMOVES).map(|i| i * (FEED / REMOVES)).collect();
+            let (removed, d) = time(|| streams.remove("bench", &ids))?;
+            check(system, "remove", "removed", removed, REMOVES)?;
+            check(
+                system,
+                "remove",
+                "feed length",
+                streams.len("bench")?,
+                FEED - REMOVES,
+            )?;
+            self.step("remove", REMOVES, d);
+        }
+        Ok(())
     }
-    Ok(size)
 }
 
 fn city_names(inputs: &Inputs) -> Vec<String> {

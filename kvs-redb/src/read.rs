@@ -103,9 +103,9 @@ where
             return Ok(None);
         };
         // The entry goes straight into `current`, not through the guard's result. Its key and
-        // value are sliced inside the guard too: redb takes their bounds from the page
+        // value are sliced inside the guard too, once: redb takes their bounds from the page
         // unchecked, and slices them when asked, so a corrupted page panics there.
-        guard(|| {
+        guard(move || {
             let item = if back {
                 range.next_back()
             } else {
@@ -113,9 +113,8 @@ where
             };
             match item {
                 Some(Ok(entry)) => {
-                    let (k, v) = current.insert(entry);
-                    let _ = (k.value(), v.value());
-                    Ok(())
+                    let (k, v) = &*current.insert(entry);
+                    Ok(Some((k.value(), v.value())))
                 }
                 Some(Err(e)) => {
                     *current = None;
@@ -123,11 +122,10 @@ where
                 }
                 None => {
                     *current = None;
-                    Ok(())
+                    Ok(None)
                 }
             }
-        })?;
-        Ok(current.as_ref().map(|(k, v)| (k.value(), v.value())))
+        })
     }
 }
 

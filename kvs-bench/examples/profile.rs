@@ -13,7 +13,10 @@
 //! (`REPS` × 1,000 random keys), `unique` (as many lookups on a unique index), `index` (`REPS`
 //! × 20 lookups on a plain index, 100 hits each), `range` (`REPS` × 20 ranges of an integer
 //! index, 100 hits each), `page` (`REPS` × 20 pages of the newest 50 records) and `scan`
-//! (`REPS` / 50 walks of the whole table). Only `measure` is the loop: the load before it is
+//! (`REPS` / 50 walks of the whole table). `index_flat`, on raw redb only, runs `index`'s
+//! lookups through an index laid out as kvs lays out its own (a plain table of `city ++ 0 ++
+//! id` keys) instead of a multimap: the difference between the two raw runs is what kvs's
+//! index layout costs, the rest of kvs's difference is its layer's. Only `measure` is the loop: the load before it is
 //! left out by `--toggle-collect`. Divide callgrind's total by the calls to get a call's cost.
 
 use std::path::Path;
@@ -34,13 +37,14 @@ const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 const SCORE: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("users_score");
 const EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_email");
 const CITY: MultimapTableDefinition<&str, u64> = MultimapTableDefinition::new("users_city");
+const CITY_FLAT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("users_city_flat");
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [workload, system] = args.as_slice() else {
-        return Err("usage: profile get|unique|index|range|page|scan kvs|redb".into());
+        return Err("usage: profile get|unique|index|index_flat|range|page|scan kvs|redb".into());
     };
     let reps: usize = std::env::var("REPS").map_or(Ok(1000), |v| v.parse())?;
     let dir = std::env::temp_dir().join(format!("kvs-profile-{}", std::process::id()));
@@ -68,11 +72,19 @@ fn run(workload: &str, system: &str, reps: usize, dir: &Path) -> Res<()> {
                 let mut scores = write.open_multimap_table(SCORE)?;
                 let mut emails = write.open_table(EMAIL)?;
                 let mut cities = write.open_multimap_table(CITY)?;
+                // Only for the run that reads it: the others' figures stay those of the same
+                // file as before.
+                let mut flat = (workload == "index_flat")
+                    .then(|| write.open_table(CITY_FLAT))
+                    .transpose()?;
                 for u in &users {
                     records.insert(u.id, bincode::serialize(u)?.as_slice())?;
                     scores.insert(u.score, u.id)?;
                     emails.insert(u.email.as_str(), u.id)?;
                     cities.insert(u.city.as_str(), u.id)?;
+                    if let Some(flat) = &mut flat {
+                        flat.insert(flat_key(&u.city, u.id).as_slice(), &[][..])?;
+                    }
                 }
             }
             write.commit()?;
@@ -106,6 +118,15 @@ fn score_range(key: u64) -> std::ops::Range<u64> {
 /// The city of the user `key`.
 fn city(key: u64) -> String {
     data::city(key % data::cities(RECORDS))
+}
+
+/// The key of user `id`'s entry in `CITY_FLAT`: the city, a 0 byte, the id big-endian.
+fn flat_key(city: &str, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(city.len() + 9);
+    key.extend_from_slice(city.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
 }
 
 fn on_kvs(kvs: &Kvs, workload: &str, reps: usize, keys: &[u64]) -> Res<u64> {
@@ -188,6 +209,23 @@ fn on_redb(db: &Database, workload: &str, reps: usize, keys: &[u64]) -> Res<u64>
                 let mut found = Vec::new();
                 for id in ix.get(city.as_str())? {
                     found.push(decode(t.get(id?.value())?.ok_or("missing")?.value())?);
+                }
+                sum += found.len() as u64;
+            }
+        }
+        "index_flat" => {
+            for key in &keys[..reps * 20] {
+                let city = city(*key);
+                let r = db.begin_read()?;
+                let ix = r.open_table(CITY_FLAT)?;
+                let t = r.open_table(USERS)?;
+                let (lo, hi) = (flat_key(&city, 0), flat_key(&city, u64::MAX));
+                let mut found = Vec::new();
+                for entry in ix.range(lo.as_slice()..=hi.as_slice())? {
+                    let entry = entry?.0;
+                    let (_, id) = entry.value().split_last_chunk::<8>().ok_or("short key")?;
+                    let id = u64::from_be_bytes(*id);
+                    found.push(decode(t.get(id)?.ok_or("missing")?.value())?);
                 }
                 sum += found.len() as u64;
             }

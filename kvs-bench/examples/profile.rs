@@ -16,8 +16,9 @@
 //! (`REPS` / 50 walks of the whole table). `index_flat`, on raw redb only, runs `index`'s
 //! lookups through an index laid out as kvs lays out its own (a plain table of `city ++ 0 ++
 //! id` keys) instead of a multimap: the difference between the two raw runs is what kvs's
-//! index layout costs, the rest of kvs's difference is its layer's. Only `measure` is the loop: the load before it is
-//! left out by `--toggle-collect`. Divide callgrind's total by the calls to get a call's cost.
+//! index layout costs, the rest of kvs's difference is its layer's. Only `measure` is the
+//! loop: the load before it is left out by `--toggle-collect`. Divide callgrind's total by the
+//! calls to get a call's cost.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
